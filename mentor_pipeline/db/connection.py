@@ -1,0 +1,98 @@
+"""Which database: `DATABASE_URL` when set (Supabase in production), else an embedded PostgreSQL.
+
+The embedded server comes from the `pgserver` wheel, lives in a local data folder
+(`MENTOR_PIPELINE_PGDATA`, default `.pgdata/` in the project) and keeps running after the
+process that started it exits, so the CLI, the Dagster webserver, the daemon and run workers
+all share one server. Everything else asks `connect()` for a connection.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+
+class DatabaseError(RuntimeError):
+    """A database problem an operator can act on; the message is one line."""
+
+
+def project_root() -> Path:
+    package_parent = Path(__file__).resolve().parents[2]
+    if (package_parent / "pyproject.toml").exists():
+        return package_parent
+    return Path.cwd()
+
+
+def embedded_data_dir() -> Path:
+    configured = os.environ.get("MENTOR_PIPELINE_PGDATA")
+    return Path(configured) if configured else project_root() / ".pgdata"
+
+
+def database_url() -> str:
+    """The URL in use; starts the embedded server first when no DATABASE_URL is set."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    return _start_embedded_server(embedded_data_dir())
+
+
+def _start_embedded_server(data_dir: Path) -> str:
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - pgserver is a hard dependency
+        raise DatabaseError("pgserver is not installed: set DATABASE_URL or reinstall the package") from exc
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # cleanup_mode=None: leave the server running for the other processes that share it.
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
+    except Exception as exc:
+        raise DatabaseError(f"could not start embedded PostgreSQL in {data_dir}: {exc}") from exc
+    return server.get_uri()
+
+
+def stop_embedded_server(data_dir: Path | None = None) -> None:
+    """Stop the embedded server in `data_dir` if it runs (the demo and the tests call this)."""
+    import getpass
+
+    from pgserver._commands import pg_ctl
+
+    target = data_dir or embedded_data_dir()
+    if not (target / "postmaster.pid").exists():
+        return
+    # pgserver runs postgres as the 'pgserver' user when we are root.
+    user = "pgserver" if os.geteuid() == 0 else getpass.getuser()
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=target, user=user, timeout=30)
+    except Exception as exc:
+        raise DatabaseError(f"could not stop embedded PostgreSQL in {target}: {first_line(exc)}") from exc
+
+
+def connect(url: str | None = None, *, autocommit: bool = False, **kwargs) -> psycopg.Connection:
+    target = url or database_url()
+    try:
+        return psycopg.connect(target, autocommit=autocommit, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to {redact(target)}: {first_line(exc)}") from exc
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server URL pointing at another database (works for socket URLs too)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,11 @@
+"""The code location `workspace.yaml` loads: merges each domain's definitions."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mentor_pipeline.resources import AppDatabase
+
+core = dg.Definitions(resources={"app_db": AppDatabase()})
+
+defs = dg.Definitions.merge(core)

@@ -1,0 +1,229 @@
+-- Foundation: organisations, chapters, mentors, certifications, the website sync outbox
+-- (sync_queue) filled by a trigger in the same transaction as the status change, and the
+-- audit trail of status transitions.
+
+-- Supabase ships these roles; create them elsewhere (embedded and plain PostgreSQL) so the
+-- same files apply everywhere. A concurrent runner may win the race: that is fine.
+do $$
+declare
+    role_name text;
+begin
+    foreach role_name in array array['anon', 'authenticated', 'service_role'] loop
+        if not exists (select 1 from pg_roles where rolname = role_name) then
+            begin
+                execute format('create role %I nologin', role_name);
+            exception when duplicate_object or unique_violation then
+                null;
+            end;
+        end if;
+    end loop;
+end
+$$;
+
+create table organizations (
+    id uuid primary key default gen_random_uuid(),
+    code text not null unique,
+    name text not null,
+    -- Whether this organisation lists its mentors on a website fed by Dynamics.
+    website_sync_enabled boolean not null default false,
+    created_at timestamptz not null default now()
+);
+
+create table chapters (
+    id uuid primary key default gen_random_uuid(),
+    organization_id uuid not null references organizations (id),
+    name text not null,
+    unique (organization_id, name),
+    -- Lets mentors reference (chapter, organisation) so a mentor's chapter is in their organisation.
+    unique (id, organization_id)
+);
+
+create table mentors (
+    id uuid primary key default gen_random_uuid(),
+    organization_id uuid not null references organizations (id),
+    chapter_id uuid,
+    full_name text not null,
+    status text not null default 'active'
+        constraint mentors_status_check check (status in ('active', 'paused', 'expired_cert')),
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    foreign key (chapter_id, organization_id) references chapters (id, organization_id)
+);
+create index mentors_organization_status on mentors (organization_id, status);
+
+create table certifications (
+    id uuid primary key default gen_random_uuid(),
+    mentor_id uuid not null references mentors (id) on delete cascade,
+    issued_at timestamptz not null default now(),
+    expires_at timestamptz not null,
+    created_at timestamptz not null default now(),
+    constraint certifications_expires_after_issue check (expires_at > issued_at)
+);
+create index certifications_mentor_recent on certifications (mentor_id, issued_at desc, expires_at desc, id desc);
+
+-- The one definition of "a mentor's most recent certification": the latest issued
+-- (ties: the later expiry). Every rule that needs it reads this view.
+create view mentor_latest_certification with (security_invoker = true) as
+select distinct on (mentor_id)
+    mentor_id,
+    id as certification_id,
+    issued_at,
+    expires_at
+from certifications
+order by mentor_id, issued_at desc, expires_at desc, id desc;
+
+create function has_valid_certification(p_mentor_id uuid, p_at timestamptz default now())
+returns boolean
+language sql
+stable
+set search_path = public, pg_temp
+as $$
+    select coalesce(
+        (select expires_at > p_at from mentor_latest_certification where mentor_id = p_mentor_id),
+        false)
+$$;
+
+-- What the public website should show: an organisation with website sync, an active mentor,
+-- and a most recent certification that is still valid. Reconciliation compares against this.
+create view mentor_website_desired_state with (security_invoker = true) as
+select
+    m.id as mentor_id,
+    m.organization_id,
+    m.chapter_id,
+    m.status,
+    c.expires_at as certification_expires_at,
+    (m.status = 'active' and coalesce(c.expires_at > now(), false)) as should_be_listed
+from mentors m
+join organizations o on o.id = m.organization_id and o.website_sync_enabled
+left join mentor_latest_certification c on c.mentor_id = m.id;
+
+-- The transactional outbox. 'pending' rows wait for the processor; 'processing' rows are
+-- leased (locked_until) so a crashed processor's rows come back on their own.
+create table sync_queue (
+    id bigint generated always as identity primary key,
+    mentor_id uuid not null references mentors (id) on delete cascade,
+    operation text not null
+        constraint sync_queue_operation_check check (operation in ('add', 'remove', 'restore')),
+    triggered_by_event text not null default 'status_change'
+        constraint sync_queue_triggered_by_event_check check (triggered_by_event in (
+            'status_change', 'manual_coordinator_action', 'nightly_expiry', 'reconciliation', 'force_sync')),
+    status text not null default 'pending'
+        constraint sync_queue_status_check check (status in ('pending', 'processing', 'done', 'dead', 'superseded')),
+    attempts integer not null default 0,
+    available_at timestamptz not null default now(),
+    locked_until timestamptz,
+    last_error text,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    processed_at timestamptz
+);
+-- Idempotency guard: at most one pending row per mentor. A newer change rewrites that row.
+create unique index sync_queue_one_pending_per_mentor on sync_queue (mentor_id) where status = 'pending';
+-- Keeps "what is due" an index-only lookup while done rows pile up until they are archived.
+create index sync_queue_pending_due on sync_queue (available_at, id) where status = 'pending';
+create index sync_queue_processing_lease on sync_queue (locked_until) where status = 'processing';
+
+create table mentor_status_audit (
+    id bigint generated always as identity primary key,
+    mentor_id uuid not null references mentors (id) on delete cascade,
+    organization_id uuid not null references organizations (id),
+    old_status text not null,
+    new_status text not null,
+    triggered_by_event text not null,
+    -- The sync operation enqueued for the website, or null when nothing was enqueued.
+    sync_operation text,
+    warning text,
+    changed_at timestamptz not null default now()
+);
+create index mentor_status_audit_mentor on mentor_status_audit (mentor_id, changed_at);
+
+-- One reminder per mentor, threshold and certification expiry date: the unique constraint is
+-- what makes a re-run of the nightly job harmless.
+create table cert_expiry_reminders (
+    id bigint generated always as identity primary key,
+    mentor_id uuid not null references mentors (id) on delete cascade,
+    threshold_day integer not null constraint cert_expiry_reminders_threshold_positive check (threshold_day > 0),
+    certification_expiry_date date not null,
+    certification_id uuid references certifications (id) on delete set null,
+    run_date date,
+    created_at timestamptz not null default now(),
+    constraint cert_expiry_reminders_once unique (mentor_id, threshold_day, certification_expiry_date)
+);
+
+-- The outbox trigger. SECURITY DEFINER with a pinned search_path: the app updates statuses
+-- as Supabase's `authenticated` role, which cannot touch sync_queue, yet the enqueue must
+-- still happen in the same transaction.
+-- Callers mark their updates with `set local mentor_pipeline.triggered_by_event = '...'`
+-- (default 'status_change').
+create function enqueue_website_sync()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+    event text := coalesce(nullif(current_setting('mentor_pipeline.triggered_by_event', true), ''), 'status_change');
+    sync_enabled boolean;
+    wanted_operation text;
+    warning_text text;
+begin
+    select o.website_sync_enabled into sync_enabled from organizations o where o.id = new.organization_id;
+
+    if new.status in ('paused', 'expired_cert') then
+        wanted_operation := 'remove';
+    elsif new.status = 'active' and old.status in ('paused', 'expired_cert') then
+        -- Reinstated: the status alone proves nothing; the most recent certification decides.
+        if has_valid_certification(new.id) then
+            wanted_operation := 'restore';
+        else
+            warning_text := 'reinstated without a valid certification: website listing not restored';
+        end if;
+    end if;
+
+    if not sync_enabled then
+        wanted_operation := null;
+    end if;
+
+    if wanted_operation is not null then
+        begin
+            insert into sync_queue (mentor_id, operation, triggered_by_event)
+            values (new.id, wanted_operation, event)
+            on conflict (mentor_id) where status = 'pending' do update
+                set operation = excluded.operation,
+                    triggered_by_event = excluded.triggered_by_event,
+                    attempts = 0,
+                    available_at = now(),
+                    last_error = null,
+                    updated_at = now();
+        exception when check_violation then
+            raise exception 'invalid mentor_pipeline.triggered_by_event %: use status_change, manual_coordinator_action, nightly_expiry, reconciliation or force_sync', quote_literal(event)
+                using errcode = 'check_violation';
+        end;
+    end if;
+
+    insert into mentor_status_audit (mentor_id, organization_id, old_status, new_status, triggered_by_event, sync_operation, warning)
+    values (new.id, new.organization_id, old.status, new.status, event, wanted_operation, warning_text);
+    return null;
+end
+$$;
+
+create trigger mentors_enqueue_website_sync
+after update of status on mentors
+for each row
+when (old.status is distinct from new.status)
+execute function enqueue_website_sync();
+
+-- Row Level Security everywhere. No policies for anon/authenticated on the pipeline's tables:
+-- they see and change nothing there. The app's own policies for mentors and certifications
+-- belong to the app. The pipeline connects as the owner (or service_role), which bypasses RLS.
+alter table organizations enable row level security;
+alter table chapters enable row level security;
+alter table mentors enable row level security;
+alter table certifications enable row level security;
+alter table sync_queue enable row level security;
+alter table mentor_status_audit enable row level security;
+alter table cert_expiry_reminders enable row level security;
+
+revoke all on sync_queue, mentor_status_audit, cert_expiry_reminders from anon, authenticated;
+revoke all on mentor_latest_certification, mentor_website_desired_state from anon, authenticated;
+revoke execute on function enqueue_website_sync() from public, anon, authenticated;

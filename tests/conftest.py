@@ -1,0 +1,48 @@
+"""Shared fixtures: real PostgreSQL for every database test.
+
+With DATABASE_URL set the tests use that server; otherwise they start an embedded PostgreSQL
+(pgserver) in a temporary folder for the session. Each test gets its own database, copied from
+a migrated template, and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.support.db import create_migrated_template, drop_database, fresh_database, test_server
+
+DB_FIXTURES = {"db_url", "db", "admin_url", "migrated_template"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if DB_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory) -> str:
+    with test_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(admin_url) -> str:
+    name = create_migrated_template(admin_url)
+    yield name
+    drop_database(admin_url, name)
+
+
+@pytest.fixture
+def db_url(admin_url, migrated_template, monkeypatch) -> str:
+    with fresh_database(admin_url, migrated_template) as url:
+        # Code under test that calls mentor_pipeline.db.connect() lands in this database too.
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
+
+
+@pytest.fixture
+def db(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn

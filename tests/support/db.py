@@ -1,0 +1,60 @@
+"""Throwaway databases for tests: one migrated template per session, a fresh copy per test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+
+from mentor_pipeline.db.connection import stop_embedded_server, with_database, _start_embedded_server
+from mentor_pipeline.db.migrate import migrate
+
+
+@contextlib.contextmanager
+def test_server(scratch_dir: Path) -> Iterator[str]:
+    """Admin URL of the server under test: DATABASE_URL when set, else a fresh embedded server."""
+    configured = os.environ.get("DATABASE_URL", "").strip()
+    if configured:
+        yield configured
+        return
+    data_dir = scratch_dir / "pgdata"
+    url = _start_embedded_server(data_dir)
+    try:
+        yield url
+    finally:
+        stop_embedded_server(data_dir)
+
+
+def create_database(admin_url: str, template: str | None = None) -> str:
+    name = f"mp_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if template:
+            conn.execute(f'create database "{name}" template "{template}"')
+        else:
+            conn.execute(f'create database "{name}"')
+    return name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def create_migrated_template(admin_url: str) -> str:
+    name = create_database(admin_url)
+    migrate(with_database(admin_url, name))
+    return name
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str, template: str) -> Iterator[str]:
+    """URL of a new database copied from the migrated template, dropped afterwards."""
+    name = create_database(admin_url, template)
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        drop_database(admin_url, name)
