@@ -1,0 +1,251 @@
+"""The outbox trigger: status changes become sync_queue rows in the same transaction.
+
+Each test runs against a fresh, migrated database on a real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from tests.support.factories import certify, mentor, queue_rows, set_status
+
+
+def audit_rows(db, mentor_id):
+    return db.execute(
+        "select old_status, new_status, triggered_by_event, sync_operation, warning"
+        " from mentor_status_audit where mentor_id = %s order by id",
+        (mentor_id,),
+    ).fetchall()
+
+
+@pytest.mark.parametrize("new_status", ["paused", "expired_cert"])
+def test_leaving_active_enqueues_remove(db, new_status):
+    mentor_id = mentor(db)
+    set_status(db, mentor_id, new_status)
+
+    [row] = queue_rows(db, mentor_id)
+    assert (row["operation"], row["status"], row["triggered_by_event"]) == ("remove", "pending", "status_change")
+    assert row["attempts"] == 0
+    assert audit_rows(db, mentor_id) == [("active", new_status, "status_change", "remove", None)]
+
+
+@pytest.mark.parametrize("from_status", ["paused", "expired_cert"])
+def test_reinstated_with_valid_certification_enqueues_restore(db, from_status):
+    mentor_id = mentor(db, status=from_status, cert_expires_in=timedelta(days=90))
+    set_status(db, mentor_id, "active")
+
+    [row] = queue_rows(db, mentor_id)
+    assert row["operation"] == "restore"
+    assert audit_rows(db, mentor_id) == [(from_status, "active", "status_change", "restore", None)]
+
+
+@pytest.mark.parametrize(
+    "cert_expires_in", [timedelta(days=-1), timedelta(seconds=-1), None], ids=["expired", "just-expired", "none"]
+)
+def test_reinstated_without_valid_certification_is_a_recorded_no_op(db, cert_expires_in):
+    mentor_id = mentor(db, status="paused", cert_expires_in=cert_expires_in)
+    set_status(db, mentor_id, "active")
+
+    assert queue_rows(db, mentor_id) == []
+    [(old, new, event, operation, warning)] = audit_rows(db, mentor_id)
+    assert (old, new, operation) == ("paused", "active", None)
+    assert "without a valid certification" in warning
+
+
+def test_reinstatement_trusts_the_most_recent_certification_only(db):
+    # An older certification is still valid, but the newest one (a re-certification) has expired.
+    mentor_id = mentor(db, status="paused", cert_expires_in=timedelta(days=300))
+    certify(db, mentor_id, expires_in=timedelta(days=-2), issued_ago=timedelta(days=10))
+    set_status(db, mentor_id, "active")
+
+    assert queue_rows(db, mentor_id) == []
+    assert audit_rows(db, mentor_id)[0][4] is not None
+
+
+def test_organisation_without_website_sync_enqueues_nothing(db):
+    mentor_id = mentor(db, "NHF")
+    set_status(db, mentor_id, "paused")
+    set_status(db, mentor_id, "active")
+
+    assert queue_rows(db, mentor_id) == []
+    assert [row[3] for row in audit_rows(db, mentor_id)] == [None, None]
+
+
+def test_website_sync_is_data_not_a_name(db):
+    # A new organisation that turns sync on is synced without code changes; turning HLF off stops it.
+    other = mentor(db, "XYZ")
+    db.execute("update organizations set website_sync_enabled = true where code = 'XYZ'")
+    hlf = mentor(db, "HLF")
+    db.execute("update organizations set website_sync_enabled = false where code = 'HLF'")
+    set_status(db, other, "paused")
+    set_status(db, hlf, "paused")
+
+    assert [r["operation"] for r in queue_rows(db, other)] == ["remove"]
+    assert queue_rows(db, hlf) == []
+
+
+def test_rolled_back_status_change_leaves_no_queue_row(db_url, db):
+    mentor_id = mentor(db)
+    with psycopg.connect(db_url) as conn:
+        set_status(conn, mentor_id, "paused")
+        assert len(queue_rows(conn, mentor_id)) == 1  # visible inside the transaction
+        conn.rollback()
+
+    assert queue_rows(db, mentor_id) == []
+    assert audit_rows(db, mentor_id) == []
+    assert db.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0] == "active"
+
+
+def test_rapid_pause_reinstate_pause_leaves_one_pending_remove(db):
+    mentor_id = mentor(db)
+    for status in ["paused", "active", "paused"]:
+        set_status(db, mentor_id, status)
+
+    [row] = queue_rows(db, mentor_id)
+    assert (row["operation"], row["status"]) == ("remove", "pending")
+    assert len(audit_rows(db, mentor_id)) == 3
+
+
+def test_newest_wanted_state_wins_while_pending(db):
+    mentor_id = mentor(db)
+    set_status(db, mentor_id, "paused")
+    db.execute("update sync_queue set attempts = 3, last_error = 'HTTP 503' where mentor_id = %s", (mentor_id,))
+    set_status(db, mentor_id, "active")
+
+    [row] = queue_rows(db, mentor_id)
+    # A new wanted state is new work: its retry budget starts again.
+    assert (row["operation"], row["attempts"], row["last_error"]) == ("restore", 0, None)
+
+
+def test_change_while_a_row_is_processing_adds_a_new_pending_row(db):
+    mentor_id = mentor(db)
+    set_status(db, mentor_id, "paused")
+    db.execute("update sync_queue set status = 'processing', locked_until = now() + interval '1 minute'")
+    set_status(db, mentor_id, "active")
+
+    rows = queue_rows(db, mentor_id)
+    assert [(r["operation"], r["status"]) for r in rows] == [("remove", "processing"), ("restore", "pending")]
+
+
+def test_one_pending_row_per_mentor_is_enforced_by_the_database(db):
+    mentor_id = mentor(db)
+    set_status(db, mentor_id, "paused")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("insert into sync_queue (mentor_id, operation) values (%s, 'add')", (mentor_id,))
+
+
+def test_same_status_and_other_columns_do_not_fire(db):
+    mentor_id = mentor(db)
+    set_status(db, mentor_id, "paused")
+    set_status(db, mentor_id, "paused")
+    db.execute("update mentors set full_name = 'Renamed' where id = %s", (mentor_id,))
+
+    assert len(queue_rows(db, mentor_id)) == 1
+    assert len(audit_rows(db, mentor_id)) == 1
+
+
+def test_invalid_status_is_rejected_and_nothing_is_enqueued(db):
+    mentor_id = mentor(db)
+    with pytest.raises(psycopg.errors.CheckViolation, match="mentors_status_check"):
+        set_status(db, mentor_id, "on_holiday")
+
+    assert queue_rows(db, mentor_id) == []
+    assert db.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0] == "active"
+
+
+def test_caller_marks_updates_as_manual_coordinator_action(db_url, db):
+    mentor_id = mentor(db)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("set local mentor_pipeline.triggered_by_event = 'manual_coordinator_action'")
+        set_status(conn, mentor_id, "paused")
+
+    [row] = queue_rows(db, mentor_id)
+    assert row["triggered_by_event"] == "manual_coordinator_action"
+    assert audit_rows(db, mentor_id)[0][2] == "manual_coordinator_action"
+    # SET LOCAL ends with the transaction: the next change is an ordinary status change.
+    set_status(db, mentor_id, "expired_cert")
+    assert queue_rows(db, mentor_id)[0]["triggered_by_event"] == "status_change"
+
+
+def test_unknown_event_setting_fails_the_update_with_a_clear_error(db_url, db):
+    mentor_id = mentor(db)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("set local mentor_pipeline.triggered_by_event = 'cron'")
+        with pytest.raises(psycopg.errors.CheckViolation, match="invalid mentor_pipeline.triggered_by_event 'cron'"):
+            set_status(conn, mentor_id, "paused")
+
+    assert queue_rows(db, mentor_id) == []
+    assert db.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0] == "active"
+
+
+def test_concurrent_updates_of_one_mentor_serialise_into_one_pending_row(db_url, db):
+    mentor_id = mentor(db)
+    first = psycopg.connect(db_url)
+    second = psycopg.connect(db_url)
+    try:
+        set_status(first, mentor_id, "paused")  # holds the mentor's row lock, uncommitted
+        done = threading.Event()
+
+        def second_writer():
+            set_status(second, mentor_id, "expired_cert")  # waits for `first`
+            second.commit()
+            done.set()
+
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        assert not done.wait(0.5), "second update must wait for the first transaction"
+        first.commit()
+        thread.join(10)
+        assert done.is_set()
+    finally:
+        first.close()
+        second.close()
+
+    [row] = queue_rows(db, mentor_id)
+    assert (row["operation"], row["status"]) == ("remove", "pending")
+    assert [r[1] for r in audit_rows(db, mentor_id)] == ["paused", "expired_cert"]
+
+
+def test_concurrent_enqueue_from_trigger_and_reconciliation_keeps_one_pending_row(db_url, db):
+    mentor_id = mentor(db)
+    app = psycopg.connect(db_url)
+    pipeline = psycopg.connect(db_url)
+    try:
+        set_status(app, mentor_id, "paused")  # trigger's pending row, uncommitted
+        result = {}
+
+        def reconciliation_enqueue():
+            pipeline.execute(
+                "insert into sync_queue (mentor_id, operation, triggered_by_event) values (%s, 'add', 'reconciliation')"
+                " on conflict (mentor_id) where status = 'pending' do update set operation = excluded.operation,"
+                " triggered_by_event = excluded.triggered_by_event",
+                (mentor_id,),
+            )
+            pipeline.commit()
+            result["done"] = True
+
+        thread = threading.Thread(target=reconciliation_enqueue)
+        thread.start()
+        thread.join(0.5)
+        assert "done" not in result, "the unique index makes the second writer wait"
+        app.commit()
+        thread.join(10)
+        assert result.get("done")
+    finally:
+        app.close()
+        pipeline.close()
+
+    assert len([r for r in queue_rows(db, mentor_id) if r["status"] == "pending"]) == 1
+
+
+def test_many_mentors_each_get_their_own_row(db):
+    mentors = [mentor(db) for _ in range(20)]
+    db.execute("update mentors set status = 'paused'")
+
+    rows = queue_rows(db)
+    assert sorted(r["mentor_id"] for r in rows) == sorted(mentors)
+    assert {r["operation"] for r in rows} == {"remove"}

@@ -1,0 +1,83 @@
+"""Small builders for rows the tests need. They insert through plain SQL, like the app does."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def organization(conn: psycopg.Connection, code: str = "HLF", *, website_sync_enabled: bool | None = None) -> uuid.UUID:
+    """The organisation with this code, created when missing (HLF syncs, others do not by default)."""
+    sync = (code == "HLF") if website_sync_enabled is None else website_sync_enabled
+    row = conn.execute(
+        "insert into organizations (code, name, website_sync_enabled) values (%s, %s, %s)"
+        " on conflict (code) do update set code = excluded.code returning id",
+        (code, f"{code} test organisation", sync),
+    ).fetchone()
+    return row[0]
+
+
+def chapter(conn: psycopg.Connection, org_code: str = "HLF", name: str | None = None) -> uuid.UUID:
+    org_id = organization(conn, org_code)
+    name = name or f"{org_code} Oslo"
+    row = conn.execute(
+        "insert into chapters (organization_id, name) values (%s, %s)"
+        " on conflict (organization_id, name) do update set name = excluded.name returning id",
+        (org_id, name),
+    ).fetchone()
+    return row[0]
+
+
+def mentor(
+    conn: psycopg.Connection,
+    org_code: str = "HLF",
+    *,
+    status: str = "active",
+    cert_expires_in: timedelta | None = timedelta(days=365),
+    full_name: str = "Test Mentor",
+    now: datetime | None = None,
+) -> uuid.UUID:
+    """A mentor with one certification expiring `cert_expires_in` from now (None: no certification)."""
+    chapter_id = chapter(conn, org_code)
+    mentor_id = conn.execute(
+        "insert into mentors (organization_id, chapter_id, full_name, status)"
+        " select organization_id, id, %s, %s from chapters where id = %s returning id",
+        (full_name, status, chapter_id),
+    ).fetchone()[0]
+    if cert_expires_in is not None:
+        certify(conn, mentor_id, expires_in=cert_expires_in, now=now)
+    return mentor_id
+
+
+def certify(
+    conn: psycopg.Connection,
+    mentor_id: uuid.UUID,
+    *,
+    expires_in: timedelta,
+    issued_ago: timedelta = timedelta(days=700),
+    now: datetime | None = None,
+) -> uuid.UUID:
+    now = now or datetime.now(timezone.utc)
+    expires_at = now + expires_in
+    issued_at = min(now - issued_ago, expires_at - timedelta(seconds=1))
+    return conn.execute(
+        "insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s) returning id",
+        (mentor_id, issued_at, expires_at),
+    ).fetchone()[0]
+
+
+def set_status(conn: psycopg.Connection, mentor_id: uuid.UUID, status: str) -> None:
+    conn.execute("update mentors set status = %s where id = %s", (status, mentor_id))
+
+
+def queue_rows(conn: psycopg.Connection, mentor_id: uuid.UUID | None = None) -> list[dict]:
+    """sync_queue rows (all, or one mentor's) as dicts, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        if mentor_id is None:
+            cur.execute("select * from sync_queue order by id")
+        else:
+            cur.execute("select * from sync_queue where mentor_id = %s order by id", (mentor_id,))
+        return cur.fetchall()
