@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import dagster as dg
 import psycopg
 
 from mentor_pipeline.db import connect
+from mentor_pipeline.dynamics.settings import DEFAULT_AUTHORITY, DynamicsSettings
 
 
 class AppDatabase(dg.ConfigurableResource):
@@ -19,3 +24,77 @@ class AppDatabase(dg.ConfigurableResource):
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
         return connect(self.url or None, autocommit=autocommit)
+
+
+class DynamicsResource(dg.ConfigurableResource):
+    """HLF's Dataverse org. In definitions every field comes from the environment (EnvVar)."""
+
+    url: str
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    authority: str = DEFAULT_AUTHORITY
+    entity_set: str = "contacts"
+    key_attribute: str = "hlf_mentorid"
+    listed_attribute: str = "hlf_websitelisted"
+    chapter_attribute: str = "hlf_chaptername"
+    # Bounded parallelism keeps us far below Dataverse's 52 concurrent requests per user.
+    max_in_flight: int = 4
+    timeout_seconds: float = 30.0
+
+    def settings(self) -> DynamicsSettings:
+        return DynamicsSettings(
+            url=self.url,
+            tenant_id=self.tenant_id,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            authority=self.authority,
+            entity_set=self.entity_set,
+            key_attribute=self.key_attribute,
+            listed_attribute=self.listed_attribute,
+            chapter_attribute=self.chapter_attribute,
+        )
+
+    @contextlib.contextmanager
+    def open_client(self) -> Iterator["DataverseClient"]:  # noqa: F821 - imported lazily
+        from mentor_pipeline.dynamics import DataverseClient
+
+        with DataverseClient(self.settings(), max_in_flight=self.max_in_flight, timeout=self.timeout_seconds) as client:
+            yield client
+
+
+_OPTIONAL_DYNAMICS_ENV = {
+    "authority": "DYNAMICS_AUTHORITY",
+    "entity_set": "DYNAMICS_ENTITY_SET",
+    "key_attribute": "DYNAMICS_KEY_ATTRIBUTE",
+    "listed_attribute": "DYNAMICS_LISTED_ATTRIBUTE",
+    "chapter_attribute": "DYNAMICS_CHAPTER_ATTRIBUTE",
+}
+
+
+def dynamics_from_env() -> DynamicsResource:
+    """The resource as definitions use it: values resolved from the environment at run time."""
+    optional = {field: dg.EnvVar(var) for field, var in _OPTIONAL_DYNAMICS_ENV.items() if os.environ.get(var)}
+    return DynamicsResource(
+        url=dg.EnvVar("DYNAMICS_URL"),
+        tenant_id=dg.EnvVar("DYNAMICS_TENANT_ID"),
+        client_id=dg.EnvVar("DYNAMICS_CLIENT_ID"),
+        client_secret=dg.EnvVar("DYNAMICS_CLIENT_SECRET"),
+        **optional,
+    )
+
+
+def dynamics_resource_for(settings: DynamicsSettings, **options) -> DynamicsResource:
+    """A resource for explicit settings (the break-glass CLI and tests)."""
+    return DynamicsResource(
+        url=settings.url,
+        tenant_id=settings.tenant_id,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        authority=settings.authority,
+        entity_set=settings.entity_set,
+        key_attribute=settings.key_attribute,
+        listed_attribute=settings.listed_attribute,
+        chapter_attribute=settings.chapter_attribute,
+        **options,
+    )

@@ -1,0 +1,46 @@
+"""Credential health check run at the start of every scheduled run (seed risk: silent rotation).
+
+One failed WhoAmI alerts at once, naming the cause (wrong or expired secret), never the
+secret itself; we do not wait for N consecutive failures.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.dynamics.errors import (
+    DynamicsAuthError,
+    DynamicsError,
+    ExpiredClientSecret,
+    InvalidClientSecret,
+)
+
+logger = logging.getLogger("mentor_pipeline.health")
+
+_AUTH_ADVICE = {
+    InvalidClientSecret: ("dynamics_auth_wrong_secret", "Dynamics rejected the client secret (AADSTS7000215): "
+                          "ask HLF IT for the current secret and update DYNAMICS_CLIENT_SECRET."),
+    ExpiredClientSecret: ("dynamics_auth_expired_secret", "the Dynamics client secret has expired (AADSTS7000222): "
+                          "ask HLF IT to issue a new secret and update DYNAMICS_CLIENT_SECRET."),
+}
+
+
+def check_dynamics_credentials(dynamics, alerts: AlertSink, log: logging.Logger | None = None) -> bool:
+    """WhoAmI against Dataverse. True when healthy; alerts and returns False otherwise."""
+    log = log or logger
+    try:
+        with dynamics.open_client() as client:
+            client.whoami()
+    except DynamicsAuthError as exc:
+        kind, summary = _AUTH_ADVICE.get(type(exc), ("dynamics_auth_failed", f"Dynamics authentication failed: {exc}"))
+        log.error(summary)
+        alerts.alert(kind, summary)
+        return False
+    except DynamicsError as exc:
+        summary = f"Dynamics health check failed: {exc}"
+        log.error(summary)
+        alerts.alert("dynamics_unreachable", summary)
+        return False
+    log.info("Dynamics credentials are valid (WhoAmI succeeded)")
+    return True
