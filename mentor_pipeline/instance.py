@@ -1,0 +1,58 @@
+"""A local Dagster instance (dagster.yaml) for the demo and the end-to-end tests.
+
+Production uses the repository's dagster.yaml; this one keeps the same shape (PostgreSQL
+storage, queued runs, threaded sensors) but points at a database on the local server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from mentor_pipeline.db.connection import with_database
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    """URL of database `name` on the server of `server_url`, created when missing."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'create database "{name}"')
+    return with_database(server_url, name)
+
+
+def write_instance_yaml(dagster_home: Path, storage_url: str, *, queued: bool = True) -> Path:
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    coordinator = (
+        "run_coordinator:\n"
+        "  module: dagster._core.run_coordinator\n"
+        "  class: QueuedRunCoordinator\n"
+        "  config:\n"
+        "    dequeue_use_threads: true\n"
+        "    dequeue_interval_seconds: 1\n"
+        if queued
+        else "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
+    )
+    text = (
+        "storage:\n"
+        "  postgres:\n"
+        f"    postgres_url: \"{storage_url}\"\n"
+        f"{coordinator}"
+        "concurrency:\n"
+        "  runs:\n"
+        "    max_concurrent_runs: 4\n"
+        "sensors:\n"
+        "  use_threads: true\n"
+        "  num_workers: 4\n"
+        "schedules:\n"
+        "  use_threads: true\n"
+        "run_monitoring:\n"
+        "  enabled: true\n"
+        "  poll_interval_seconds: 30\n"
+        "telemetry:\n"
+        "  enabled: false\n"
+    )
+    path = dagster_home / "dagster.yaml"
+    path.write_text(text)
+    return path
