@@ -171,7 +171,8 @@ create function record_sync_outcomes(
     p_max_attempts integer,
     p_backoff_base interval,
     p_backoff_max interval)
-returns table (id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz, last_error text)
+returns table (id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
+               last_error text, processed_at timestamptz)
 language plpgsql
 set search_path = public, pg_temp
 as $$
@@ -231,7 +232,7 @@ begin
                        end
                   from decided d
                  where q.id = d.id
-                returning q.id, q.mentor_id, q.status, q.attempts, q.available_at, q.last_error
+                returning q.id, q.mentor_id, q.status, q.attempts, q.available_at, q.last_error, q.processed_at
             ),
             listing as (
                 -- The confirmed write is what the website listing now is.
@@ -257,9 +258,10 @@ begin
         end;
     end loop;
     return query
-        select x.id, x.mentor_id, x.status, x.attempts, x.available_at, x.last_error
+        select x.id, x.mentor_id, x.status, x.attempts, x.available_at, x.last_error, x.processed_at
           from jsonb_to_recordset(recorded)
-               as x(id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz, last_error text);
+               as x(id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
+                    last_error text, processed_at timestamptz);
 end
 $$;
 

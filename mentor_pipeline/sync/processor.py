@@ -1,0 +1,280 @@
+"""The queue processor: claim a batch, re-read what is right now, push it through `$batch`,
+record the outcome per row. Plain Python: the Dagster asset, the break-glass CLI and force
+sync / reconciliation all call `drain_queue`.
+
+Protocol (docs/design/sync.md):
+1. claim (one committed statement: rows become 'processing' under a lease and a token);
+2. re-read `mentor_website_desired_state` for the claimed mentors: a row whose operation is no
+   longer right (a `restore` for a mentor paused again since) is superseded, not applied;
+3. send the rest through `client.apply_updates` (`$batch`, bounded concurrency), outside any
+   transaction, while a heartbeat thread extends the lease (429 waits can be long);
+4. record every row at once (done / retry with backoff / dead / superseded), fenced by the token.
+An auth failure releases the batch untouched (pending, attempts unchanged), alerts at once and
+stops the drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg
+
+from mentor_pipeline.dynamics.errors import (
+    DynamicsAuthError,
+    DynamicsError,
+    ExpiredClientSecret,
+    InvalidClientSecret,
+)
+from mentor_pipeline.dynamics.results import ListingUpdate, UpdateOutcome, UpdateResult
+from mentor_pipeline.sync import queue
+from mentor_pipeline.sync.queue import Outcome, QueuePolicy, QueueRow
+from mentor_pipeline.sync.report import DrainReport, RowOutcome
+
+logger = logging.getLogger("mentor_pipeline.sync")
+
+LISTING_OPERATIONS = {"add": True, "restore": True, "remove": False}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one claimed row, given the mentor's current desired state."""
+
+    row: QueueRow
+    listed: bool | None  # the value to write; None: nothing to write
+    reason: str | None = None  # why nothing is written
+
+    @property
+    def apply(self) -> bool:
+        return self.listed is not None
+
+
+def plan_batch(rows: Sequence[QueueRow], desired: Mapping[uuid.UUID, bool]) -> list[Decision]:
+    """Pure: the queue says what to do, the database (`desired`) says whether it is still right."""
+    decisions = []
+    for row in rows:
+        wanted = LISTING_OPERATIONS[row.operation]
+        if row.mentor_id not in desired:
+            decisions.append(Decision(row, None, "the mentor's organisation has no website sync: nothing to write"))
+        elif desired[row.mentor_id] != wanted:
+            now = "listed" if desired[row.mentor_id] else "unlisted"
+            decisions.append(Decision(row, None, f"{row.operation} is no longer right: the mentor should be {now} now"))
+        else:
+            decisions.append(Decision(row, wanted))
+    return decisions
+
+
+class Alerts:
+    """What drain_queue needs from an alert sink (mentor_pipeline.alerts.AlertSink fits)."""
+
+    def alert(self, kind: str, summary: str, details: dict | None = None) -> object: ...  # pragma: no cover
+
+
+def drain_queue(
+    connect: Callable[[], psycopg.Connection],
+    client,
+    *,
+    alerts: Alerts | None = None,
+    log: logging.Logger | None = None,
+    policy: QueuePolicy = QueuePolicy(),
+    max_batches: int | None = None,
+    time_budget_seconds: float | None = None,
+    archive: bool = True,
+) -> DrainReport:
+    """Process due sync_queue rows until none is due (or a limit is reached); returns the report.
+
+    `connect` opens a new connection to the app database (it is switched to autocommit);
+    `client` is an open `DataverseClient` (anything with its `apply_updates`). Several
+    drains may run at once, in threads or processes: claims never overlap.
+    """
+    log = log or logger
+    report = DrainReport()
+    started = time.monotonic()
+    conn = connect()
+    conn.autocommit = True
+    keeper = _LeaseKeeper(connect, policy.lease, log)
+    try:
+        while True:
+            if max_batches is not None and report.batches >= max_batches:
+                report.stopped_reason = f"stopped after {max_batches} batches"
+                break
+            if time_budget_seconds is not None and time.monotonic() - started > time_budget_seconds:
+                report.stopped_reason = f"stopped after the {time_budget_seconds:.0f} s time budget; the sensor starts the next run"
+                break
+            token = uuid.uuid4()
+            rows = queue.claim_batch(conn, policy.batch_size, policy.lease, token)
+            if not rows:
+                break
+            report.batches += 1
+            with keeper.holding(token):
+                stop = _process_batch(conn, client, rows, token, policy, report, alerts, log)
+            if stop:
+                break
+        if archive:
+            report.archived = queue.archive_finished(conn, policy)
+    finally:
+        keeper.close()
+        conn.close()
+    report.seconds = time.monotonic() - started
+    dead = [row for row in report.rows if row.result == "dead"]
+    if dead and alerts is not None:
+        alerts.alert(
+            "sync_dead_rows",
+            f"{len(dead)} website sync change(s) gave up and need a person: {dead[0].reason}",
+            {"rows": [{"queue_id": r.queue_id, "mentor_id": str(r.mentor_id), "reason": r.reason} for r in dead[:20]]},
+        )
+    log.info(report.summary())
+    return report
+
+
+def _process_batch(
+    conn: psycopg.Connection,
+    client,
+    rows: list[QueueRow],
+    token: uuid.UUID,
+    policy: QueuePolicy,
+    report: DrainReport,
+    alerts: Alerts | None,
+    log: logging.Logger,
+) -> bool:
+    """One claimed batch, start to finish. Returns True when the drain must stop."""
+    decisions = plan_batch(rows, queue.desired_listing(conn, [row.mentor_id for row in rows]))
+    to_apply = [d for d in decisions if d.apply]
+    outcomes: dict[int, Outcome] = {
+        d.row.id: Outcome(d.row.id, "superseded", d.reason) for d in decisions if not d.apply
+    }
+    results: dict[int, UpdateResult] = {}
+    stop = False
+    if to_apply:
+        try:
+            answers = client.apply_updates([ListingUpdate(str(d.row.mentor_id), bool(d.listed)) for d in to_apply])
+        except DynamicsAuthError as exc:
+            # Nothing was written for sure and nothing is wrong with the rows: put them back
+            # untouched and stop; the alert goes out now, not after N failures.
+            for d in to_apply:
+                outcomes[d.row.id] = Outcome(d.row.id, "release", f"not sent: {exc}")
+            report.auth_error = str(exc)
+            report.stopped_reason = "Dynamics authentication failed"
+            kind = {InvalidClientSecret: "dynamics_auth_wrong_secret",
+                    ExpiredClientSecret: "dynamics_auth_expired_secret"}.get(type(exc), "dynamics_auth_failed")
+            log.error("website sync stopped: %s", exc)
+            if alerts is not None:
+                alerts.alert(kind, f"website sync stopped, {len(rows)} change(s) left pending: {exc}",
+                             {"pending_rows_released": len(to_apply)})
+            stop = True
+        except DynamicsError as exc:
+            # Dataverse unreachable or answering garbage: every row of the batch tries again
+            # later with backoff; more batches now would only meet the same wall.
+            for d in to_apply:
+                outcomes[d.row.id] = Outcome(d.row.id, "retry", f"{type(exc).__name__}: {exc}")
+            report.stopped_reason = f"Dynamics error: {exc}"
+            log.warning("website sync batch failed, rows will be retried: %s", exc)
+            stop = True
+        else:
+            for d, answer in zip(to_apply, answers):
+                results[d.row.id] = answer
+                outcomes[d.row.id] = _outcome_for(d, answer)
+    recorded = {r.id: r for r in queue.record_outcomes(conn, token, list(outcomes.values()), policy)}
+
+    lost = []
+    for d in decisions:
+        answer = results.get(d.row.id)
+        waits = answer.rate_limit_waits if answer else 0
+        report.rate_limit_waits += waits
+        row = recorded.get(d.row.id)
+        if row is None:
+            if d.row.id in results:
+                lost.append(d)
+            report.rows.append(RowOutcome.of(d.row, "lease_lost", d.listed, "the lease ran out before the outcome was recorded", None, waits))
+            continue
+        outcome = outcomes[d.row.id]
+        result = {"done": "applied", "pending": "released" if outcome.outcome == "release" else "retry"}.get(row.status, row.status)
+        lag = (row.processed_at - d.row.created_at).total_seconds() if row.status == "done" and row.processed_at else None
+        report.rows.append(RowOutcome.of(d.row, result, d.listed, row.last_error, lag, waits, attempts=row.attempts))
+    if lost:
+        # Another processor took these rows over after our lease ran out, and our write may
+        # land after theirs. Queue one more write of whatever is right by then, so the last
+        # write to Dynamics is always a fresh one.
+        with conn.transaction():
+            queue.enqueue_desired(conn, [d.row.mentor_id for d in lost], "reconciliation")
+        log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
+    return stop
+
+
+def _outcome_for(decision: Decision, answer: UpdateResult) -> Outcome:
+    row_id = decision.row.id
+    if answer.outcome == UpdateOutcome.APPLIED:
+        return Outcome(row_id, "done", listed=decision.listed)
+    if answer.outcome == UpdateOutcome.NOT_FOUND:
+        return Outcome(
+            row_id, "dead",
+            f"mentor {decision.row.mentor_id} has no contact in Dynamics ({answer.code}); the pipeline never "
+            "creates contacts: add the contact with this mentor id in Dynamics, then force-sync the mentor",
+        )
+    throttled = answer.code == "unavailable" and "(429)" in (answer.message or "")
+    return Outcome(row_id, "retry", f"{answer.code}: {answer.message}", consume_attempt=not throttled)
+
+
+class _LeaseKeeper:
+    """Extends the lease of the batch in flight every third of the lease, on its own connection."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], lease: timedelta, log: logging.Logger):
+        self._connect = connect
+        self._lease = lease
+        self._log = log
+        self._token: uuid.UUID | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def holding(self, token: uuid.UUID):
+        keeper = self
+
+        class _Hold:
+            def __enter__(self):
+                with keeper._lock:
+                    keeper._token = token
+                keeper._start()
+
+            def __exit__(self, *exc_info):
+                with keeper._lock:
+                    keeper._token = None
+
+        return _Hold()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sync-lease-keeper", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        interval = max(self._lease.total_seconds() / 3, 0.05)
+        conn = None
+        try:
+            while not self._wake.wait(interval):
+                with self._lock:
+                    token = self._token
+                if token is None:
+                    continue
+                try:
+                    if conn is None or conn.closed:
+                        conn = self._connect()
+                        conn.autocommit = True
+                    queue.extend_lease(conn, token, self._lease)
+                except psycopg.Error as exc:  # the next beat tries again; the lease is the backstop
+                    self._log.warning("could not extend the sync lease: %s", exc)
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
