@@ -1,0 +1,120 @@
+"""The `website_listing` asset: what HLF's public website lists, kept in step with sync_queue.
+
+One asset, several ways in (dispatch on the job): `website_sync_job` (the sensor: drain the
+queue), force sync from the UI (config `mentor_ids` / `dry_run`) and `nightly_reconciliation_job`
+(issue 6 adds those branches; keep each branch a call into plain Python).
+"""
+
+
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.resources import AppDatabase, DynamicsResource
+from mentor_pipeline.sync.processor import drain_queue
+from mentor_pipeline.sync.queue import QueuePolicy, enqueue_desired
+from mentor_pipeline.sync.report import DrainReport
+
+WEBSITE_SYNC_JOB = "website_sync_job"
+
+
+class SyncSettings(dg.ConfigurableResource):
+    """The processor's claim/lease/retry policy (mentor_pipeline.sync.queue.QueuePolicy)."""
+
+    batch_size: int = 1000
+    lease_seconds: float = 120.0
+    max_attempts: int = 8
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 3600.0
+    # One run drains what is due, but hands over to the next sensor-started run after this long.
+    time_budget_seconds: float = 600.0
+
+    def policy(self) -> QueuePolicy:
+        return QueuePolicy(
+            batch_size=self.batch_size,
+            lease=timedelta(seconds=self.lease_seconds),
+            max_attempts=self.max_attempts,
+            backoff_base=timedelta(seconds=self.backoff_base_seconds),
+            backoff_max=timedelta(seconds=self.backoff_max_seconds),
+        )
+
+
+class WebsiteListingConfig(dg.Config):
+    mentor_ids: list[str] = Field(
+        default=[],
+        description="Force sync: write these mentors' current desired listing to Dynamics now (empty: drain the queue).",
+    )
+    dry_run: bool = Field(default=False, description="Report what would be written without writing anything.")
+
+
+@dg.asset(
+    name="website_listing",
+    description=(
+        "HLF's public chapter website listing in Dynamics 365 (contact.hlf_websitelisted per mentor), kept in "
+        "step with mentor status through sync_queue. The confirmed state per mentor is in website_listing_state. "
+        "Power Pages shows a Dataverse change within 15 minutes of the write."
+    ),
+    group_name="website_sync",
+    owners=["team:hlf-website-sync"],
+    kinds={"dynamics365", "postgres"},
+)
+def website_listing(
+    context: dg.AssetExecutionContext,
+    config: WebsiteListingConfig,
+    app_db: AppDatabase,
+    dynamics: DynamicsResource,
+    alerts: AlertSink,
+    sync_settings: SyncSettings,
+) -> dg.MaterializeResult:
+    if config.dry_run:
+        raise dg.Failure(description="dry_run is not implemented yet (force sync arrives with issue 6); nothing was written.")
+    if config.mentor_ids:
+        # Force sync: queue the current desired state of these mentors, then drain as usual.
+        with app_db.connect() as conn, conn.transaction():
+            queued = enqueue_desired(conn, config.mentor_ids, "force_sync")
+        context.log.info("force sync: queued %d of %d mentor(s)", len(queued), len(config.mentor_ids))
+    report = drain(context, app_db, dynamics, alerts, sync_settings)
+    return materialize_result(report)
+
+
+def drain(context, app_db: AppDatabase, dynamics: DynamicsResource, alerts: AlertSink,
+          sync_settings: SyncSettings) -> DrainReport:
+    """Drain the queue into Dynamics; fails the run (after alerting) on an auth failure."""
+    with dynamics.open_client() as client:
+        report = drain_queue(
+            app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
+            time_budget_seconds=sync_settings.time_budget_seconds,
+        )
+    if report.auth_error:
+        raise dg.Failure(
+            description=f"Dynamics authentication failed; every claimed change was put back as pending: {report.auth_error}",
+            metadata=report_metadata(report),
+        )
+    return report
+
+
+def report_metadata(report: DrainReport) -> dict[str, dg.MetadataValue]:
+    lag = report.lag_percentiles()
+    metadata: dict[str, dg.MetadataValue] = {
+        "applied": dg.MetadataValue.int(report.applied),
+        "skipped_superseded": dg.MetadataValue.int(report.superseded),
+        "retried": dg.MetadataValue.int(report.retried),
+        "dead": dg.MetadataValue.int(report.dead),
+        "released": dg.MetadataValue.int(report.released),
+        "batches": dg.MetadataValue.int(report.batches),
+        "rate_limit_waits": dg.MetadataValue.int(report.rate_limit_waits),
+        "duration_seconds": dg.MetadataValue.float(round(report.seconds, 3)),
+        "changes": dg.MetadataValue.md(report.changes_markdown()),
+    }
+    for name, value in lag.items():
+        if value is not None:
+            metadata[f"lag_{name}_seconds"] = dg.MetadataValue.float(round(value, 3))
+    if report.stopped_reason:
+        metadata["stopped_reason"] = dg.MetadataValue.text(report.stopped_reason)
+    return metadata
+
+
+def materialize_result(report: DrainReport) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=report_metadata(report))
