@@ -263,15 +263,15 @@ class DataverseClient:
                                    headers={"Accept": "application/json"})
 
         try:
-            response, _ = self._with_retries(send, "the token request to Entra ID", count_request=False)
+            response, _ = self._with_retries(send, "the token request", count_request=False, service="Entra ID")
         except DynamicsUnavailable as exc:
             raise DynamicsUnavailable(
                 f"{exc} Check DYNAMICS_AUTHORITY ({self.settings.authority}) is reachable.", status=exc.status
             ) from None
         return response
 
-    def _with_retries(self, send: Callable[[], httpx.Response], what: str,
-                      count_request: bool = True) -> tuple[httpx.Response, int]:
+    def _with_retries(self, send: Callable[[], httpx.Response], what: str, count_request: bool = True,
+                      service: str = "Dataverse") -> tuple[httpx.Response, int]:
         failures = 0
         waits = 0
         while True:
@@ -284,7 +284,7 @@ class DataverseClient:
                 problem = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
                 if failures > self.max_retries:
                     raise DynamicsUnavailable(
-                        f"{what} {problem} {failures} times in a row: Dataverse is not answering; "
+                        f"{what} {problem} {failures} times in a row: {service} is not answering; "
                         "the pipeline will retry on its next run.", rate_limit_waits=waits) from None
                 self.stats.add(retries=1)
                 self._sleep(self._backoff_delay(failures))
@@ -304,7 +304,7 @@ class DataverseClient:
                 failures += 1
                 if failures > self.max_retries:
                     raise DynamicsUnavailable(
-                        f"Dataverse answered HTTP {status} to {what} {failures} times in a row: the service "
+                        f"{service} answered HTTP {status} to {what} {failures} times in a row: the service "
                         "is unavailable; the pipeline will retry on its next run.",
                         status=status, rate_limit_waits=waits)
                 self.stats.add(retries=1)

@@ -1,0 +1,50 @@
+"""`mentor-pipeline emulator`: a local Dataverse + Entra ID stand-in for demos and tests."""
+
+from __future__ import annotations
+
+import argparse
+
+from mentor_pipeline.emulator.options import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_TENANT_ID,
+    EmulatorOptions,
+)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "emulator",
+        help="run the Dataverse emulator (token endpoint, Web API, public page)",
+        description="Serves Entra ID's token endpoint and the Dataverse Web API on one port, with "
+                    "service protection limits and a public page per chapter at /.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
+    parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET,
+                        help="the secret clients must present (default: the emulator's demo secret)")
+    parser.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
+    parser.add_argument("--seed-contacts", type=int, default=0, metavar="N",
+                        help="start with N listed contacts m000001... (unless the state file has contacts)")
+    parser.add_argument("--request-limit", type=int, default=6000, metavar="N",
+                        help="requests per user per 5-minute window (Dataverse's default 6000)")
+    parser.add_argument("--concurrency-limit", type=int, default=52, metavar="N")
+    parser.add_argument("--token-lifetime", type=int, default=3599, metavar="SECONDS")
+    parser.add_argument("--state-file", metavar="PATH", help="load contacts from and save them to this JSON file")
+    parser.add_argument("--portal-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="how long the public page lags Dataverse (Power Pages: up to 900)")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from mentor_pipeline.emulator.server import run
+
+    options = EmulatorOptions(
+        host=args.host, port=args.port, tenant_id=args.tenant_id, client_id=args.client_id,
+        client_secret=args.client_secret, seed_contacts=args.seed_contacts, request_limit=args.request_limit,
+        concurrency_limit=args.concurrency_limit, token_lifetime=args.token_lifetime,
+        state_file=args.state_file, portal_delay=args.portal_delay,
+    )
+    run(options, announce=lambda line: print(line, flush=True))
+    return 0
