@@ -1,0 +1,113 @@
+"""Status-update throughput with and without the outbox trigger, in the same run.
+
+pgbench (shipped with pgserver) drives several clients that flip random HLF mentors between
+`active` and `paused`, one transaction per update. Rounds alternate trigger on / off so drift on
+a noisy machine hits both sides; we report the median of each side and their ratio.
+Target (issue 2): at most 15% fewer updates per second with the trigger.
+
+    .venv/bin/python bench/bench_outbox_trigger.py [--clients 4] [--seconds 10] [--rounds 3]
+Uses DATABASE_URL's server when set, else the embedded one; creates and drops its own database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+
+from mentor_pipeline.db import database_url  # noqa: E402
+from mentor_pipeline.db.connection import with_database  # noqa: E402
+from mentor_pipeline.db.migrate import migrate  # noqa: E402
+from tests.support.db import create_database, drop_database  # noqa: E402
+
+SCRIPT = """\\set n random(1, {mentors})
+update mentors set status = case when status = 'active' then 'paused' else 'active' end
+ where id = (select id from bench_mentor_ids where n = :n);
+"""
+
+
+def pgbench_binary() -> str:
+    import pgserver._commands as commands
+
+    bundled = commands.POSTGRES_BIN_PATH / "pgbench"
+    return str(bundled) if bundled.exists() else "pgbench"
+
+
+def prepare(url: str, mentors: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("insert into organizations (code, name, website_sync_enabled) values ('HLF', 'HLF', true)")
+        conn.execute("insert into chapters (organization_id, name) select id, 'Oslo' from organizations")
+        conn.execute(
+            "insert into mentors (organization_id, chapter_id, full_name)"
+            " select c.organization_id, c.id, 'Mentor ' || g from chapters c, generate_series(1, %s) g",
+            (mentors,),
+        )
+        conn.execute(
+            "insert into certifications (mentor_id, issued_at, expires_at)"
+            " select id, now() - interval '1 year', now() + interval '1 year' from mentors"
+        )
+        conn.execute("create table bench_mentor_ids as select row_number() over () as n, id from mentors")
+        conn.execute("alter table bench_mentor_ids add primary key (n)")
+        conn.execute("vacuum analyze")
+
+
+def run_round(url: str, script: Path, clients: int, seconds: int) -> float:
+    result = subprocess.run(
+        [pgbench_binary(), "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-f", str(script), url],
+        capture_output=True, text=True, check=True,
+    )
+    match = re.search(r"tps = ([\d.]+)", result.stdout)
+    if not match:
+        raise RuntimeError(f"unexpected pgbench output:\n{result.stdout}\n{result.stderr}")
+    return float(match.group(1))
+
+
+def set_trigger(url: str, enabled: bool) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        action = "enable" if enabled else "disable"
+        conn.execute(f"alter table mentors {action} trigger mentors_enqueue_website_sync")
+        conn.execute("vacuum analyze mentors, sync_queue, mentor_status_audit")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mentors", type=int, default=10_000)
+    args = parser.parse_args()
+
+    server = os.environ.get("DATABASE_URL") or database_url()
+    name = create_database(server)
+    url = with_database(server, name)
+    try:
+        migrate(url)
+        prepare(url, args.mentors)
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+            handle.write(SCRIPT.format(mentors=args.mentors))
+        script = Path(handle.name)
+        with_trigger, without_trigger = [], []
+        for round_number in range(args.rounds):
+            for enabled, bucket in ((False, without_trigger), (True, with_trigger)):
+                set_trigger(url, enabled)
+                tps = run_round(url, script, args.clients, args.seconds)
+                bucket.append(tps)
+                print(f"round {round_number + 1}: trigger {'on ' if enabled else 'off'} {tps:8.0f} updates/s", flush=True)
+        on, off = statistics.median(with_trigger), statistics.median(without_trigger)
+        print(f"\nmedian updates/s: without trigger {off:.0f}, with trigger {on:.0f}")
+        print(f"with/without ratio {on / off:.3f}  ->  {100 * (1 - on / off):.1f}% fewer updates/s with the trigger (target <= 15%)")
+    finally:
+        drop_database(server, name)
+
+
+if __name__ == "__main__":
+    main()
