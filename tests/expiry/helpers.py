@@ -1,0 +1,118 @@
+"""Builders and snapshots for the expiry tests: certifications placed on Oslo wall-clock times."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from tests.support.factories import mentor
+
+OSLO = ZoneInfo("Europe/Oslo")
+# A past night (the run refuses future dates); summer time, so Oslo is UTC+2.
+RUN_DATE = date(2026, 6, 15)
+
+
+def oslo(y: int, m: int, d: int, hh: int = 12, mm: int = 0, ss: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, ss, tzinfo=OSLO)
+
+
+def expiring_on(run_date: date, days_left: int, hour: int = 12) -> datetime:
+    """An instant `days_left` Oslo calendar days after `run_date`, at `hour` Oslo time."""
+    day = run_date + timedelta(days=days_left)
+    return oslo(day.year, day.month, day.day, hour)
+
+
+def add_certification(conn: psycopg.Connection, mentor_id: uuid.UUID, expires_at: datetime,
+                      issued_at: datetime | None = None) -> uuid.UUID:
+    issued_at = issued_at or expires_at - timedelta(days=730)
+    return conn.execute(
+        "insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s) returning id",
+        (mentor_id, issued_at, expires_at),
+    ).fetchone()[0]
+
+
+def mentor_expiring(conn: psycopg.Connection, expires_at: datetime | None, *, org: str = "HLF",
+                    status: str = "active", name: str | None = None) -> uuid.UUID:
+    mentor_id = mentor(conn, org, status=status, cert_expires_in=None, full_name=name or f"Mentor {uuid.uuid4().hex[:6]}")
+    if expires_at is not None:
+        add_certification(conn, mentor_id, expires_at)
+    return mentor_id
+
+
+def reminders_of(conn: psycopg.Connection, mentor_id: uuid.UUID) -> list[tuple[int, date]]:
+    return conn.execute(
+        "select threshold_day, certification_expiry_date from cert_expiry_reminders where mentor_id = %s"
+        " order by certification_expiry_date, threshold_day desc",
+        (mentor_id,),
+    ).fetchall()
+
+
+def status_of(conn: psycopg.Connection, mentor_id: uuid.UUID) -> str:
+    return conn.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0]
+
+
+def run_expiry_sql(conn: psycopg.Connection, run_date: date = RUN_DATE) -> None:
+    from mentor_pipeline.expiry.run import run_nightly_expiry
+
+    run_nightly_expiry(conn, run_date)
+
+
+def outcome(conn: psycopg.Connection) -> dict[str, list]:
+    """Everything a run produces, keyed by names rather than generated ids, for comparing databases."""
+    queries = {
+        "statuses": "select m.full_name, m.status from mentors m order by 1",
+        "reminders": "select m.full_name, r.threshold_day, r.certification_expiry_date, r.run_date"
+                     " from cert_expiry_reminders r join mentors m on m.id = r.mentor_id order by 1, 2, 3",
+        "notifications": "select m.full_name, n.threshold_day, n.certification_expiry_date, n.chapter_id, n.message"
+                         " from coordinator_notifications n join mentors m on m.id = n.mentor_id order by 1, 2, 3",
+        "notification_reminder_links": "select count(*) from coordinator_notifications n"
+                                       " join cert_expiry_reminders r on r.id = n.reminder_id"
+                                       " and (r.mentor_id, r.threshold_day, r.certification_expiry_date)"
+                                       " = (n.mentor_id, n.threshold_day, n.certification_expiry_date)",
+        "sync_queue": "select m.full_name, q.operation, q.triggered_by_event, q.status"
+                      " from sync_queue q join mentors m on m.id = q.mentor_id order by 1, 2",
+        "audit": "select m.full_name, a.old_status, a.new_status, a.triggered_by_event, a.sync_operation"
+                 " from mentor_status_audit a join mentors m on m.id = a.mentor_id order by 1, a.id",
+        "certification_state": "select m.full_name, s.bucket, s.days_left, s.status, s.run_date"
+                               " from certification_state s join mentors m on m.id = s.mentor_id order by 1",
+    }
+    return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+# A mix that exercises every rule: per organisation, one mentor per (status, days_left) pair.
+SCENARIO_DAYS = [None, -400, -30, -1, 0, 1, 5, 6, 7, 8, 13, 14, 15, 29, 30, 31, 60, 365]
+SCENARIO_STATUSES = ["active", "paused", "expired_cert"]
+
+
+def build_scenario(conn: psycopg.Connection, run_date: date = RUN_DATE) -> None:
+    for org in ["HLF", "NHF"]:
+        for status in SCENARIO_STATUSES:
+            for days in SCENARIO_DAYS:
+                expires_at = None if days is None else expiring_on(run_date, days)
+                mentor_expiring(conn, expires_at, org=org, status=status, name=f"{org} {status} {days}")
+
+
+def cli(*args: str, db_url: str, **popen) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": db_url}
+    return subprocess.Popen([sys.executable, "-m", "mentor_pipeline.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for_lock_waiters(conn: psycopg.Connection, count: int, timeout: float = 30.0) -> list[int]:
+    """Backend pids of sessions (other than ours) waiting on a lock in this database."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [pid for (pid,) in conn.execute(
+            "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+            " and wait_event_type = 'Lock' order by pid").fetchall()]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} sessions waiting on a lock within {timeout}s")
