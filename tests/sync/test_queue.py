@@ -1,0 +1,251 @@
+"""The claim/lease/outcome protocol in SQL, against real PostgreSQL (no HTTP here)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from mentor_pipeline.sync import queue
+from mentor_pipeline.sync.queue import Outcome, QueuePolicy
+from tests.sync.helpers import FAST, hlf_mentors, queue_statuses, set_statuses
+from tests.support.factories import queue_rows, set_status
+
+LEASE = timedelta(seconds=30)
+
+
+def claim(db, limit=100, lease=LEASE):
+    token = uuid.uuid4()
+    return token, queue.claim_batch(db, limit, lease, token)
+
+
+def expire_leases(db):
+    db.execute("update sync_queue set locked_until = now() - interval '1 second' where status = 'processing'")
+
+
+def test_claim_leases_due_rows_oldest_first_and_commits(db, db_url):
+    mentors = hlf_mentors(db, 3)
+    set_statuses(db, mentors, "paused")
+    token, rows = claim(db, limit=2)
+
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    assert len(rows) == 2 and all(r.status == "processing" and r.lease_token == token for r in rows)
+    # Committed: another session sees the lease, and claims only what is left.
+    with psycopg.connect(db_url, autocommit=True) as other:
+        _, more = claim(other)
+        assert [r.id for r in more] == [max(r["id"] for r in queue_rows(db))]
+        _, none = claim(other)
+        assert none == []
+
+
+def test_claim_skips_rows_not_yet_due(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    db.execute("update sync_queue set available_at = now() + interval '1 hour'")
+    assert claim(db)[1] == []
+    assert queue.due_summary(db).due_count == 0
+
+
+def test_a_newer_pending_row_waits_while_the_mentor_has_a_row_in_flight(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    _, [first] = claim(db)
+    set_status(db, mentor, "active")  # reinstated: a new pending 'restore' next to the processing row
+
+    assert [r["status"] for r in queue_rows(db, mentor)] == ["processing", "pending"]
+    assert claim(db)[1] == []  # never two rows of one mentor in flight
+    with pytest.raises(psycopg.errors.UniqueViolation):  # and the database enforces it
+        db.execute("update sync_queue set status = 'processing' where status = 'pending'")
+
+
+def test_expired_lease_is_claimable_again_and_counts_as_an_attempt(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    old_token, [row] = claim(db)
+    expire_leases(db)
+
+    new_token, [again] = claim(db)
+    assert again.id == row.id and again.lease_token == new_token != old_token
+    assert again.attempts == 1 and "lease expired" in again.last_error
+    # The first processor comes back late: its outcome is fenced off by the token.
+    assert queue.record_outcomes(db, old_token, [Outcome(row.id, "done", listed=False)], FAST) == []
+    [recorded] = queue.record_outcomes(db, new_token, [Outcome(row.id, "done", listed=False)], FAST)
+    assert recorded.status == "done"
+
+
+def test_stale_lease_with_a_newer_pending_row_is_superseded_not_reapplied(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    _, [stale] = claim(db)  # this processor dies mid-HTTP
+    set_status(db, mentor, "active")  # newer wish: restore
+    expire_leases(db)
+
+    _, claimed = claim(db)
+    assert [(r.operation, r.status) for r in claimed] == [("restore", "processing")]
+    rows = {r["id"]: r for r in queue_rows(db, mentor)}
+    assert rows[stale.id]["status"] == "superseded"
+    assert "superseded by newer row" in rows[stale.id]["last_error"]
+
+
+def test_extend_lease_keeps_rows_held(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    token, _ = claim(db, lease=timedelta(milliseconds=300))
+    for _ in range(3):
+        time.sleep(0.15)
+        assert queue.extend_lease(db, token, timedelta(milliseconds=300)) == 1
+    assert claim(db)[1] == []  # still held after 0.45 s > the 0.3 s lease
+    assert queue.extend_lease(db, uuid.uuid4(), LEASE) == 0
+
+
+def test_retry_backs_off_exponentially_then_dies(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    policy = QueuePolicy(max_attempts=3, backoff_base=timedelta(seconds=10), backoff_max=timedelta(seconds=15))
+    delays = []
+    for attempt in range(1, 4):
+        db.execute("update sync_queue set available_at = now() where status = 'pending'")
+        token, [row] = claim(db)
+        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503: down")], policy)
+        assert rec.attempts == attempt
+        if rec.status == "pending":
+            (delay,) = db.execute("select extract(epoch from available_at - now()) from sync_queue where id = %s",
+                                  (row.id,)).fetchone()
+            delays.append(float(delay))
+    assert rec.status == "dead" and rec.last_error == "gave up after 3 attempts: HTTP 503: down"
+    assert 9 < delays[0] <= 10 and 14 < delays[1] <= 15  # 10 s, then 20 s capped at 15 s
+
+
+def test_throttled_retry_does_not_consume_an_attempt(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    for _ in range(5):
+        db.execute("update sync_queue set available_at = now() where status = 'pending'")
+        token, [row] = claim(db)
+        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "429", consume_attempt=False)], FAST)
+    assert (rec.status, rec.attempts) == ("pending", 0)
+
+
+def test_retry_while_a_newer_row_is_pending_supersedes_the_old_row(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    token, [row] = claim(db)
+    set_status(db, mentor, "active")
+    [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503")], FAST)
+    assert rec.status == "superseded"
+    assert [r["status"] for r in queue_rows(db, mentor)] == ["superseded", "pending"]
+
+
+def test_release_puts_rows_back_untouched(db):
+    mentors = hlf_mentors(db, 3)
+    set_statuses(db, mentors, "paused")
+    token, rows = claim(db)
+    recorded = queue.record_outcomes(db, token, [Outcome(r.id, "release", "auth") for r in rows], FAST)
+    assert {(r.status, r.attempts) for r in recorded} == {("pending", 0)}
+    assert queue.due_summary(db).due_count == 3
+
+
+def test_done_records_the_listing_state(db):
+    [mentor] = hlf_mentors(db, 1)
+    set_status(db, mentor, "paused")
+    token, [row] = claim(db)
+    queue.record_outcomes(db, token, [Outcome(row.id, "done", listed=False)], FAST)
+    state = queue.listing_state(db)[mentor]
+    assert (state.listed, state.last_queue_id) == (False, row.id)
+
+
+def test_enqueue_keeps_one_pending_row_per_mentor(db):
+    [a, b] = hlf_mentors(db, 2)
+    queue.enqueue(db, [(a, "remove"), (b, "add"), (a, "add")], "reconciliation")
+    queue.enqueue(db, [(b, "remove")], "force_sync")
+    rows = {r["mentor_id"]: r for r in queue_rows(db)}
+    assert len(queue_rows(db)) == 2
+    assert (rows[a]["operation"], rows[a]["triggered_by_event"]) == ("add", "reconciliation")
+    assert (rows[b]["operation"], rows[b]["triggered_by_event"]) == ("remove", "force_sync")
+    with pytest.raises(ValueError):
+        queue.enqueue(db, [(a, "add")], "because")
+
+
+def test_enqueue_desired_reads_the_view_and_leaves_out_orgs_without_sync(db):
+    [listed] = hlf_mentors(db, 1)
+    [paused] = hlf_mentors(db, 1, status="paused")
+    [nhf] = hlf_mentors(db, 1, org="NHF")
+    queue.enqueue_desired(db, [listed, paused, nhf], "force_sync")
+    assert {r["mentor_id"]: r["operation"] for r in queue_rows(db)} == {listed: "add", paused: "remove"}
+
+
+def test_archive_moves_old_finished_rows_only(db):
+    mentors = hlf_mentors(db, 3)
+    set_statuses(db, mentors, "paused")
+    token, rows = claim(db, limit=2)
+    queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=False) for r in rows], FAST)
+    db.execute("update sync_queue set processed_at = now() - interval '8 days' where id = %s", (rows[0].id,))
+
+    assert queue.archive_finished(db, QueuePolicy()) == 1
+    assert queue_statuses(db) == {"done": 1, "pending": 1}
+    assert db.execute("select id, status from sync_queue_archive").fetchall() == [(rows[0].id, "done")]
+
+
+def test_due_summary_counts_due_rows_and_expired_leases(db):
+    mentors = hlf_mentors(db, 3)
+    set_statuses(db, mentors, "paused")
+    claim(db, limit=1)
+    expire_leases(db)
+    due = queue.due_summary(db)
+    assert (due.due_count, due.expired_leases) == (2, 1)
+    assert due.max_due_id == max(r["id"] for r in queue_rows(db))
+
+
+def test_sensor_check_is_an_index_only_scan(db):
+    mentors = hlf_mentors(db, 50)
+    set_statuses(db, mentors, "paused")
+    db.execute("vacuum analyze sync_queue")
+    db.execute("set enable_seqscan = off")
+    plans = [
+        db.execute("explain select count(*) from sync_queue where status = 'pending' and available_at <= now()").fetchall(),
+        db.execute("explain select count(*) from sync_queue where status = 'processing' and locked_until < now()").fetchall(),
+    ]
+    for plan in plans:
+        assert "Index Only Scan" in "\n".join(line for (line,) in plan)
+
+
+def test_concurrent_claimers_never_share_a_row(db_url, db):
+    mentors = hlf_mentors(db, 600)
+    set_statuses(db, mentors, "paused")
+    claimed: list[list[int]] = []
+    lock = threading.Lock()
+
+    def worker():
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            while True:
+                _, rows = claim(conn, limit=25)
+                if not rows:
+                    return
+                with lock:
+                    claimed.append([r.id for r in rows])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for batch in claimed for i in batch]
+    assert len(ids) == len(set(ids)) == 600
+
+
+def test_rls_and_grants_keep_app_roles_out(db):
+    for table in ("website_listing_state", "sync_queue_archive"):
+        (rls,) = db.execute("select relrowsecurity from pg_class where relname = %s", (table,)).fetchone()
+        assert rls
+    db.execute("set role authenticated")
+    try:
+        for statement in ("select * from website_listing_state", "select * from sync_queue_archive",
+                          "select * from claim_sync_batch(1, '1 minute', gen_random_uuid())"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(statement)
+    finally:
+        db.execute("reset role")
