@@ -70,8 +70,9 @@ def outcome(conn: psycopg.Connection) -> dict[str, list]:
         "statuses": "select m.full_name, m.status from mentors m order by 1",
         "reminders": "select m.full_name, r.threshold_day, r.certification_expiry_date, r.run_date"
                      " from cert_expiry_reminders r join mentors m on m.id = r.mentor_id order by 1, 2, 3",
-        "notifications": "select m.full_name, n.threshold_day, n.certification_expiry_date, n.chapter_id, n.message"
-                         " from coordinator_notifications n join mentors m on m.id = n.mentor_id order by 1, 2, 3",
+        "notifications": "select m.full_name, n.threshold_day, n.certification_expiry_date, c.name, n.message"
+                         " from coordinator_notifications n join mentors m on m.id = n.mentor_id"
+                         " left join chapters c on c.id = n.chapter_id order by 1, 2, 3",
         "notification_reminder_links": "select count(*) from coordinator_notifications n"
                                        " join cert_expiry_reminders r on r.id = n.reminder_id"
                                        " and (r.mentor_id, r.threshold_day, r.certification_expiry_date)"
