@@ -130,8 +130,14 @@ def print_welcome(dagster_url: str, emulator_url: str, logs: Path) -> None:
     say("")
 
 
+def _raise_keyboard_interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def _wait_for_ctrl_c(started) -> None:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Explicit handlers: a shell that starts us in the background ignores SIGINT otherwise.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         while all(process.poll() is None for process in started):
             time.sleep(1)

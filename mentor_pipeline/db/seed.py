@@ -43,6 +43,13 @@ def stable_id(*parts: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, "/".join(parts))
 
 
+def demo_name(slot: int) -> str:
+    """Unique for the first 2 * len(FIRST_NAMES) slots, so the README can name a mentor."""
+    first = FIRST_NAMES[slot % len(FIRST_NAMES)]
+    last = LAST_NAMES[(slot + slot // len(FIRST_NAMES)) % len(LAST_NAMES)]
+    return f"{first} {last}"
+
+
 def demo_mentors() -> list[DemoMentor]:
     mentors = []
     slot = 0
@@ -50,7 +57,7 @@ def demo_mentors() -> list[DemoMentor]:
         for chapter_name in chapter_names:
             for _ in range(8 if org_code == "HLF" else 5):
                 days = CERTIFICATION_STAGES[slot % len(CERTIFICATION_STAGES)]
-                name = f"{FIRST_NAMES[slot % len(FIRST_NAMES)]} {LAST_NAMES[slot % len(LAST_NAMES)]}"
+                name = demo_name(slot)
                 # Mirrors the app: an expired certification has already moved the mentor to
                 # expired_cert, and every seventh mentor is on a break.
                 if days is not None and days < 0:
