@@ -1,0 +1,136 @@
+"""Several processors at once, a processor killed mid-batch, and the app never blocked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+
+from mentor_pipeline.sync import QueuePolicy, drain_queue
+from tests.support.factories import queue_rows, set_status
+from tests.sync.helpers import hlf_mentors, listed_in_dynamics, queue_statuses, seed_contacts, sent_writes, set_statuses
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def test_four_processors_apply_2000_rows_each_exactly_once(db, connect, emulator):
+    mentors = hlf_mentors(db, 2000)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    policy = QueuePolicy(batch_size=100, lease=timedelta(seconds=30))
+    reports, errors = [], []
+
+    def processor():
+        try:
+            with emulator.client(batch_size=50, max_in_flight=2) as client:
+                reports.append(drain_queue(connect, client, policy=policy, archive=False))
+        except Exception as exc:  # pragma: no cover - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=processor) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert queue_statuses(db) == {"done": 2000}  # none lost
+    writes = Counter(mentor for mentor, _ in sent_writes(emulator))
+    assert len(writes) == 2000 and set(writes.values()) == {1}  # each applied once
+    assert set(listed_in_dynamics(emulator).values()) == {False}
+    assert sum(r.applied for r in reports) == 2000
+    assert sum(1 for r in reports if r.applied) >= 2, "the processors did not actually share the work"
+
+
+def test_processor_killed_mid_batch_another_finishes_after_the_lease(db, db_url, connect, emulator):
+    mentors = hlf_mentors(db, 120)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    emulator.admin.set_faults(latency=0.3)  # each $batch of 10 takes 0.3 s: the child is slow
+    env = {**os.environ, **emulator.env(), "DATABASE_URL": db_url, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, "-m", "tests.sync.drain_child", "60", "1.5"], cwd=REPO, env=env)
+    try:
+        # Kill it once it has written some of its batch to Dynamics but not recorded it.
+        wait_for(lambda: len(sent_writes(emulator)) >= 25)
+        processing = queue_statuses(db).get("processing", 0)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert processing > 0, "the child was not mid-batch"
+    # While the dead processor's rows are leased, some mentors change again.
+    reinstated = mentors[:5]
+    set_statuses(db, reinstated, "active")
+    emulator.admin.clear_faults()
+
+    # The survivor finds nothing it may take until the lease runs out, then takes it all.
+    time.sleep(1.6)
+    with emulator.client() as client:
+        report = drain_queue(connect, client, policy=QueuePolicy(batch_size=500, lease=timedelta(seconds=30)))
+
+    statuses = queue_statuses(db)
+    assert set(statuses) <= {"done", "superseded"} and statuses.get("done", 0) >= 120  # nothing lost
+    final = listed_in_dynamics(emulator)
+    for mentor in mentors:
+        assert final[str(mentor)] is (mentor in reinstated), mentor
+    # Re-applied rows wrote the same value again: nothing ended in a different state.
+    for mentor, listed in sent_writes(emulator):
+        if listed is True:
+            assert mentor in {str(m) for m in reinstated}
+    # The killed batch was re-sent by the survivor (same value: update-only PATCHes are idempotent).
+    assert report.applied > 0 and any(n > 1 for n in Counter(m for m, _ in sent_writes(emulator)).values())
+    for mentor in reinstated:
+        assert [r["status"] for r in queue_rows(db, mentor)][-1] == "done"
+
+
+def test_app_status_update_is_not_blocked_while_a_processor_is_mid_http(db, db_url, connect, emulator):
+    [mentor] = hlf_mentors(db, 1)
+    seed_contacts(emulator, [mentor])
+    set_status(db, mentor, "paused")
+    emulator.admin.set_faults(latency=1.5)
+    result = {}
+
+    def processor():
+        with emulator.client() as client:
+            result["report"] = drain_queue(connect, client, policy=QueuePolicy(lease=timedelta(seconds=30)))
+
+    thread = threading.Thread(target=processor)
+    thread.start()
+    wait_for(lambda: queue_statuses(db).get("processing"))
+    time.sleep(0.3)  # the $batch is now in flight
+
+    with psycopg.connect(db_url) as app:
+        app.execute("set lock_timeout = '200ms'")
+        app.execute("set statement_timeout = '500ms'")
+        started = time.monotonic()
+        app.execute("update mentors set status = 'active' where id = %s", (mentor,))  # enqueues a restore
+        app.commit()
+        took = time.monotonic() - started
+    assert took < 0.5
+    assert [r["status"] for r in queue_rows(db, mentor)] == ["processing", "pending"]
+    emulator.admin.clear_faults()
+    thread.join(timeout=30)
+
+    # The in-flight remove finished, then the newer restore ran after it: in order.
+    assert sent_writes(emulator) == [(str(mentor), False), (str(mentor), True)]
+    assert listed_in_dynamics(emulator)[str(mentor)] is True
+    assert [r.result for r in result["report"].rows] == ["applied", "applied"]
