@@ -233,10 +233,11 @@ class DataverseClient:
         """Send one Web API request; returns the final response and the 429 waits it took."""
         refreshed = False
         waits = 0
+        sent_with: list[str] = []  # the token each attempt carried, to drop the right one on 401
 
         def send() -> httpx.Response:
             token = self._tokens.token()
-            send.token = token  # type: ignore[attr-defined]
+            sent_with.append(token)
             request_headers = {**ODATA_HEADERS, "Authorization": f"Bearer {token}", **(headers or {})}
             return self._http.request(method, url, headers=request_headers, content=content)
 
@@ -251,7 +252,7 @@ class DataverseClient:
                         status=401,
                     )
                 # Tokens can be revoked or expire server-side before our renewal time.
-                self._tokens.invalidate(send.token)  # type: ignore[attr-defined]
+                self._tokens.invalidate(sent_with[-1])
                 refreshed = True
                 continue
             return response, waits
