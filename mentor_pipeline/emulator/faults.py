@@ -44,22 +44,19 @@ class FaultInjector:
         self.faults = Faults()
 
     def take_error(self) -> int | None:
-        f = self.faults
-        if f.fail_next > 0:
-            f.fail_next -= 1
-            return f.error_status
-        if f.error_rate and self._random.random() < f.error_rate:
-            return f.error_status
-        return None
+        return self.faults.error_status if self._take("fail_next", "error_rate") else None
 
     def take_hang(self) -> float | None:
-        f = self.faults
-        if f.timeout_next > 0:
-            f.timeout_next -= 1
-            return f.hang_seconds
-        if f.timeout_rate and self._random.random() < f.timeout_rate:
-            return f.hang_seconds
-        return None
+        return self.faults.hang_seconds if self._take("timeout_next", "timeout_rate") else None
+
+    def _take(self, countdown: str, rate: str) -> bool:
+        """Deterministic faults (the next N requests) first, then the random share."""
+        left = getattr(self.faults, countdown)
+        if left > 0:
+            setattr(self.faults, countdown, left - 1)
+            return True
+        share = getattr(self.faults, rate)
+        return bool(share) and self._random.random() < share
 
     def take_malformed(self) -> str | None:
         return self.faults.malformed_next.pop(0) if self.faults.malformed_next else None
