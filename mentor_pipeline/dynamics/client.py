@@ -142,7 +142,7 @@ class DataverseClient:
         self, updates: Sequence[ListingUpdate], *, batch_size: int | None = None
     ) -> list[UpdateResult]:
         """Send updates in `$batch` requests (continue-on-error); results in input order."""
-        size = batch_size or self.batch_size
+        size = min(batch_size or self.batch_size, MAX_BATCH_SIZE)
         chunks = [list(updates[i : i + size]) for i in range(0, len(updates), size)]
         results: list[UpdateResult | None] = [None] * len(updates)
         with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="dataverse") as pool:
