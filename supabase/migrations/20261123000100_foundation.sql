@@ -72,14 +72,15 @@ select distinct on (mentor_id)
 from certifications
 order by mentor_id, issued_at desc, expires_at desc, id desc;
 
+-- Schema-qualified instead of a pinned search_path, so the planner can inline it (the
+-- trigger calls it on every reinstatement).
 create function has_valid_certification(p_mentor_id uuid, p_at timestamptz default now())
 returns boolean
 language sql
 stable
-set search_path = public, pg_temp
 as $$
     select coalesce(
-        (select expires_at > p_at from mentor_latest_certification where mentor_id = p_mentor_id),
+        (select lc.expires_at > p_at from public.mentor_latest_certification lc where lc.mentor_id = p_mentor_id),
         false)
 $$;
 
@@ -97,6 +98,15 @@ from mentors m
 join organizations o on o.id = m.organization_id and o.website_sync_enabled
 left join mentor_latest_certification c on c.mentor_id = m.id;
 
+-- Why a sync_queue row exists. One list, used by the column's check and by the trigger.
+create function sync_trigger_events()
+returns text[]
+language sql
+immutable
+as $$
+    select array['status_change', 'manual_coordinator_action', 'nightly_expiry', 'reconciliation', 'force_sync']
+$$;
+
 -- The transactional outbox. 'pending' rows wait for the processor; 'processing' rows are
 -- leased (locked_until) so a crashed processor's rows come back on their own.
 create table sync_queue (
@@ -105,8 +115,7 @@ create table sync_queue (
     operation text not null
         constraint sync_queue_operation_check check (operation in ('add', 'remove', 'restore')),
     triggered_by_event text not null default 'status_change'
-        constraint sync_queue_triggered_by_event_check check (triggered_by_event in (
-            'status_change', 'manual_coordinator_action', 'nightly_expiry', 'reconciliation', 'force_sync')),
+        constraint sync_queue_triggered_by_event_check check (triggered_by_event = any (sync_trigger_events())),
     status text not null default 'pending'
         constraint sync_queue_status_check check (status in ('pending', 'processing', 'done', 'dead', 'superseded')),
     attempts integer not null default 0,
@@ -163,12 +172,10 @@ set search_path = public, pg_temp
 as $$
 declare
     event text := coalesce(nullif(current_setting('mentor_pipeline.triggered_by_event', true), ''), 'status_change');
-    sync_enabled boolean;
     wanted_operation text;
     warning_text text;
+    enqueued integer := 0;
 begin
-    select o.website_sync_enabled into sync_enabled from organizations o where o.id = new.organization_id;
-
     if new.status in ('paused', 'expired_cert') then
         wanted_operation := 'remove';
     elsif new.status = 'active' and old.status in ('paused', 'expired_cert') then
@@ -180,29 +187,31 @@ begin
         end if;
     end if;
 
-    if not sync_enabled then
-        wanted_operation := null;
+    if event <> 'status_change' and not event = any (sync_trigger_events()) then
+        raise exception 'invalid mentor_pipeline.triggered_by_event %: use one of %', quote_literal(event), sync_trigger_events()
+            using errcode = 'check_violation';
     end if;
 
     if wanted_operation is not null then
-        begin
-            insert into sync_queue (mentor_id, operation, triggered_by_event)
-            values (new.id, wanted_operation, event)
-            on conflict (mentor_id) where status = 'pending' do update
-                set operation = excluded.operation,
-                    triggered_by_event = excluded.triggered_by_event,
-                    attempts = 0,
-                    available_at = now(),
-                    last_error = null,
-                    updated_at = now();
-        exception when check_violation then
-            raise exception 'invalid mentor_pipeline.triggered_by_event %: use status_change, manual_coordinator_action, nightly_expiry, reconciliation or force_sync', quote_literal(event)
-                using errcode = 'check_violation';
-        end;
+        -- One statement: the organisation's sync flag is the filter, the upsert is the guard.
+        insert into sync_queue (mentor_id, operation, triggered_by_event)
+        select new.id, wanted_operation, event
+        from organizations o
+        where o.id = new.organization_id and o.website_sync_enabled
+        on conflict (mentor_id) where status = 'pending' do update
+            set operation = excluded.operation,
+                triggered_by_event = excluded.triggered_by_event,
+                attempts = 0,
+                -- least(): an already-due row keeps its value, so its index entry need not move.
+                available_at = least(sync_queue.available_at, now()),
+                last_error = null,
+                updated_at = now();
+        get diagnostics enqueued = row_count;
     end if;
 
     insert into mentor_status_audit (mentor_id, organization_id, old_status, new_status, triggered_by_event, sync_operation, warning)
-    values (new.id, new.organization_id, old.status, new.status, event, wanted_operation, warning_text);
+    values (new.id, new.organization_id, old.status, new.status, event,
+            case when enqueued > 0 then wanted_operation end, warning_text);
     return null;
 end
 $$;
