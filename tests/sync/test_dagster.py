@@ -1,0 +1,168 @@
+"""The Dagster side: sync_queue_sensor's decisions, the website_listing asset and its job,
+the run-failure alerts. Real PostgreSQL, the emulator over HTTP, an ephemeral instance."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.resources import AppDatabase, dynamics_resource_for
+from mentor_pipeline.sync.assets import SyncSettings, WebsiteListingConfig, website_listing
+from mentor_pipeline.sync.definitions import defs as sync_defs
+from mentor_pipeline.sync.sensors import run_failure_alert_sensor, sync_queue_sensor
+from tests.support.factories import queue_rows
+from tests.support.webhook import webhook_receiver
+from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def webhook():
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def resources(db_url, emulator, webhook):
+    return {
+        "app_db": AppDatabase(url=db_url),
+        "dynamics": dynamics_resource_for(emulator.settings()),
+        "alerts": AlertSink(webhook_url=webhook.url),
+        "sync_settings": SyncSettings(lease_seconds=5, backoff_base_seconds=0.2, max_attempts=3),
+    }
+
+
+@pytest.fixture
+def test_defs(resources):
+    return dg.Definitions.merge(sync_defs, dg.Definitions(resources={k: v for k, v in resources.items()
+                                                                     if k != "sync_settings"}))
+
+
+def evaluate(instance, db_url, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"app_db": AppDatabase(url=db_url)})
+    return sync_queue_sensor(context)
+
+
+# -- sync_queue_sensor --------------------------------------------------------------------------
+
+def test_sensor_skips_when_nothing_is_due(db, db_url, instance):
+    hlf_mentors(db, 2)  # no status change: nothing queued
+    result = evaluate(instance, db_url)
+    assert isinstance(result, dg.SkipReason) and "nothing due" in result.skip_message
+
+
+def test_sensor_requests_one_run_with_a_fresh_run_key_and_advances_its_cursor(db, db_url, instance):
+    mentors = hlf_mentors(db, 3)
+    set_statuses(db, mentors, "paused")
+    max_id = max(r["id"] for r in queue_rows(db))
+
+    first = evaluate(instance, db_url)
+    assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1  # one run drains all three
+    assert json.loads(first.cursor)["seq"] == 1 and json.loads(first.cursor)["max_due_id"] == max_id
+    assert first.run_requests[0].run_key.startswith(f"website-sync-1-q{max_id}-")
+    assert first.run_requests[0].tags["mentor_pipeline/due_rows"] == "3"
+
+    second = evaluate(instance, db_url, cursor=first.cursor)  # the run has not taken them yet
+    assert json.loads(second.cursor)["seq"] == 2
+    assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+    reset = evaluate(instance, db_url, cursor=None)  # even after a cursor reset the key is new
+    assert reset.run_requests[0].run_key not in {first.run_requests[0].run_key, second.run_requests[0].run_key}
+
+
+def test_sensor_skips_while_a_sync_run_is_queued_or_running(db, db_url, instance, test_defs):
+    mentors = hlf_mentors(db, 1)
+    set_statuses(db, mentors, "paused")
+    job = test_defs.resolve_job_def("website_sync_job")
+    run = instance.create_run_for_job(job_def=job)  # NOT_STARTED: launched, not yet running
+    result = evaluate(instance, db_url)
+    assert isinstance(result, dg.SkipReason) and run.run_id in result.skip_message
+
+    instance.report_run_canceled(run)
+    assert isinstance(evaluate(instance, db_url), dg.SensorResult)
+
+
+def test_sensor_requests_a_run_for_expired_leases(db, db_url, instance):
+    mentors = hlf_mentors(db, 1)
+    set_statuses(db, mentors, "paused")
+    db.execute("update sync_queue set status = 'processing', locked_until = now() - interval '1 second'")
+    result = evaluate(instance, db_url)
+    assert isinstance(result, dg.SensorResult)
+    assert result.run_requests[0].tags["mentor_pipeline/expired_leases"] == "1"
+
+
+# -- website_listing asset and website_sync_job ---------------------------------------------------
+
+def test_sync_job_materialises_website_listing_with_metadata(db, emulator, instance, test_defs):
+    mentors = hlf_mentors(db, 4)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors[:3], "paused")
+
+    job = test_defs.resolve_job_def("website_sync_job")
+    assert job.executor_def.name == "in_process"
+    result = job.execute_in_process(instance=instance)
+
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("website_listing")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert (metadata["applied"], metadata["skipped_superseded"], metadata["retried"], metadata["dead"]) == (3, 0, 0, 0)
+    assert 0 <= metadata["lag_p50_seconds"] <= metadata["lag_p95_seconds"] <= metadata["lag_max_seconds"] < 10
+    assert str(mentors[0]) in metadata["changes"] and "| applied |" in metadata["changes"]
+    assert {m for m, listed in sent_writes(emulator)} == {str(m) for m in mentors[:3]}
+
+
+def test_asset_definition_carries_owners_kinds_and_group(test_defs):
+    spec = test_defs.resolve_assets_def("website_listing").specs_by_key[dg.AssetKey("website_listing")]
+    assert spec.group_name == "website_sync"
+    assert spec.kinds == {"dynamics365", "postgres"}
+    assert spec.owners and spec.description
+
+
+def test_force_sync_config_queues_and_writes_the_desired_state(db, emulator, resources):
+    [listed, paused] = hlf_mentors(db, 2)
+    seed_contacts(emulator, [listed, paused], listed=False)
+    db.execute("update mentors set status = 'paused' where id = %s", (paused,))
+    db.execute("delete from sync_queue")  # as if that change had been synced long ago
+
+    result = dg.materialize(
+        [website_listing], resources=resources,
+        run_config=dg.RunConfig(ops={"website_listing": WebsiteListingConfig(mentor_ids=[str(listed), str(paused)])}),
+    )
+
+    assert result.success
+    assert listed_in_dynamics(emulator) == {str(listed): True, str(paused): False}
+    assert {r["triggered_by_event"] for r in queue_rows(db)} == {"force_sync"}
+
+
+def test_auth_failure_fails_the_run_alerts_and_the_failure_sensor_alerts_too(db, emulator, instance, resources, webhook):
+    mentors = hlf_mentors(db, 2)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    emulator.admin.rotate_secret("rotated-by-hlf-it")
+
+    result = dg.materialize([website_listing], resources=resources, instance=instance, raise_on_error=False)
+
+    assert not result.success
+    assert {(r["status"], r["attempts"]) for r in queue_rows(db)} == {("pending", 0)}
+    assert webhook.kinds() == ["dynamics_auth_wrong_secret"]
+
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"alerts": resources["alerts"]},
+    ).for_run_failure()
+    run_failure_alert_sensor(context)
+
+    assert webhook.kinds() == ["dynamics_auth_wrong_secret", "run_failed"]
+    assert webhook.posts[1]["details"]["run_id"] == result.run_id
+    assert "rotated-by-hlf-it" not in str(webhook.posts) and emulator.options.client_secret not in str(webhook.posts)
