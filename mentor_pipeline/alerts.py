@@ -15,6 +15,24 @@ import httpx
 logger = logging.getLogger("mentor_pipeline.alerts")
 
 
+class _HideWebhookUrls(logging.Filter):
+    """httpx logs every request URL at INFO; a webhook URL is a credential, so mask it."""
+
+    urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(url in message for url in self.urls):
+            for url in self.urls:
+                message = message.replace(url, "<alert webhook>")
+            record.msg, record.args = message, ()
+        return True
+
+
+_hide_webhook_urls = _HideWebhookUrls()
+logging.getLogger("httpx").addFilter(_hide_webhook_urls)
+
+
 class AlertSink(dg.ConfigurableResource):
     """Where alerts go. `webhook_url` empty means: log only."""
 
@@ -34,6 +52,7 @@ class AlertSink(dg.ConfigurableResource):
             "details": details or {},
             "raised_at": datetime.now(timezone.utc).isoformat(),
         }
+        _hide_webhook_urls.urls.add(self.webhook_url)
         try:
             response = httpx.post(self.webhook_url, json=payload, timeout=self.timeout_seconds)
             response.raise_for_status()

@@ -1,0 +1,64 @@
+"""`mentor-pipeline db ...` and `mentor-pipeline mentor ...` as an operator runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.factories import queue_rows
+
+
+def run_cli(*args: str, env_url: str | None) -> subprocess.CompletedProcess:
+    import os
+
+    env = dict(os.environ)
+    if env_url is not None:
+        env["DATABASE_URL"] = env_url
+    return subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_db_url_prints_the_configured_url(db_url):
+    result = run_cli("db", "url", env_url=db_url)
+    assert result.returncode == 0
+    assert result.stdout.strip() == db_url
+
+
+def test_migrate_reports_up_to_date_and_seed_is_repeatable(db_url, db):
+    assert run_cli("db", "migrate", env_url=db_url).stdout.strip() == "database is up to date"
+    first = run_cli("db", "seed", env_url=db_url)
+    second = run_cli("db", "seed", env_url=db_url)
+    assert first.returncode == second.returncode == 0
+    assert "demo data loaded" in first.stdout and "(0 new mentors)" in second.stdout
+    counts = db.execute(
+        "select o.code, o.website_sync_enabled, count(m.id), count(distinct m.status)"
+        " from organizations o join mentors m on m.organization_id = o.id group by 1, 2 order by 1"
+    ).fetchall()
+    assert [(code, sync) for code, sync, *_ in counts] == [("HLF", True), ("NHF", False)]
+    assert all(mentors >= 10 and statuses == 3 for _, _, mentors, statuses in counts)
+    assert queue_rows(db) == []  # seeding inserts; only status changes enqueue
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path):
+    result = run_cli("db", "migrate", env_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mentor-pipeline db: error: cannot connect to postgresql://postgres@127.0.0.1:1/nowhere")
+    assert "Traceback" not in result.stderr
+
+
+def test_set_status_goes_through_the_trigger(db_url, db):
+    run_cli("db", "seed", env_url=db_url)
+    result = run_cli("mentor", "set-status", "Ingrid Hansen", "paused", "--as-coordinator", env_url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert "Ingrid Hansen: active -> paused" in result.stdout
+    [row] = queue_rows(db)
+    assert (row["operation"], row["triggered_by_event"]) == ("remove", "manual_coordinator_action")
+
+
+def test_set_status_with_unknown_mentor_changes_nothing(db_url, db):
+    run_cli("db", "seed", env_url=db_url)
+    result = run_cli("mentor", "set-status", "Nobody Here", "paused", env_url=db_url)
+    assert result.returncode == 1
+    assert "no mentor with id or name 'Nobody Here'" in result.stderr
+    assert queue_rows(db) == []

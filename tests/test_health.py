@@ -1,0 +1,56 @@
+"""The credential health check every scheduled run starts with, against the emulator."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.health import check_dynamics_credentials
+from mentor_pipeline.resources import dynamics_resource_for
+from tests.support.emulator import running_emulator
+from tests.support.webhook import webhook_receiver
+
+
+@pytest.fixture
+def emulator():
+    with running_emulator(seed_contacts=1) as emu:
+        yield emu
+
+
+def test_valid_credentials_pass_quietly(emulator):
+    with webhook_receiver() as hook:
+        assert check_dynamics_credentials(dynamics_resource_for(emulator.settings()), AlertSink(webhook_url=hook.url))
+    assert hook.posts == []
+    assert [r["path"] for r in emulator.admin.requests()][-1].endswith("/WhoAmI")
+
+
+def test_wrong_secret_alerts_at_once_naming_the_cause(emulator, caplog):
+    wrong = "definitely-not-the-secret-42"
+    with webhook_receiver() as hook, caplog.at_level(logging.INFO):
+        healthy = check_dynamics_credentials(
+            dynamics_resource_for(emulator.settings(client_secret=wrong)), AlertSink(webhook_url=hook.url)
+        )
+    assert healthy is False
+    assert hook.kinds() == ["dynamics_auth_wrong_secret"]
+    assert "AADSTS7000215" in hook.posts[0]["summary"]
+    for text in (json.dumps(hook.posts), caplog.text):
+        assert wrong not in text and hook.url not in text
+
+
+def test_expired_secret_alerts_with_its_own_cause(emulator):
+    emulator.admin.expire_secrets()
+    with webhook_receiver() as hook:
+        assert not check_dynamics_credentials(dynamics_resource_for(emulator.settings()), AlertSink(webhook_url=hook.url))
+    assert hook.kinds() == ["dynamics_auth_expired_secret"]
+    assert "AADSTS7000222" in hook.posts[0]["summary"]
+
+
+def test_unreachable_dynamics_alerts_too(emulator):
+    settings = emulator.settings(url="http://127.0.0.1:1", authority="http://127.0.0.1:1")
+    with webhook_receiver() as hook:
+        resource = dynamics_resource_for(settings, timeout_seconds=0.5)
+        assert not check_dynamics_credentials(resource, AlertSink(webhook_url=hook.url))
+    assert hook.kinds() == ["dynamics_unreachable"]
