@@ -61,7 +61,7 @@ def median_run(runs: int, fn, *args) -> dict:
 
 def describe(name: str, count: int, result: dict) -> str:
     waits = result["rate_limit_waits"]
-    wait_text = f", {waits:.0f} x 429 ({result['rate_limit_wait_seconds']:.0f} s waited)" if waits else ""
+    wait_text = f", {waits:.0f} x 429 ({result['rate_limit_wait_seconds']:.0f} s waited, summed over workers)" if waits else ""
     runs = len(result["samples"])
     return (f"{name:<34} {result['seconds']:9.2f} s  {count / result['seconds']:9.0f} /s  "
             f"{result['requests']:6.0f} HTTP requests{wait_text}  (median of {runs})")
