@@ -22,6 +22,15 @@ def ensure_database(server_url: str, name: str) -> str:
     return with_database(server_url, name)
 
 
+def psycopg2_url(url: str) -> str:
+    """`url` with the psycopg2 driver named. SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3,
+    and dagster-postgres' webserver sets statement_timeout inside `with dbapi_connection:`, which
+    closes a psycopg 3 connection: every storage query of the webserver then fails with
+    "the connection is closed". psycopg2-binary comes with dagster-postgres."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme in ("postgresql", "postgres") else url
+
+
 def write_instance_yaml(dagster_home: Path, storage_url: str, *, queued: bool = True) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     coordinator = (
@@ -37,7 +46,7 @@ def write_instance_yaml(dagster_home: Path, storage_url: str, *, queued: bool = 
     text = (
         "storage:\n"
         "  postgres:\n"
-        f"    postgres_url: \"{storage_url}\"\n"
+        f"    postgres_url: \"{psycopg2_url(storage_url)}\"\n"
         f"{coordinator}"
         "concurrency:\n"
         "  runs:\n"
