@@ -57,6 +57,7 @@ def run_demo(options: DemoOptions) -> int:
         DYNAMICS_TENANT_ID=DEMO_TENANT,
         DYNAMICS_CLIENT_ID=DEMO_CLIENT_ID,
         DYNAMICS_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+        EMULATOR_CLIENT_SECRET=DEMO_CLIENT_SECRET,
     )
     write_instance_yaml(Path(env["DAGSTER_HOME"]), ensure_database(url, "dagster_demo"))
 
@@ -64,8 +65,7 @@ def run_demo(options: DemoOptions) -> int:
     try:
         emulator = processes.start(
             [sys.executable, "-m", "mentor_pipeline.cli", "emulator", "--port", str(options.emulator_port),
-             "--tenant-id", DEMO_TENANT, "--client-id", DEMO_CLIENT_ID, "--client-secret", DEMO_CLIENT_SECRET,
-             "--portal-delay", str(options.portal_delay_seconds)],
+             "--tenant-id", DEMO_TENANT, "--client-id", DEMO_CLIENT_ID, "--portal-delay", str(options.portal_delay_seconds)],
             env=env, log_path=logs / "emulator.log",
         )
         started.append(emulator)

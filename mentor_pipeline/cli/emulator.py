@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from mentor_pipeline.emulator.options import (
     DEFAULT_CLIENT_ID,
@@ -22,8 +23,9 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET,
-                        help="the secret clients must present (default: the emulator's demo secret)")
+    parser.add_argument("--client-secret", default=os.environ.get("EMULATOR_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
+                        help="the secret clients must present (default: $EMULATOR_CLIENT_SECRET or the demo secret;"
+                             " prefer the variable, command lines are visible to other users)")
     parser.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
     parser.add_argument("--seed-contacts", type=int, default=0, metavar="N",
                         help="start with N listed contacts m000001... (unless the state file has contacts)")
