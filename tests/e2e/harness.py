@@ -1,0 +1,323 @@
+"""One running stack for the end-to-end and browser tests, shared by the whole session.
+
+What runs (nothing is mocked):
+- a fresh database copied from the migrated template, loaded with the demo seed;
+- a second database on the same server for Dagster's own storage (runs, event log, cursors);
+- the Dataverse emulator over real HTTP (in this process, on a free port), seeded with one
+  contact per HLF mentor, exactly as `bin/demo` seeds it;
+- a real webhook receiver standing in for the operators' Slack/Teams channel;
+- `python -m dagster_webserver` and `python -m dagster._daemon run`, each in its own process
+  group, with a temporary DAGSTER_HOME whose instance uses the queued run coordinator, so the
+  daemon really evaluates the sensor and launches the runs.
+
+The tests drive it through the database, as the app does, and read the outcome from the
+emulator (contact state, request log, public page), the webhook receiver and Dagster's GraphQL API.
+
+Both `tests/e2e` and `tests/browser` need the stack; pytest would build a session fixture once
+per conftest that defines it, so the stack is reference-counted here and started once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import psycopg
+
+from mentor_pipeline import processes
+from mentor_pipeline.db.connection import project_root, with_database
+from mentor_pipeline.db.seed import seed
+from mentor_pipeline.demo import seed_emulator_from_database
+from mentor_pipeline.instance import ensure_database, write_instance_yaml
+from tests.support.db import create_database, drop_database
+from tests.support.emulator import EmulatorHandle, running_emulator
+from tests.support.webhook import WebhookReceiver, webhook_receiver
+
+T = TypeVar("T")
+
+TENANT_ID = "hlf-e2e-tenant"
+CLIENT_ID = "mentor-pipeline-e2e"
+# Unique per session: the secret-leak checks search every log and Dagster's storage for it.
+FIRST_SECRET = f"e2e-secret-{uuid.uuid4().hex}"
+
+STARTUP_TIMEOUT = 150.0  # webserver/daemon import dagster and load the code location: slow on 2 cores
+RUN_TIMEOUT = 120.0
+LOCATION = "mentor_pipeline"  # workspace.yaml's location_name
+
+
+def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # a poll that errors is a poll that has not succeeded yet
+            last_error = exc
+        if time.monotonic() > deadline:
+            detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+@dataclass
+class DagsterProcesses:
+    webserver: object
+    daemon: object
+
+
+@dataclass
+class Stack:
+    admin_url: str
+    db_url: str
+    storage_url: str
+    emulator: EmulatorHandle
+    webhook: WebhookReceiver
+    home: Path
+    logs: Path
+    dagster_port: int
+    secret: str = FIRST_SECRET
+    dagster: DagsterProcesses | None = None
+    restarts: int = 0
+    _started_at: float = field(default_factory=time.monotonic)
+
+    # -- environment ------------------------------------------------------------------------
+
+    @property
+    def dagster_url(self) -> str:
+        return f"http://127.0.0.1:{self.dagster_port}"
+
+    @property
+    def admin(self):
+        return self.emulator.admin
+
+    def env(self) -> dict[str, str]:
+        """What the Dagster processes (and so their code servers and run workers) see."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DYNAMICS_", "DAGSTER_"))}
+        env.update(
+            DATABASE_URL=self.db_url,
+            DAGSTER_HOME=str(self.home),
+            DYNAMICS_URL=self.emulator.url,
+            DYNAMICS_AUTHORITY=self.emulator.url,
+            DYNAMICS_TENANT_ID=TENANT_ID,
+            DYNAMICS_CLIENT_ID=CLIENT_ID,
+            DYNAMICS_CLIENT_SECRET=self.secret,
+            ALERT_WEBHOOK_URL=self.webhook.url,
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.db_url, autocommit=True)
+
+    # -- Dagster processes ------------------------------------------------------------------
+
+    def start_dagster(self) -> None:
+        # Development only: try the suite against a workspace other than the repository's.
+        workspace = os.environ.get("MENTOR_PIPELINE_E2E_WORKSPACE") or str(project_root() / "workspace.yaml")
+        env = self.env()
+        tag = f"-{self.restarts}" if self.restarts else ""
+        webserver = processes.start(
+            [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(self.dagster_port), "-w", workspace],
+            env=env, log_path=self.logs / f"dagster-webserver{tag}.log", cwd=project_root(),
+        )
+        daemon = processes.start(
+            [sys.executable, "-m", "dagster._daemon", "run", "-w", workspace],
+            env=env, log_path=self.logs / f"dagster-daemon{tag}.log", cwd=project_root(),
+        )
+        self.dagster = DagsterProcesses(webserver=webserver, daemon=daemon)
+        try:
+            processes.wait_until(processes.http_ok(self.dagster_url + "/server_info"), timeout=STARTUP_TIMEOUT,
+                                 what="Dagster webserver", process=webserver)
+            wait_for(self.code_location_loaded, timeout=STARTUP_TIMEOUT, what="the code location to load")
+            wait_for(self.daemons_healthy, timeout=STARTUP_TIMEOUT, what="the Dagster daemon's heartbeats")
+        except BaseException:
+            self.stop_dagster()
+            raise
+
+    def stop_dagster(self) -> None:
+        if self.dagster is None:
+            return
+        # Daemon first, so it launches nothing new while the webserver goes away.
+        processes.stop(self.dagster.daemon)
+        processes.stop(self.dagster.webserver)
+        self.dagster = None
+
+    def restart_dagster(self, *, secret: str | None = None) -> None:
+        """How a changed environment variable (a rotated secret) reaches Dagster: the webserver
+        and the daemon, and with them the code servers they spawn and the run workers those
+        launch, read the environment at start, so they are restarted with the new value."""
+        if secret is not None:
+            self.secret = secret
+        self.stop_dagster()
+        self.restarts += 1
+        self.start_dagster()
+
+    # -- GraphQL ----------------------------------------------------------------------------
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        response = httpx.post(self.dagster_url + "/graphql", json={"query": query, "variables": variables or {}},
+                              timeout=30)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise AssertionError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def code_location_loaded(self) -> bool:
+        data = self.graphql(
+            "{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus"
+            " locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+        )
+        entries = data["workspaceOrError"].get("locationEntries", [])
+        for entry in entries:
+            error = entry.get("locationOrLoadError") or {}
+            if error.get("__typename") == "PythonError":
+                raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}")
+        return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+
+    def daemons_healthy(self) -> bool:
+        data = self.graphql("{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }")
+        statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
+        needed = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR"}
+        healthy = {s["daemonType"] for s in statuses if s["healthy"]}
+        return needed <= healthy
+
+    def job_names(self) -> set[str]:
+        data = self.graphql(
+            "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+        )
+        return {job["name"] for node in data["repositoriesOrError"]["nodes"] for job in node["jobs"]}
+
+    def sensor_selector(self, name: str) -> dict:
+        return {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "sensorName": name}
+
+    def sensor_status(self, name: str) -> str:
+        data = self.graphql(
+            "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename"
+            " ... on Sensor { sensorState { id status } } } }",
+            {"s": self.sensor_selector(name)},
+        )
+        return data["sensorOrError"]["sensorState"]["status"]
+
+    def stop_sensor(self, name: str) -> None:
+        data = self.graphql(
+            "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { sensorState { id } } } }",
+            {"s": self.sensor_selector(name)},
+        )
+        state_id = data["sensorOrError"]["sensorState"]["id"]
+        self.graphql("mutation($id: String) { stopSensor(id: $id) { __typename } }", {"id": state_id})
+
+    def start_sensor(self, name: str) -> None:
+        self.graphql("mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
+                     {"s": self.sensor_selector(name)})
+
+    def active_runs(self, job_name: str) -> list[dict]:
+        return [r for r in self.runs(job_name) if r["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")]
+
+    def graphql_client(self):
+        from dagster_graphql import DagsterGraphQLClient
+
+        return DagsterGraphQLClient("127.0.0.1", port_number=self.dagster_port)
+
+    def submit_job(self, job_name: str, run_config: dict | None = None, tags: dict | None = None) -> str:
+        return self.graphql_client().submit_job_execution(job_name, run_config=run_config or {}, tags=tags)
+
+    def run_status(self, run_id: str) -> str:
+        return self.graphql_client().get_run_status(run_id).value
+
+    def wait_for_run(self, run_id: str, *, timeout: float = RUN_TIMEOUT) -> str:
+        finished = {"SUCCESS", "FAILURE", "CANCELED"}
+        status = wait_for(lambda: (s := self.run_status(run_id)) in finished and s, timeout=timeout,
+                          what=f"run {run_id} to finish")
+        return status
+
+    def runs(self, job_name: str, *, limit: int = 50) -> list[dict]:
+        data = self.graphql(
+            "query($filter: RunsFilter, $limit: Int) { runsOrError(filter: $filter, limit: $limit) {"
+            " ... on Runs { results { runId status jobName tags { key value } } } } }",
+            {"filter": {"pipelineName": job_name}, "limit": limit},
+        )
+        return data["runsOrError"]["results"]
+
+    def run_failure_message(self, run_id: str) -> str:
+        data = self.graphql(
+            "query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {"
+            " __typename ... on MessageEvent { message level } } } } }",
+            {"runId": run_id},
+        )
+        events = data["logsForRun"].get("events", [])
+        return "\n".join(e["message"] for e in events if e.get("level") in ("ERROR", "CRITICAL"))
+
+    def log_tails(self, lines: int = 40) -> str:
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name} (last {len(text)} lines)\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+_shared: dict = {"stack": None, "users": 0, "exit": None}
+
+
+def acquire(admin_url: str, migrated_template: str, scratch: Path) -> Stack:
+    """The session's stack, started on first use."""
+    if _shared["stack"] is None:
+        exit_stack = contextlib.ExitStack()
+        try:
+            _shared["stack"] = _start(admin_url, migrated_template, scratch, exit_stack)
+        except BaseException:
+            exit_stack.close()
+            raise
+        _shared["exit"] = exit_stack
+    _shared["users"] += 1
+    return _shared["stack"]
+
+
+def release() -> None:
+    _shared["users"] -= 1
+    if _shared["users"] <= 0 and _shared["exit"] is not None:
+        exit_stack, _shared["exit"], _shared["stack"] = _shared["exit"], None, None
+        exit_stack.close()
+
+
+def _start(admin_url: str, migrated_template: str, scratch: Path, exit_stack: contextlib.ExitStack) -> Stack:
+    # Everything registered on exit_stack is undone in reverse order, even when a later step fails.
+    app_db = create_database(admin_url, migrated_template)
+    exit_stack.callback(drop_database, admin_url, app_db)
+    db_url = with_database(admin_url, app_db)
+    seed(db_url)
+
+    storage_name = f"dagster_e2e_{uuid.uuid4().hex[:10]}"
+    storage_url = ensure_database(admin_url, storage_name)
+    exit_stack.callback(drop_database, admin_url, storage_name)
+
+    emulator = exit_stack.enter_context(
+        running_emulator(tenant_id=TENANT_ID, client_id=CLIENT_ID, client_secret=FIRST_SECRET, portal_delay=0.0)
+    )
+    seed_emulator_from_database(emulator.url, db_url)
+    webhook = exit_stack.enter_context(webhook_receiver())
+
+    home = scratch / "dagster_home"
+    logs = scratch / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    write_instance_yaml(home, storage_url, queued=True)
+
+    stack = Stack(admin_url=admin_url, db_url=db_url, storage_url=storage_url, emulator=emulator, webhook=webhook,
+                  home=home, logs=logs, dagster_port=processes.free_port())
+    exit_stack.callback(stack.stop_dagster)
+    try:
+        stack.start_dagster()
+    except BaseException as exc:
+        raise RuntimeError(f"the Dagster stack did not start: {exc}\n{stack.log_tails()}") from exc
+    return stack
