@@ -30,6 +30,10 @@ class SyncSettings(dg.ConfigurableResource):
     backoff_max_seconds: float = 3600.0
     # One run drains what is due, but hands over to the next sensor-started run after this long.
     time_budget_seconds: float = 600.0
+    # A run stays warm this long after its last batch: changes arriving meanwhile are written
+    # within a second, without a new run's launch (several seconds on a small machine).
+    linger_seconds: float = 30.0
+    poll_interval_seconds: float = 0.25
 
     def policy(self) -> QueuePolicy:
         return QueuePolicy(
@@ -86,6 +90,8 @@ def drain(context, app_db: AppDatabase, dynamics: DynamicsResource, alerts: Aler
         report = drain_queue(
             app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
             time_budget_seconds=sync_settings.time_budget_seconds,
+            linger_seconds=sync_settings.linger_seconds,
+            poll_interval_seconds=sync_settings.poll_interval_seconds,
         )
     if report.auth_error:
         raise dg.Failure(

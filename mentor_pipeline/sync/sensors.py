@@ -28,8 +28,11 @@ ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.STARTED,
 ]
 # A run "in progress" for longer than this is presumed stuck: the sensor no longer waits for it
-# (the queue's leases keep a second drain from touching the first one's rows).
+# (the queue's leases keep a second drain from touching the first one's rows). A queued run may
+# wait long behind the Dynamics concurrency slot; a run the daemon never even submitted
+# (NOT_STARTED) is a leftover of a failed launch after a minute.
 STUCK_RUN_SECONDS = 30 * 60
+STUCK_NOT_STARTED_SECONDS = 60
 
 
 def _cursor_sequence(cursor: str | None) -> int:
@@ -61,13 +64,14 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
     for record in context.instance.get_run_records(
         filters=dg.RunsFilter(job_name=WEBSITE_SYNC_JOB, statuses=ACTIVE_RUN_STATUSES), limit=5
     ):
-        if now - record.create_timestamp.timestamp() < STUCK_RUN_SECONDS:
+        limit = STUCK_NOT_STARTED_SECONDS if record.dagster_run.status == dg.DagsterRunStatus.NOT_STARTED else STUCK_RUN_SECONDS
+        if now - record.create_timestamp.timestamp() < limit:
             return dg.SkipReason(
                 f"{due.due_count} due row(s): run {record.dagster_run.run_id} is already "
                 f"{record.dagster_run.status.value.lower()} and drains them"
             )
-        context.log.warning("sync run %s has been active for over %d s; starting another drain",
-                            record.dagster_run.run_id, STUCK_RUN_SECONDS)
+        context.log.warning("sync run %s has been %s for over %d s; starting another drain",
+                            record.dagster_run.run_id, record.dagster_run.status.value.lower(), limit)
 
     seq = _cursor_sequence(context.cursor) + 1
     # Sequence (from the cursor) + newest due row + wall-clock ms: never repeats, even after a

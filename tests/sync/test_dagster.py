@@ -36,14 +36,16 @@ def resources(db_url, emulator, webhook):
         "app_db": AppDatabase(url=db_url),
         "dynamics": dynamics_resource_for(emulator.settings()),
         "alerts": AlertSink(webhook_url=webhook.url),
-        "sync_settings": SyncSettings(lease_seconds=5, backoff_base_seconds=0.2, max_attempts=3),
+        "sync_settings": SyncSettings(lease_seconds=5, backoff_base_seconds=0.2, max_attempts=3, linger_seconds=0),
     }
 
 
 @pytest.fixture
 def test_defs(resources):
-    return dg.Definitions.merge(sync_defs, dg.Definitions(resources={k: v for k, v in resources.items()
-                                                                     if k != "sync_settings"}))
+    """The sync domain's definitions with the test resources (no linger: runs end at once)."""
+    return dg.Definitions(
+        assets=list(sync_defs.assets), jobs=list(sync_defs.jobs), sensors=list(sync_defs.sensors), resources=resources,
+    )
 
 
 def evaluate(instance, db_url, cursor=None):

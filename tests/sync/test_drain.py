@@ -247,3 +247,23 @@ def test_certify_helper_is_used_for_reinstatement(db, connect, client, emulator)
     report = drain_queue(connect, client, policy=FAST)
 
     assert report.applied == 1 and listed_in_dynamics(emulator)[str(mentor)] is True
+
+
+def test_a_lingering_drain_picks_up_a_change_within_a_second(db, connect, client, emulator):
+    import threading
+
+    first, second = hlf_mentors(db, 2)
+    seed_contacts(emulator, [first, second])
+    set_status(db, first, "paused")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        report=drain_queue(connect, client, policy=FAST, linger_seconds=2.0, poll_interval_seconds=0.05)))
+    thread.start()
+    time.sleep(0.5)  # the first change is written; the drain is waiting, warm
+    set_status(db, second, "paused")
+    committed = time.monotonic()
+    while listed_in_dynamics(emulator)[str(second)] is not False:
+        assert time.monotonic() - committed < 1.0, "the lingering drain did not pick the change up"
+        time.sleep(0.02)
+    thread.join(timeout=10)
+    assert not thread.is_alive() and result["report"].applied == 2 and result["report"].batches == 2
