@@ -1,0 +1,148 @@
+"""Lag: a committed status change -> the confirmed Dynamics write, with the real Dagster daemon.
+
+Starts the Dataverse emulator (in this process), then `dagster-daemon run` with a temporary
+DAGSTER_HOME (PostgreSQL storage, queued runs dequeued every second, threaded sensors) in its
+own process group; `sync_queue_sensor` is on by default. Then, one at a time, it changes one
+mentor's status (pause / reinstate, alternating), commits, and polls the emulator until the
+contact's `hlf_websitelisted` flips. Prints p50/p95/max over the changes; the group is killed
+at the end.
+
+    .venv/bin/python bench/bench_lag.py                 # 50 changes
+    .venv/bin/python bench/bench_lag.py --changes 60 --webserver
+
+DATABASE_URL picks the server (default: the embedded one); scratch databases are dropped after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from mentor_pipeline.db import database_url  # noqa: E402
+from mentor_pipeline.db.connection import with_database  # noqa: E402
+from mentor_pipeline.db.migrate import migrate  # noqa: E402
+from mentor_pipeline.instance import write_instance_yaml  # noqa: E402
+from mentor_pipeline.processes import free_port, start, stop  # noqa: E402
+from mentor_pipeline.sync.report import percentile  # noqa: E402
+from tests.support.emulator import running_emulator  # noqa: E402
+
+
+def create_database(admin_url: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = url.rsplit("/", 1)[1].split("?", 1)[0]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def seed(url: str, count: int) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        org = conn.execute("insert into organizations (code, name, website_sync_enabled)"
+                           " values ('HLF', 'HLF', true) returning id").fetchone()[0]
+        chapter = conn.execute("insert into chapters (organization_id, name) values (%s, 'HLF Oslo') returning id",
+                               (org,)).fetchone()[0]
+        ids = [str(r[0]) for r in conn.execute(
+            "insert into mentors (organization_id, chapter_id, full_name)"
+            " select %s, %s, 'Mentor ' || g from generate_series(1, %s) g returning id", (org, chapter, count))]
+        conn.execute("insert into certifications (mentor_id, issued_at, expires_at) select m, now() - interval"
+                     " '100 days', now() + interval '600 days' from unnest(%s::uuid[]) m", (ids,))
+    return ids
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--mentors", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=60.0, help="give up on one change after this long")
+    parser.add_argument("--webserver", action="store_true", help="also start dagster-webserver (UI)")
+    args = parser.parse_args(argv)
+    # `timeout` and Ctrl-C: unwind through the finally below, which stops the daemon's group.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    admin = database_url()
+    app_url = create_database(admin, "bench_lag_app")
+    storage_url = create_database(admin, "bench_lag_dagster")
+    processes = []
+    lags: list[float] = []
+    try:
+        migrate(app_url)
+        mentors = seed(app_url, args.mentors)
+        with tempfile.TemporaryDirectory(prefix="bench-lag-") as tmp, running_emulator() as emu:
+            emu.admin.seed_contacts([{"mentor_id": m, "chapter": "HLF Oslo", "listed": True} for m in mentors])
+            home = Path(tmp) / "dagster_home"
+            write_instance_yaml(home, storage_url, queued=True)
+            workspace = Path(tmp) / "workspace.yaml"
+            workspace.write_text(f"load_from:\n  - python_file:\n      relative_path: {ROOT / 'bench' / 'lag_location.py'}\n"
+                                 f"      working_directory: {ROOT}\n      attribute: defs\n      location_name: bench_lag\n")
+            env = {**os.environ, **emu.env(), "DATABASE_URL": app_url, "DAGSTER_HOME": str(home),
+                   "PYTHONPATH": str(ROOT)}
+            bin_dir = Path(sys.executable).parent
+            processes.append(start([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], env=env,
+                                   log_path=Path(tmp) / "daemon.log", cwd=ROOT))
+            if args.webserver:
+                port = free_port()
+                processes.append(start([sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
+                                        "-w", str(workspace)], env=env, log_path=Path(tmp) / "webserver.log", cwd=ROOT))
+                print(f"Dagster UI: http://127.0.0.1:{port}")
+            store = emu.emulator.store
+
+            def listed(mentor_id: str):
+                contact = store.get_by_key(mentor_id)
+                return None if contact is None else contact.attrs.get("hlf_websitelisted")
+
+            # Warm-up: the daemon loads the code location and ticks the sensor once before we time.
+            with psycopg.connect(app_url, autocommit=True) as conn:
+                statuses = {m: "active" for m in mentors}
+                print("warming up (daemon start, first run)...", flush=True)
+                for n in range(args.changes + 1):
+                    mentor = mentors[n % len(mentors)]
+                    new = "paused" if statuses[mentor] == "active" else "active"
+                    want = new == "active"
+                    conn.execute("update mentors set status = %s where id = %s", (new, mentor))  # autocommit: committed
+                    committed = time.perf_counter()
+                    statuses[mentor] = new
+                    deadline = committed + (300 if n == 0 else args.timeout)
+                    while listed(mentor) is not want:
+                        if time.perf_counter() > deadline:
+                            print((Path(tmp) / "daemon.log").read_text()[-3000:])
+                            raise SystemExit(f"change {n} not written within the timeout")
+                        time.sleep(0.02)
+                    lag = time.perf_counter() - committed
+                    if n == 0:
+                        print(f"warm-up change written after {lag:.1f} s", flush=True)
+                    else:
+                        lags.append(lag)
+                        print(f"change {n:3d}: {lag:5.2f} s", flush=True)
+                    time.sleep(random.uniform(0.2, 1.0))  # single changes, not a burst
+    finally:
+        for process in processes:
+            stop(process)
+        drop_database(admin, app_url)
+        drop_database(admin, storage_url)
+    lags.sort()
+    if lags:
+        print(f"lag over {len(lags)} single changes (commit -> Dynamics write): p50 {percentile(lags, 50):.2f} s, "
+              f"p95 {percentile(lags, 95):.2f} s, max {lags[-1]:.2f} s; target p95 < 10 s -> "
+              f"{'met' if percentile(lags, 95) < 10 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The code location bench_lag.py loads: the shared resources (from the environment) plus the
+website sync domain. Independent of how mentor_pipeline/definitions.py wires the rest."""
+
+import dagster as dg
+
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.resources import AppDatabase, dynamics_from_env
+from mentor_pipeline.sync.definitions import defs as sync_defs
+
+defs = dg.Definitions.merge(
+    dg.Definitions(resources={"app_db": AppDatabase(), "dynamics": dynamics_from_env(), "alerts": AlertSink()}),
+    sync_defs,
+)
