@@ -9,6 +9,7 @@ at the end.
 
     .venv/bin/python bench/bench_lag.py                 # 50 changes
     .venv/bin/python bench/bench_lag.py --changes 60 --webserver
+    .venv/bin/python bench/bench_lag.py --changes 10 --gap 35   # cold path: every change waits for a new run
 
 DATABASE_URL picks the server (default: the embedded one); scratch databases are dropped after.
 """
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mentors", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=60.0, help="give up on one change after this long")
     parser.add_argument("--webserver", action="store_true", help="also start dagster-webserver (UI)")
+    parser.add_argument("--gap", type=float, help="seconds between changes (default: random 0.2-1.0 s); more than "
+                        "the sync run's linger (30 s) measures the cold path: sensor tick + run launch every time")
     args = parser.parse_args(argv)
     # `timeout` and Ctrl-C: unwind through the finally below, which stops the daemon's group.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         lags.append(lag)
                         print(f"change {n:3d}: {lag:5.2f} s", flush=True)
-                    time.sleep(random.uniform(0.2, 1.0))  # single changes, not a burst
+                    time.sleep(args.gap if args.gap is not None else random.uniform(0.2, 1.0))  # single changes
     finally:
         for process in processes:
             stop(process)
