@@ -2,7 +2,7 @@
 
 One asset, several ways in (dispatch on the job): `website_sync_job` (the sensor: drain the
 queue), force sync from the UI (config `mentor_ids` / `dry_run`) and `nightly_reconciliation_job`
-(issue 6 adds those branches; keep each branch a call into plain Python).
+(each branch is one call into plain Python: `drain` here, `mentor_pipeline/reconcile/` for the others).
 """
 
 
@@ -12,12 +12,14 @@ import dagster as dg
 from pydantic import Field
 
 from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.reconcile.materialize import materialize_force_sync, materialize_reconciliation
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.processor import drain_queue
-from mentor_pipeline.sync.queue import QueuePolicy, enqueue_desired
+from mentor_pipeline.sync.queue import QueuePolicy
 from mentor_pipeline.sync.report import DrainReport
 
 WEBSITE_SYNC_JOB = "website_sync_job"
+NIGHTLY_RECONCILIATION_JOB = "nightly_reconciliation_job"
 
 
 class SyncSettings(dg.ConfigurableResource):
@@ -48,9 +50,11 @@ class SyncSettings(dg.ConfigurableResource):
 class WebsiteListingConfig(dg.Config):
     mentor_ids: list[str] = Field(
         default=[],
-        description="Force sync: write these mentors' current desired listing to Dynamics now (empty: drain the queue).",
+        description="Force sync: write only these mentors' current desired listing to Dynamics now (empty: every "
+                    "HLF mentor). Unknown or non-HLF ids fail the run and nothing is applied.",
     )
-    dry_run: bool = Field(default=False, description="Report what would be written without writing anything.")
+    dry_run: bool = Field(default=False, description="Read Dynamics and show the differences without writing anything "
+                                                      "(no queue rows, no Dynamics writes).")
 
 
 @dg.asset(
@@ -72,15 +76,13 @@ def website_listing(
     alerts: AlertSink,
     sync_settings: SyncSettings,
 ) -> dg.MaterializeResult:
-    if config.dry_run:
-        raise dg.Failure(description="dry_run is not implemented yet (force sync arrives with issue 6); nothing was written.")
-    if config.mentor_ids:
-        # Force sync: queue the current desired state of these mentors, then drain as usual.
-        with app_db.connect() as conn, conn.transaction():
-            queued = enqueue_desired(conn, config.mentor_ids, "force_sync")
-        context.log.info("force sync: queued %d of %d mentor(s)", len(queued), len(config.mentor_ids))
-    report = drain(context, app_db, dynamics, alerts, sync_settings)
-    return materialize_result(report)
+    if context.job_name == WEBSITE_SYNC_JOB:
+        return materialize_result(drain(context, app_db, dynamics, alerts, sync_settings))
+    if context.job_name == NIGHTLY_RECONCILIATION_JOB:
+        return materialize_reconciliation(context, config, app_db, dynamics, alerts, sync_settings)
+    # Anything else is a materialisation from the UI: force sync of every HLF mentor, or of
+    # config.mentor_ids, honouring config.dry_run.
+    return materialize_force_sync(context, config, app_db, dynamics, alerts, sync_settings)
 
 
 def drain(context, app_db: AppDatabase, dynamics: DynamicsResource, alerts: AlertSink,

@@ -1,0 +1,178 @@
+"""Database access for reconciliation: one Python function per SQL object of the migration
+(`20261123000400_reconciliation.sql`), plus the writes of the run and its log."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import psycopg
+from psycopg.rows import dict_row
+
+from mentor_pipeline.reconcile import diff as d
+
+
+class InvalidMentorIds(ValueError):
+    """Force sync was given ids that are not HLF mentors; nothing was applied."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        listed = "; ".join(f"{mentor_id} ({why})" for mentor_id, why in problems.items())
+        super().__init__(
+            f"{len(problems)} invalid mentor id(s), nothing was applied: {listed}. "
+            "Give ids of mentors in an organisation with website sync (mentor-pipeline mentor list --org HLF)."
+        )
+
+
+def check_mentor_ids(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> list[str]:
+    """The ids, normalised; raises InvalidMentorIds naming every id that is not a mentor of an
+    organisation with website sync (malformed, unknown, or e.g. an NHF mentor)."""
+    problems: dict[str, str] = {}
+    parsed: dict[str, str] = {}
+    for raw in mentor_ids:
+        text = str(raw).strip()
+        try:
+            parsed[text] = str(uuid.UUID(text))
+        except ValueError:
+            problems[text] = "not a mentor id: expected a UUID"
+    if parsed:
+        rows = conn.execute(
+            """
+            select m.id::text, o.code, o.website_sync_enabled
+              from mentors m join organizations o on o.id = m.organization_id
+             where m.id = any(%s::uuid[])
+            """,
+            (list(parsed.values()),),
+        ).fetchall()
+        found = {mentor_id: (code, enabled) for mentor_id, code, enabled in rows}
+        for text, mentor_id in parsed.items():
+            if mentor_id not in found:
+                problems[text] = "no such mentor"
+            elif not found[mentor_id][1]:
+                problems[text] = f"organisation {found[mentor_id][0]} has no website sync"
+    if problems:
+        raise InvalidMentorIds(problems)
+    return list(dict.fromkeys(parsed.values()))
+
+
+def app_state(conn: psycopg.Connection, mentor_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """`reconciliation_app_state()` as a frame (every HLF mentor, or the given ones)."""
+    with conn.cursor(binary=True) as cur:
+        cur.execute(
+            "select mentor_id::text, status, should_be_listed, confirmed_listed, in_queue"
+            " from reconciliation_app_state(%s::uuid[])",
+            (None if mentor_ids is None else list(mentor_ids),),
+        )
+        return d.app_frame(cur.fetchall())
+
+
+def start_run(conn: psycopg.Connection, kind: str, dagster_run_id: str | None) -> uuid.UUID:
+    (run_id,) = conn.execute(
+        "insert into reconciliation_runs (kind, dagster_run_id) values (%s, %s) returning id", (kind, dagster_run_id)
+    ).fetchone()
+    return run_id
+
+
+def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, summary: dict) -> None:
+    conn.execute(
+        "update reconciliation_runs set finished_at = now(), summary = %s::jsonb where id = %s",
+        (json.dumps(summary), run_id),
+    )
+
+
+def record_read_listing(conn: psycopg.Connection, states: pd.DataFrame, read_started: datetime) -> int:
+    """Store what Dynamics showed (columns mentor_id, listed) as the known listing, except where a
+    sync write confirmed a value after the read began (that write is newer than our read)."""
+    if states.empty:
+        return 0
+    cur = conn.execute(
+        """
+        insert into website_listing_state as w (mentor_id, listed, last_synced_at, updated_at)
+        select m, l, %s, now() from unnest(%s::uuid[], %s::boolean[]) as t(m, l)
+        on conflict (mentor_id) do update
+            set listed = excluded.listed, last_synced_at = excluded.last_synced_at, updated_at = now()
+            where w.last_synced_at < excluded.last_synced_at and w.listed is distinct from excluded.listed
+        """,
+        (read_started, states["mentor_id"].tolist(), states["listed"].tolist()),
+    )
+    return cur.rowcount
+
+
+def pending_queue_ids(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The pending row (id, operation) per mentor, for the given mentors."""
+    rows = conn.execute(
+        "select mentor_id::text, id, operation from sync_queue where status = 'pending' and mentor_id = any(%s::uuid[])",
+        (list(mentor_ids),),
+    ).fetchall()
+    return {mentor_id: (queue_id, operation) for mentor_id, queue_id, operation in rows}
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    mentor_id: str
+    app_status: str
+    should_be_listed: bool
+    dynamics_state: str | None
+    classification: str
+    action: str
+    queue_id: int | None
+
+
+def write_log(conn: psycopg.Connection, run_id: uuid.UUID, entries: Iterable[LogEntry]) -> int:
+    entries = list(entries)
+    if not entries:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into reconciliation_log (run_id, mentor_id, app_status, should_be_listed, dynamics_state,
+                                            classification, action, queue_id)
+            select %s, m, s, sl, ds, c, a, q
+              from unnest(%s::uuid[], %s::text[], %s::boolean[], %s::text[], %s::text[], %s::text[], %s::bigint[])
+                   as t(m, s, sl, ds, c, a, q)
+            """,
+            (
+                run_id,
+                [e.mentor_id for e in entries],
+                [e.app_status for e in entries],
+                [e.should_be_listed for e in entries],
+                [e.dynamics_state for e in entries],
+                [e.classification for e in entries],
+                [e.action for e in entries],
+                [e.queue_id for e in entries],
+            ),
+        )
+        return cur.rowcount
+
+
+def duplicates(conn: psycopg.Connection) -> list[dict]:
+    """Hits of the compensation query (`reconciliation_duplicates`), for manual review."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("select * from reconciliation_duplicates order by kind, mentor_id, first_at")
+        return cur.fetchall()
+
+
+def unresolved_dead_rows(conn: psycopg.Connection, older_than_seconds: float = 86400) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("select * from unresolved_dead_sync_rows(make_interval(secs => %s))", (older_than_seconds,))
+        return cur.fetchall()
+
+
+def latest_run(conn: psycopg.Connection, kind: str = "reconciliation") -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select * from reconciliation_runs where kind = %s and finished_at is not null"
+            " order by started_at desc limit 1",
+            (kind,),
+        )
+        return cur.fetchone()
+
+
+def run_log(conn: psycopg.Connection, run_id: uuid.UUID) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("select * from reconciliation_log where run_id = %s order by id", (run_id,))
+        return cur.fetchall()
