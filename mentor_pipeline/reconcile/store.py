@@ -176,3 +176,25 @@ def run_log(conn: psycopg.Connection, run_id: uuid.UUID) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("select * from reconciliation_log where run_id = %s order by id", (run_id,))
         return cur.fetchall()
+
+
+def divergence_after_run(conn: psycopg.Connection, run_id: uuid.UUID) -> list[dict]:
+    """Now, for every mentor a reconciliation run acted on: the one rule's answer, the listing
+    last confirmed in Dynamics, and whether a queue row is still on its way. A mentor is still
+    divergent when nothing is on its way and the confirmed listing is not what it should be."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            """
+            select l.mentor_id, l.classification, l.action, l.queue_id, s.should_be_listed, s.confirmed_listed,
+                   s.in_queue,
+                   (not s.in_queue and s.confirmed_listed is distinct from s.should_be_listed) as still_divergent
+              from reconciliation_log l
+              join reconciliation_app_state(array(
+                       select mentor_id from reconciliation_log where run_id = %(run)s and action <> 'none')) s
+                on s.mentor_id = l.mentor_id
+             where l.run_id = %(run)s and l.action <> 'none'
+             order by l.id
+            """,
+            {"run": run_id},
+        )
+        return cur.fetchall()
