@@ -144,13 +144,16 @@ def test_force_sync_config_queues_and_writes_the_desired_state(db, emulator, res
     assert {r["triggered_by_event"] for r in queue_rows(db)} == {"force_sync"}
 
 
-def test_auth_failure_fails_the_run_alerts_and_the_failure_sensor_alerts_too(db, emulator, instance, resources, webhook):
+def test_auth_failure_fails_the_run_alerts_and_the_failure_sensor_alerts_too(
+    db, emulator, instance, resources, webhook, test_defs
+):
     mentors = hlf_mentors(db, 2)
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
     emulator.admin.rotate_secret("rotated-by-hlf-it")
 
-    result = dg.materialize([website_listing], resources=resources, instance=instance, raise_on_error=False)
+    job = test_defs.resolve_job_def("website_sync_job")
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
 
     assert not result.success
     assert {(r["status"], r["attempts"]) for r in queue_rows(db)} == {("pending", 0)}
