@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.sync.definitions import defs as sync_defs
 
 core = dg.Definitions(resources={"app_db": AppDatabase()})
 
-defs = dg.Definitions.merge(core)
+defs = dg.Definitions.merge(core, sync_defs)
