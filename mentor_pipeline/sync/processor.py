@@ -195,6 +195,13 @@ def _process_batch(
             report.stopped_reason = f"Dynamics error: {exc}"
             log.warning("website sync batch failed, rows will be retried: %s", exc)
             stop = True
+        except BaseException as exc:
+            # A bug or an interrupt: record what we know (a retry that counts) instead of
+            # leaving the rows to their lease, then let it propagate.
+            for d in to_apply:
+                outcomes[d.row.id] = Outcome(d.row.id, "retry", f"processor error: {type(exc).__name__}: {exc}")
+            queue.record_outcomes(conn, token, list(outcomes.values()), policy)
+            raise
         else:
             for d, answer in zip(to_apply, answers):
                 results[d.row.id] = answer
