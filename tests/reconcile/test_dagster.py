@@ -1,0 +1,167 @@
+"""The Dagster side: nightly_reconciliation_job (credential check first, reconcile, asset checks),
+its schedule, and force sync by materialising website_listing. Real PostgreSQL, the emulator
+over HTTP, a webhook receiver for alerts, an ephemeral instance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
+from mentor_pipeline.reconcile.definitions import nightly_reconciliation_schedule
+from mentor_pipeline.sync.assets import WebsiteListingConfig, website_listing
+from mentor_pipeline.sync.definitions import defs as sync_defs
+from tests.reconcile.helpers import hlf_mentors, in_sync_world, listed_in_dynamics, seed_contacts, set_statuses, writes_sent
+from tests.support.factories import queue_rows
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def test_defs(resources):
+    shared = {k: v for k, v in resources.items() if k != "sync_settings"}
+    return dg.Definitions.merge(sync_defs, reconcile_defs, dg.Definitions(resources=shared))
+
+
+def run_nightly(test_defs, instance, **kwargs):
+    return test_defs.resolve_job_def("nightly_reconciliation_job").execute_in_process(
+        instance=instance, raise_on_error=False, **kwargs)
+
+
+def checks_of(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def metadata_of(result) -> dict:
+    [materialization] = result.asset_materializations_for_node("website_listing")
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def test_nightly_job_reconciles_and_its_checks_pass(db, emulator, instance, test_defs, webhook):
+    mentors = in_sync_world(db, emulator, 5)
+    set_statuses(db, [mentors[0]], "paused")
+    db.execute("delete from sync_queue")
+
+    result = run_nightly(test_defs, instance)
+
+    assert result.success
+    metadata = metadata_of(result)
+    assert metadata["mode"] == "reconciliation" and metadata["listed_but_should_not"] == 1
+    assert metadata["in_sync"] == 4 and metadata["applied"] == 1 and metadata["still_divergent"] == 0
+    assert f"`{mentors[0]}`" in metadata["differences"] and "| listed_but_should_not | remove |" in metadata["differences"]
+    assert "| in_sync | 4 |" in metadata["classification_counts"]
+    checks = checks_of(result)
+    assert set(checks) == {"divergence_after_resync", "no_stale_dead_sync_rows", "no_duplicate_records"}
+    assert all(c.passed for c in checks.values())
+    assert checks["divergence_after_resync"].metadata["resynced"].value == 1
+    assert db.execute("select dagster_run_id from reconciliation_runs").fetchone()[0] == result.run_id
+    assert listed_in_dynamics(emulator)[str(mentors[0])] is False
+    assert webhook.posts == []
+
+
+def test_duplicates_raise_the_alert_and_fail_the_check(db, emulator, instance, test_defs, webhook):
+    [mentor] = hlf_mentors(db, 1, cert_days=-1)  # certification lapsed yesterday
+    seed_contacts(emulator, [mentor], listed=False)
+    # expired, reinstated without a valid certification, expired again: two expired_cert
+    # transitions for one certification period.
+    for status in ("expired_cert", "active", "expired_cert"):
+        set_statuses(db, [mentor], status)
+    # A reminder table that lacks its unique constraint (an older deployment, a hand fix).
+    db.execute("alter table cert_expiry_reminders drop constraint cert_expiry_reminders_once")
+    db.execute("insert into cert_expiry_reminders (mentor_id, threshold_day, certification_expiry_date)"
+               " values (%s, 7, '2026-12-01'), (%s, 7, '2026-12-01')", (mentor, mentor))
+
+    result = run_nightly(test_defs, instance)
+
+    assert result.success  # the website side is fine; the duplicates are for a person
+    check = checks_of(result)["no_duplicate_records"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["duplicates"].value == 2
+    assert "expired_cert_transition" in check.metadata["by_kind"].value
+    assert "expiry_reminder" in check.metadata["by_kind"].value
+    [alert] = [p for p in webhook.posts if p["kind"] == "reconciliation_duplicates"]
+    assert "manual review" in alert["summary"]
+    assert {d["kind"] for d in alert["details"]["duplicates"]} == {"expired_cert_transition", "expiry_reminder"}
+    assert metadata_of(result)["duplicates"] == 2
+
+
+def test_stale_dead_rows_fail_their_check_until_a_later_write_succeeds(db, emulator, instance, test_defs):
+    [mentor] = in_sync_world(db, emulator, 1)
+    db.execute("insert into sync_queue (mentor_id, operation, status, last_error, processed_at)"
+               " values (%s, 'add', 'dead', 'gave up after 8 attempts', now() - interval '2 days')", (mentor,))
+
+    first = checks_of(run_nightly(test_defs, instance))["no_stale_dead_sync_rows"]
+    assert not first.passed and first.metadata["stale_dead_rows"].value == 1
+    assert "gave up after 8 attempts" in first.metadata["rows"].value
+
+    db.execute("insert into sync_queue (mentor_id, operation, status, processed_at) values (%s, 'add', 'done', now())",
+               (mentor,))
+    assert checks_of(run_nightly(test_defs, instance))["no_stale_dead_sync_rows"].passed
+
+
+def test_credential_check_runs_first_and_alerts_at_once(db, emulator, instance, test_defs, webhook):
+    in_sync_world(db, emulator, 2)
+    emulator.admin.rotate_secret("rotated-by-hlf-it")
+    emulator.admin.clear_requests()
+
+    result = run_nightly(test_defs, instance)
+
+    assert not result.success
+    assert webhook.kinds() == ["dynamics_auth_wrong_secret"]
+    assert emulator.admin.requests() == []  # no listing was read, nothing written
+    assert db.execute("select count(*) from reconciliation_runs").fetchone()[0] == 0
+    assert "rotated-by-hlf-it" not in str(webhook.posts)
+
+
+def test_schedule_runs_the_nightly_job_at_three_oslo_time(test_defs):
+    schedule = test_defs.resolve_schedule_def("nightly_reconciliation_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "0 3 * * *", "Europe/Oslo", "nightly_reconciliation_job")
+    expiry_hour = 2  # nightly_expiry_schedule: 02:00 Oslo; reconciliation follows it
+    assert int(schedule.cron_schedule.split()[1]) > expiry_hour
+    tick = datetime(2026, 3, 29, 3, 0, tzinfo=ZoneInfo("Europe/Oslo"))  # the night clocks go forward
+    request = nightly_reconciliation_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert request.run_key == "nightly_reconciliation:2026-03-29"
+
+
+def test_materialising_from_the_ui_with_default_config_resyncs_every_hlf_mentor(db, emulator, resources):
+    hlf = hlf_mentors(db, 3)
+    nhf = hlf_mentors(db, 1, org="NHF")
+    seed_contacts(emulator, hlf, listed=False)
+
+    result = dg.materialize([website_listing], resources=resources)
+
+    assert result.success
+    rows = queue_rows(db)
+    assert {r["mentor_id"] for r in rows} == set(hlf) and nhf[0] not in {r["mentor_id"] for r in rows}
+    assert {(r["triggered_by_event"], r["status"]) for r in rows} == {("force_sync", "done")}
+    assert listed_in_dynamics(emulator) == {str(m): True for m in hlf}
+    assert metadata_of(result)["mode"] == "force_sync" and metadata_of(result)["queued"] == 3
+
+
+def test_ui_dry_run_and_invalid_ids(db, emulator, resources):
+    [mentor] = hlf_mentors(db, 1)
+    seed_contacts(emulator, [mentor], listed=False)
+    emulator.admin.clear_requests()
+
+    def materialize(**config):
+        return dg.materialize([website_listing], resources=resources, raise_on_error=False, run_config=dg.RunConfig(
+            ops={"website_listing": WebsiteListingConfig(**config)}))
+
+    dry = materialize(dry_run=True)
+    assert dry.success and metadata_of(dry)["mode"] == "force_sync (dry run)"
+    assert metadata_of(dry)["missing_but_should"] == 1
+    assert writes_sent(emulator) == [] and queue_rows(db) == []
+
+    bad = materialize(mentor_ids=[str(mentor), "nope"])
+    assert not bad.success
+    failure = bad.get_step_failure_events()[0].step_failure_data.error.message
+    assert "nope (not a mentor id" in failure and "nothing was applied" in failure
+    assert writes_sent(emulator) == [] and queue_rows(db) == []
