@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
-from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.resources import AppDatabase, dynamics_from_env
 from mentor_pipeline.sync.definitions import defs as sync_defs
 
-core = dg.Definitions(resources={"app_db": AppDatabase()})
+# Resources every domain shares. Secrets resolve from the environment at run time (EnvVar),
+# so they never show in run config or the UI.
+core = dg.Definitions(
+    resources={
+        "app_db": AppDatabase(),
+        "dynamics": dynamics_from_env(),
+        "alerts": AlertSink(webhook_url=dg.EnvVar("ALERT_WEBHOOK_URL")) if os.environ.get("ALERT_WEBHOOK_URL") else AlertSink(),
+    }
+)
 
 defs = dg.Definitions.merge(core, sync_defs)
