@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mentor_pipeline.cli.sync import alert_sink, open_client, print_table, run_with_progress
+from mentor_pipeline.cli.sync import alert_sink, open_client, print_dead_rows, print_table, run_with_progress
 
 
 def register(subparsers) -> None:
@@ -43,5 +43,7 @@ def print_report(report, limit: int = 20) -> None:
                   f"  Dynamics: {dynamics:<8}  {row.classification:<22} {row.action:<13} {result}")
         if len(changes) > limit:
             print(f"  ... and {len(changes) - limit} more (select * from reconciliation_log)")
+    if report.drain is not None:
+        print_dead_rows(report.drain)
     if report.drain is not None and report.drain.auth_error:
         print(f"error: {report.drain.auth_error}")

@@ -91,6 +91,15 @@ def print_table(lines: list[str]) -> None:
         print(line)
 
 
+def print_dead_rows(drain, limit: int = 20) -> None:
+    """Why each dead row gave up: the one thing the operator must act on."""
+    dead = [r for r in drain.rows if r.result == "dead"]
+    for row in dead[:limit]:
+        print(f"  dead: queue row {row.queue_id}, mentor {row.mentor_id}: {row.reason}")
+    if len(dead) > limit:
+        print(f"  ... and {len(dead) - limit} more dead rows (select * from sync_queue where status = 'dead')")
+
+
 def run_with_progress(work: Callable[[ProgressBar], object]):
     bar = ProgressBar()
     try:
@@ -123,8 +132,7 @@ def _run(args) -> int:
     width = max(len(label) for label, _ in rows)
     print_table(["website sync (break-glass)", "-" * (width + 10)] + [f"{label:<{width}}  {n:>8}" for label, n in rows]
                 + [f"{'seconds':<{width}}  {report.seconds:>8.1f}"])
-    for row in [r for r in report.rows if r.result == "dead"][:20]:
-        print(f"  dead: queue row {row.queue_id}, mentor {row.mentor_id}: {row.reason}")
+    print_dead_rows(report)
     if report.auth_error:
         print(f"mentor-pipeline sync: error: {report.auth_error}", file=sys.stderr)
     return 1 if (report.auth_error or report.dead or report.retried or report.released) else 0
