@@ -31,7 +31,7 @@ from mentor_pipeline.dynamics.errors import (
     DynamicsRequestError,
     DynamicsUnavailable,
 )
-from mentor_pipeline.dynamics.results import ClientStats, ListingUpdate, UpdateOutcome, UpdateResult
+from mentor_pipeline.dynamics.results import ClientStats, ListingUpdate, UpdateOutcome, UpdateResult, unavailable_code
 from mentor_pipeline.dynamics.settings import DynamicsSettings
 
 MAX_PAGE_SIZE = 5000  # Dataverse's cap on odata.maxpagesize
@@ -135,7 +135,7 @@ class DataverseClient:
                 what=f"the update of mentor {mentor_id}",
             )
         except DynamicsUnavailable as exc:
-            return UpdateResult(mentor_id, UpdateOutcome.FAILED, "unavailable", str(exc), exc.rate_limit_waits)
+            return UpdateResult(mentor_id, UpdateOutcome.FAILED, unavailable_code(exc.status), str(exc), exc.rate_limit_waits)
         return self._result(mentor_id, response.status_code, response.content, waits)
 
     def apply_updates(
@@ -181,7 +181,7 @@ class DataverseClient:
                 )
             except DynamicsUnavailable as exc:
                 for i in pending:
-                    results[i] = UpdateResult(chunk[i].mentor_id, UpdateOutcome.FAILED, "unavailable",
+                    results[i] = UpdateResult(chunk[i].mentor_id, UpdateOutcome.FAILED, unavailable_code(exc.status),
                                               str(exc), waits[i] + exc.rate_limit_waits)
                 break
             for i in pending:

@@ -13,6 +13,15 @@ class UpdateOutcome(str, Enum):
     FAILED = "failed"
 
 
+# Codes of FAILED results the client makes itself (Dataverse's own codes are hex, e.g. 0x80040217).
+UNAVAILABLE = "unavailable"  # 5xx answers or timeouts outlasted the retries
+THROTTLED = "throttled"  # still 429 after the client's cap on Retry-After waits: not the row's fault
+
+
+def unavailable_code(status: int | None) -> str:
+    return THROTTLED if status == 429 else UNAVAILABLE
+
+
 @dataclass(frozen=True)
 class ListingUpdate:
     mentor_id: str

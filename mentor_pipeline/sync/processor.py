@@ -31,7 +31,7 @@ from mentor_pipeline.dynamics.errors import (
     ExpiredClientSecret,
     InvalidClientSecret,
 )
-from mentor_pipeline.dynamics.results import ListingUpdate, UpdateOutcome, UpdateResult
+from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOutcome, UpdateResult
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
@@ -243,7 +243,7 @@ def _outcome_for(decision: Decision, answer: UpdateResult) -> Outcome:
             f"mentor {decision.row.mentor_id} has no contact in Dynamics ({answer.code}); the pipeline never "
             "creates contacts: add the contact with this mentor id in Dynamics, then force-sync the mentor",
         )
-    throttled = answer.code == "unavailable" and "(429)" in (answer.message or "")
+    throttled = answer.code == THROTTLED
     return Outcome(row_id, "retry", f"{answer.code}: {answer.message}", consume_attempt=not throttled)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from mentor_pipeline.dynamics import ListingUpdate, UpdateOutcome
 from mentor_pipeline.dynamics.errors import DynamicsUnavailable
+from mentor_pipeline.dynamics.results import THROTTLED, UNAVAILABLE
 
 
 def test_429_storm_waits_the_full_retry_after_and_never_fails(emulator, recording_sleep):
@@ -38,6 +39,16 @@ def test_429_on_batches_resends_the_same_operations(emulator, recording_sleep):
         f"/api/data/v9.2/contacts(hlf_mentorid='m{n:06d}')" for n in range(1, 41))
 
 
+def test_throttling_beyond_the_wait_cap_is_reported_as_throttled_not_unavailable(emulator):
+    emulator.admin.seed(3)
+    emulator.admin.configure(request_limit=1)
+    # A sleep that does not advance the emulator's clock: the window never frees up.
+    with emulator.client(sleep=lambda seconds: None, max_rate_limit_waits=2, max_in_flight=1) as client:
+        results = [client.set_listed(f"m{n:06d}", False) for n in range(1, 4)]
+    assert results[0].outcome is UpdateOutcome.APPLIED
+    assert [(r.outcome, r.code) for r in results[1:]] == [(UpdateOutcome.FAILED, THROTTLED)] * 2
+
+
 def test_5xx_is_retried_with_backoff_then_succeeds(emulator, recording_sleep):
     emulator.admin.seed(1)
     emulator.admin.set_faults(fail_next=2, error_status=503)
@@ -56,7 +67,7 @@ def test_5xx_gives_up_after_max_retries_with_the_last_error(emulator, recording_
         result = client.set_listed("m000001", False)
         with pytest.raises(DynamicsUnavailable, match="HTTP 502"):
             client.whoami()
-    assert result.outcome is UpdateOutcome.FAILED and result.code == "unavailable"
+    assert result.outcome is UpdateOutcome.FAILED and result.code == UNAVAILABLE
     assert "HTTP 502" in result.message and "3 times" in result.message
 
 
@@ -76,4 +87,4 @@ def test_batch_5xx_whole_request_exhausted_fails_each_update(emulator, recording
     with emulator.client(sleep=recording_sleep, max_retries=1) as client:
         results = client.apply_updates([ListingUpdate("m000001", False), ListingUpdate("m000002", False)])
     assert [r.outcome for r in results] == [UpdateOutcome.FAILED] * 2
-    assert all(r.code == "unavailable" for r in results)
+    assert all(r.code == UNAVAILABLE for r in results)
