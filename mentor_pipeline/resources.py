@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -43,17 +44,7 @@ class DynamicsResource(dg.ConfigurableResource):
     timeout_seconds: float = 30.0
 
     def settings(self) -> DynamicsSettings:
-        return DynamicsSettings(
-            url=self.url,
-            tenant_id=self.tenant_id,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            authority=self.authority,
-            entity_set=self.entity_set,
-            key_attribute=self.key_attribute,
-            listed_attribute=self.listed_attribute,
-            chapter_attribute=self.chapter_attribute,
-        )
+        return DynamicsSettings(**{field.name: getattr(self, field.name) for field in dataclasses.fields(DynamicsSettings)})
 
     @contextlib.contextmanager
     def open_client(self) -> Iterator["DataverseClient"]:  # noqa: F821 - imported lazily
@@ -86,15 +77,4 @@ def dynamics_from_env() -> DynamicsResource:
 
 def dynamics_resource_for(settings: DynamicsSettings, **options) -> DynamicsResource:
     """A resource for explicit settings (the break-glass CLI and tests)."""
-    return DynamicsResource(
-        url=settings.url,
-        tenant_id=settings.tenant_id,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
-        authority=settings.authority,
-        entity_set=settings.entity_set,
-        key_attribute=settings.key_attribute,
-        listed_attribute=settings.listed_attribute,
-        chapter_attribute=settings.chapter_attribute,
-        **options,
-    )
+    return DynamicsResource(**dataclasses.asdict(settings), **options)
