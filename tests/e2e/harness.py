@@ -53,6 +53,10 @@ RUN_TIMEOUT = 120.0
 LOCATION = "mentor_pipeline"  # workspace.yaml's location_name
 
 
+class CodeLocationError(RuntimeError):
+    """The code location failed to load (an import error in the definitions)."""
+
+
 def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -62,6 +66,8 @@ def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: flo
             value = check()
             if value:
                 return value
+        except CodeLocationError:
+            raise  # will not get better by waiting
         except Exception as exc:  # a poll that errors is a poll that has not succeeded yet
             last_error = exc
         if time.monotonic() > deadline:
@@ -123,8 +129,7 @@ class Stack:
     # -- Dagster processes ------------------------------------------------------------------
 
     def start_dagster(self) -> None:
-        # Development only: try the suite against a workspace other than the repository's.
-        workspace = os.environ.get("MENTOR_PIPELINE_E2E_WORKSPACE") or str(project_root() / "workspace.yaml")
+        workspace = str(project_root() / "workspace.yaml")
         env = self.env()
         tag = f"-{self.restarts}" if self.restarts else ""
         webserver = processes.start(
@@ -183,7 +188,7 @@ class Stack:
         for entry in entries:
             error = entry.get("locationOrLoadError") or {}
             if error.get("__typename") == "PythonError":
-                raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}")
+                raise CodeLocationError(f"code location {entry['name']} failed to load: {error['message']}")
         return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
     def daemons_healthy(self) -> bool:
