@@ -39,7 +39,7 @@ class ExpiryRunResult:
 def apply_certification_state(conn: psycopg.Connection, run_date: date) -> CertificationStateResult:
     transitions = store.expire_lapsed_mentors(conn, run_date)
     state = store.refresh_certification_state(conn, run_date)
-    gaps = store.certification_gaps(conn)
+    gaps = store.certification_gaps(conn, total=state.active_without_certification)
     return CertificationStateResult(run_date=run_date, transitions=transitions, state=state, gaps=gaps)
 
 

@@ -34,6 +34,12 @@ class CertificationState:
     run_date: date
     # (organisation code, bucket) -> mentors
     counts: dict[tuple[str, str], int]
+    # (organisation code, bucket) -> how many of those mentors are active
+    active_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def active_without_certification(self) -> int:
+        return sum(n for (_, bucket), n in self.active_counts.items() if bucket == "no_certification")
 
     def per_bucket(self) -> dict[str, int]:
         totals = Counter({bucket: 0 for bucket in BUCKETS})
@@ -90,7 +96,11 @@ def expire_lapsed_mentors(conn: psycopg.Connection, run_date: date) -> Transitio
 def refresh_certification_state(conn: psycopg.Connection, run_date: date) -> CertificationState:
     with conn.transaction():
         rows = conn.execute("select * from refresh_certification_state(%s)", (run_date,)).fetchall()
-    return CertificationState(run_date=run_date, counts={(org, bucket): n for org, bucket, n in rows})
+    return CertificationState(
+        run_date=run_date,
+        counts={(org, bucket): n for org, bucket, n, _ in rows},
+        active_counts={(org, bucket): active for org, bucket, _, active in rows},
+    )
 
 
 def create_reminders(conn: psycopg.Connection, run_date: date) -> Reminders:
@@ -99,17 +109,21 @@ def create_reminders(conn: psycopg.Connection, run_date: date) -> Reminders:
     return Reminders(counts={(org, threshold): (r, n) for org, threshold, r, n in rows})
 
 
-def certification_gaps(conn: psycopg.Connection) -> CertificationGaps:
+def certification_gaps(conn: psycopg.Connection, total: int | None = None) -> CertificationGaps:
+    """The count (pass it when the state refresh already counted) and a sample to show people."""
     with conn.transaction():
+        if total is None:
+            total = conn.execute("select count(*) from active_mentors_without_certification()").fetchone()[0]
+        if not total:
+            return CertificationGaps(total=0)
         rows = conn.execute(
-            "select count(*) over (), mentor_id::text, full_name, organization_code, chapter_name"
+            "select mentor_id::text, full_name, organization_code, chapter_name"
             " from active_mentors_without_certification() limit %s",
             (SAMPLE_SIZE,),
         ).fetchall()
-    if not rows:
-        return CertificationGaps(total=0)
-    sample = [
-        {"mentor_id": mentor_id, "full_name": name, "organization": org, "chapter": chapter}
-        for _, mentor_id, name, org, chapter in rows
-    ]
-    return CertificationGaps(total=rows[0][0], sample=sample)
+    sample = sorted(
+        ({"mentor_id": mentor_id, "full_name": name, "organization": org, "chapter": chapter}
+         for mentor_id, name, org, chapter in rows),
+        key=lambda g: (g["organization"], g["chapter"] or "", g["full_name"], g["mentor_id"]),
+    )
+    return CertificationGaps(total=total, sample=sample)

@@ -34,6 +34,29 @@ as $$
     select (p_at at time zone 'Europe/Oslo')::date
 $$;
 
+-- Valid as of a run date: not expired by the start of that date in Oslo.
+create function certification_valid_as_of(p_expires_at timestamptz, p_run_date date)
+returns boolean
+language sql
+immutable
+parallel safe
+as $$
+    select p_expires_at > expiry_run_start(p_run_date)
+$$;
+
+-- Oslo calendar days from the run date to the expiry date (0: expires on the run date).
+create function certification_days_left(p_expires_at timestamptz, p_run_date date)
+returns integer
+language sql
+immutable
+parallel safe
+as $$
+    select oslo_date(p_expires_at) - p_run_date
+$$;
+
+-- Speeds up "which certifications expire inside the reminder window" (and nothing else).
+create index certifications_expires_at on certifications (expires_at);
+
 -- ---------------------------------------------------------------------------------------------
 -- Reminder thresholds: defaults for everyone, per-organisation overrides behind a flag
 
@@ -128,6 +151,11 @@ left join expiry_threshold_config c on c.organization_id = o.id;
 -- Per mentor: the most recent certification (mentor_latest_certification, the one definition),
 -- its Oslo expiry date, days left, validity as of the run date and the bucket. A plain SQL
 -- function so the planner inlines it into the statements that read it.
+--
+-- Cost matters at a million mentors: converting to Oslo time is the expensive part, so the
+-- bucket compares expires_at with the Oslo midnights that bound it (days_left < 7 is the same as
+-- expires_at < 00:00 Oslo on run date + 7), which fold to constants; only days_left and the
+-- expiry date convert, and only where a caller reads them.
 create function certification_state_as_of(p_run_date date)
 returns table (
     mentor_id uuid,
@@ -152,65 +180,65 @@ as $$
         l.certification_id,
         l.expires_at,
         oslo_date(l.expires_at),
-        oslo_date(l.expires_at) - p_run_date,
-        coalesce(l.expires_at > expiry_run_start(p_run_date), false),
+        certification_days_left(l.expires_at, p_run_date),
+        coalesce(certification_valid_as_of(l.expires_at, p_run_date), false),
         case
             when l.mentor_id is null then 'no_certification'
             when l.expires_at <= expiry_run_start(p_run_date) then 'expired'
-            when oslo_date(l.expires_at) - p_run_date < 7 then 'lt_7_days'
-            when oslo_date(l.expires_at) - p_run_date < 14 then 'lt_14_days'
-            when oslo_date(l.expires_at) - p_run_date < 30 then 'lt_30_days'
+            when l.expires_at < expiry_run_start(p_run_date + 7) then 'lt_7_days'
+            when l.expires_at < expiry_run_start(p_run_date + 14) then 'lt_14_days'
+            when l.expires_at < expiry_run_start(p_run_date + 30) then 'lt_30_days'
             else 'ok'
         end
     from mentors m
     left join mentor_latest_certification l on l.mentor_id = m.id
 $$;
 
--- The snapshot the certification_state asset materialises (one run date at a time), for
--- coordinators and dashboards. Derived data: no foreign keys, rebuilt whole each night.
-create table certification_state (
-    mentor_id uuid primary key,
-    organization_id uuid not null,
-    chapter_id uuid,
-    status text not null,
-    certification_id uuid,
-    certification_expires_at timestamptz,
-    certification_expiry_date date,
-    days_left integer,
-    valid_as_of_run_date boolean not null,
-    bucket text not null
-        constraint certification_state_bucket_check
-        check (bucket in ('expired', 'lt_7_days', 'lt_14_days', 'lt_30_days', 'ok', 'no_certification')),
+-- Each refresh of the certification_state asset: the run date and the counts it reported.
+create table certification_state_runs (
+    id bigint generated always as identity primary key,
     run_date date not null,
+    -- [{"organization_code": ..., "bucket": ..., "mentors": n, "active_mentors": n}, ...]
+    counts jsonb not null,
     refreshed_at timestamptz not null default now()
 );
 
--- Rebuilds the snapshot for a run date and returns the counts per organisation and bucket.
--- TRUNCATE takes an exclusive lock, so two concurrent refreshes run one after the other.
+-- The certification state as of the latest refreshed run date, on current data. A view, not a
+-- copy: rewriting a million rows every night bought nothing but time and WAL, and a lookup for
+-- one mentor stays an index probe.
+create view certification_state with (security_invoker = true) as
+select s.*, r.run_date, r.refreshed_at
+from (select run_date, refreshed_at from certification_state_runs order by id desc limit 1) r
+cross join lateral certification_state_as_of(r.run_date) s;
+
+-- Refreshes the certification_state asset for a run date: counts per organisation and bucket in
+-- one pass (active_mentors: how many of them are active), recorded and returned.
 create function refresh_certification_state(p_run_date date)
-returns table (organization_code text, bucket text, mentors bigint)
+returns table (organization_code text, bucket text, mentors bigint, active_mentors bigint)
 language plpgsql
 set search_path = public, pg_temp
+set plan_cache_mode = force_custom_plan
 as $$
 begin
-    truncate certification_state;
-    insert into certification_state (
-        mentor_id, organization_id, chapter_id, status, certification_id, certification_expires_at,
-        certification_expiry_date, days_left, valid_as_of_run_date, bucket, run_date)
-    select s.mentor_id, s.organization_id, s.chapter_id, s.status, s.certification_id, s.certification_expires_at,
-           s.certification_expiry_date, s.days_left, s.valid_as_of_run_date, s.bucket, p_run_date
-    from certification_state_as_of(p_run_date) s;
-
     return query
-    select o.code, cs.bucket, count(*)
-    from certification_state cs
-    join organizations o on o.id = cs.organization_id
-    group by o.code, cs.bucket
-    order by o.code, cs.bucket;
+    with counts as (
+        select o.code as organization_code, s.bucket, count(*) as mentors,
+               count(*) filter (where s.status = 'active') as active_mentors
+        from certification_state_as_of(p_run_date) s
+        join organizations o on o.id = s.organization_id
+        group by o.code, s.bucket
+    ),
+    recorded as (
+        insert into certification_state_runs (run_date, counts)
+        select p_run_date, coalesce(jsonb_agg(to_jsonb(c) order by c.organization_code, c.bucket), '[]'::jsonb)
+        from counts c
+    )
+    select c.organization_code, c.bucket, c.mentors, c.active_mentors from counts c order by 1, 2;
 end
 $$;
 
 -- Active mentors with no certification at all: a data gap for coordinators, not an expiry.
+-- Unordered so that "the first 20" stops early; callers sort what they show.
 create function active_mentors_without_certification()
 returns table (mentor_id uuid, full_name text, organization_code text, chapter_name text)
 language sql
@@ -222,14 +250,16 @@ as $$
     left join chapters ch on ch.id = m.chapter_id
     where m.status = 'active'
       and not exists (select from certifications c where c.mentor_id = m.id)
-    order by o.code, ch.name nulls last, m.full_name, m.id
 $$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Reminders and coordinator notifications
 
+-- Copies taken when the reminder was created, for reading without joins. No foreign keys on
+-- copies here or in coordinator_notifications: the reminder's own mentor_id foreign key (on
+-- delete cascade) already ties every row to a mentor, and each extra key costs a probe per row.
 alter table cert_expiry_reminders
-    add column organization_id uuid references organizations (id),
+    add column organization_id uuid,
     add column days_left integer;
 
 -- The outbox the app reads: one notification per reminder, for the coordinators of the
@@ -238,11 +268,11 @@ alter table cert_expiry_reminders
 create table coordinator_notifications (
     id bigint generated always as identity primary key,
     reminder_id bigint not null references cert_expiry_reminders (id) on delete cascade,
-    mentor_id uuid not null references mentors (id) on delete cascade,
-    organization_id uuid not null references organizations (id),
+    mentor_id uuid not null,
+    organization_id uuid not null,
     -- The coordinator's chapter (the mentor's chapter); null for a mentor without a chapter,
     -- whose notification goes to the organisation's coordinators.
-    chapter_id uuid references chapters (id),
+    chapter_id uuid references chapters (id) on delete set null,
     threshold_day integer not null,
     certification_expiry_date date not null,
     days_left integer not null,
@@ -254,18 +284,10 @@ create table coordinator_notifications (
 );
 create index coordinator_notifications_unread on coordinator_notifications (chapter_id, created_at) where read_at is null;
 
--- Which threshold a certification is due for today: the tightest one it has reached
--- (smallest threshold >= days_left). A mentor 5 days from expiry on the first run gets the
--- 7-day reminder only, not 30, 14 and 7 at once; crossing into a tighter threshold later
--- gives one more reminder.
-create function expiry_threshold_due(p_threshold_days integer[], p_days_left integer)
-returns integer
-language sql
-immutable
-parallel safe
-as $$
-    select min(d) from unnest(p_threshold_days) d where d >= p_days_left
-$$;
+-- Which threshold is due: the tightest one reached (smallest threshold >= days_left). A mentor 5
+-- days from expiry on the first run gets the 7-day reminder only, not 30, 14 and 7 at once;
+-- crossing into a tighter threshold later gives one more reminder. (Written inline in
+-- create_expiry_reminders: a SQL function with FROM is not inlined and cost a second per 40k.)
 
 -- Inserts the reminders due on a run date and one notification per new reminder, in one
 -- statement. ON CONFLICT DO NOTHING returns only the rows this call created, so only those get
@@ -275,7 +297,13 @@ create function create_expiry_reminders(p_run_date date)
 returns table (organization_code text, threshold_day integer, reminders bigint, notifications bigint)
 language plpgsql
 set search_path = public, pg_temp
+set plan_cache_mode = force_custom_plan
 as $$
+declare
+    -- Certifications expiring after this cannot be due for any organisation: a cheap bound on
+    -- expires_at, so only the few inside the widest window are converted to Oslo dates.
+    window_end timestamptz := expiry_run_start(p_run_date + 1 + (
+        select coalesce(max(d), 0) from organization_expiry_thresholds t, unnest(t.threshold_days) d));
 begin
     -- Serialises concurrent runs (two schedulers, a retry next to a manual run): without it two
     -- inserts of overlapping key sets in different orders could deadlock.
@@ -283,13 +311,21 @@ begin
 
     return query
     with due as (
-        select s.mentor_id, s.organization_id, s.chapter_id, s.certification_id,
-               s.certification_expiry_date, s.days_left,
-               expiry_threshold_due(t.threshold_days, s.days_left) as threshold_day
-        from certification_state_as_of(p_run_date) s
-        join organization_expiry_thresholds t on t.organization_id = s.organization_id
-        where s.valid_as_of_run_date
-          and s.days_left <= t.threshold_days[1]  -- stored largest first; cheap pre-filter
+        -- Starts from the certifications inside the widest window (an index range), keeps those
+        -- that are their mentor's most recent (mentor_latest_certification, probed per mentor),
+        -- and picks the threshold due for each.
+        select c.mentor_id, m.organization_id, c.id as certification_id,
+               oslo_date(c.expires_at) as certification_expiry_date,
+               certification_days_left(c.expires_at, p_run_date) as days_left,
+               (select min(d) from unnest(t.threshold_days) d
+                where d >= certification_days_left(c.expires_at, p_run_date)) as threshold_day
+        from certifications c
+        join mentors m on m.id = c.mentor_id
+        join organization_expiry_thresholds t on t.organization_id = m.organization_id
+        where certification_valid_as_of(c.expires_at, p_run_date)
+          and c.expires_at < window_end
+          -- A correlated probe (not a join) so the planner looks up one mentor at a time.
+          and c.id = (select l.certification_id from mentor_latest_certification l where l.mentor_id = c.mentor_id)
     ),
     reminded as (
         insert into cert_expiry_reminders (
@@ -317,14 +353,21 @@ begin
         from reminded r
         join mentors m on m.id = r.mentor_id
         on conflict do nothing
-        returning coordinator_notifications.reminder_id
+        returning coordinator_notifications.organization_id, coordinator_notifications.threshold_day
+    ),
+    -- Counted apart and joined only as totals: CTE row estimates are guesses, and a join of two
+    -- 40k-row CTEs planned as a nested loop took minutes.
+    reminder_counts as (
+        select r.organization_id, r.threshold_day, count(*) as n from reminded r group by 1, 2
+    ),
+    notification_counts as (
+        select n.organization_id, n.threshold_day, count(*) as n from notified n group by 1, 2
     )
-    select o.code, r.threshold_day, count(*), count(n.reminder_id)
-    from reminded r
-    join organizations o on o.id = r.organization_id
-    left join notified n on n.reminder_id = r.id
-    group by o.code, r.threshold_day
-    order by o.code, r.threshold_day desc;
+    select o.code, rc.threshold_day, rc.n, coalesce(nc.n, 0)
+    from reminder_counts rc
+    join organizations o on o.id = rc.organization_id
+    left join notification_counts nc on nc.organization_id = rc.organization_id and nc.threshold_day = rc.threshold_day
+    order by o.code, rc.threshold_day desc;
 end
 $$;
 
@@ -343,6 +386,7 @@ set search_path = public, pg_temp
 as $$
 declare
     previous_event text := current_setting('mentor_pipeline.triggered_by_event', true);
+    candidates uuid[];
 begin
     if p_as_of is null or p_as_of > now() then
         raise exception 'refusing to expire certifications as of %: that is in the future', coalesce(p_as_of::text, 'null')
@@ -352,26 +396,29 @@ begin
     -- One transition run at a time; a concurrent run waits and then finds nothing left to do.
     perform pg_advisory_xact_lock(hashtext('mentor_pipeline.expire_mentors_with_lapsed_certifications'));
 
-    -- Lock the candidates first (in id order), then decide with a fresh snapshot. Under READ
-    -- COMMITTED an UPDATE that waits on a row rechecks only that row, not the certifications it
-    -- joined: a coordinator who just committed a new certification together with a change to the
-    -- mentor would otherwise be expired on stale data.
-    perform 1
+    -- One pass over all mentors finds the candidates ...
+    select array_agg(m.id order by m.id) into candidates
     from mentors m
     join mentor_latest_certification l on l.mentor_id = m.id
-    where m.status = 'active' and l.expires_at <= p_as_of
-    order by m.id
-    for update of m;
+    where m.status = 'active' and l.expires_at <= p_as_of;
+    if candidates is null then
+        return;
+    end if;
+
+    -- ... which are locked (in id order), and only then decided with a fresh snapshot. Under
+    -- READ COMMITTED an UPDATE that waits on a row rechecks that row but not the certifications
+    -- it saw: a coordinator who just committed a new certification together with a change to
+    -- the mentor would otherwise be expired on stale data.
+    perform 1 from mentors m where m.id = any(candidates) order by m.id for update;
 
     perform set_config('mentor_pipeline.triggered_by_event', 'nightly_expiry', true);
 
     return query
     update mentors m
     set status = 'expired_cert', updated_at = now()
-    from mentor_latest_certification l
-    where l.mentor_id = m.id
+    where m.id = any(candidates)
       and m.status = 'active'
-      and l.expires_at <= p_as_of
+      and exists (select from mentor_latest_certification l where l.mentor_id = m.id and l.expires_at <= p_as_of)
     returning m.id;
 
     -- Leave the caller's transaction as we found it.
@@ -383,11 +430,11 @@ $$;
 -- Row Level Security and privileges: the app roles see and run none of this.
 
 alter table expiry_threshold_config enable row level security;
-alter table certification_state enable row level security;
+alter table certification_state_runs enable row level security;
 alter table coordinator_notifications enable row level security;
 
-revoke all on expiry_threshold_config, certification_state, coordinator_notifications from anon, authenticated;
-revoke all on organization_expiry_thresholds from anon, authenticated;
+revoke all on expiry_threshold_config, certification_state_runs, coordinator_notifications from anon, authenticated;
+revoke all on organization_expiry_thresholds, certification_state from anon, authenticated;
 revoke execute on function
     refresh_certification_state(date),
     create_expiry_reminders(date),
