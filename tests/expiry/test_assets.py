@@ -161,3 +161,12 @@ def test_definitions_describe_the_assets():
         assert spec.owners and spec.description
         assert "postgres" in spec.kinds
     assert graph.get(dg.AssetKey("expiry_reminders")).parent_keys == {dg.AssetKey("certification_state")}
+
+
+def test_the_code_location_carries_the_job_and_schedule():
+    from mentor_pipeline.definitions import defs as location
+
+    repo = location.get_repository_def()
+    assert {node.name for node in repo.get_job("nightly_expiry_job").nodes} == {"certification_state", "expiry_reminders"}
+    schedule = repo.get_schedule_def("nightly_expiry_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Europe/Oslo")
