@@ -218,6 +218,7 @@ returns table (organization_code text, bucket text, mentors bigint, active_mento
 language plpgsql
 set search_path = public, pg_temp
 set plan_cache_mode = force_custom_plan
+set work_mem = '64MB'
 as $$
 begin
     return query
@@ -298,6 +299,7 @@ returns table (organization_code text, threshold_day integer, reminders bigint, 
 language plpgsql
 set search_path = public, pg_temp
 set plan_cache_mode = force_custom_plan
+set work_mem = '64MB'
 as $$
 declare
     -- Certifications expiring after this cannot be due for any organisation: a cheap bound on
@@ -383,6 +385,10 @@ create function expire_mentors_with_lapsed_certifications(p_as_of timestamptz)
 returns table (mentor_id uuid)
 language plpgsql
 set search_path = public, pg_temp
+-- The pass over all mentors hashes the latest certifications: keep it in memory, and in one
+-- process (a parallel plan recomputes the latest-certification view in every worker).
+set work_mem = '64MB'
+set max_parallel_workers_per_gather = 0
 as $$
 declare
     previous_event text := current_setting('mentor_pipeline.triggered_by_event', true);
@@ -396,21 +402,24 @@ begin
     -- One transition run at a time; a concurrent run waits and then finds nothing left to do.
     perform pg_advisory_xact_lock(hashtext('mentor_pipeline.expire_mentors_with_lapsed_certifications'));
 
-    -- One pass over all mentors finds the candidates ...
-    select array_agg(m.id order by m.id) into candidates
-    from mentors m
-    join mentor_latest_certification l on l.mentor_id = m.id
-    where m.status = 'active' and l.expires_at <= p_as_of;
+    -- One pass over all mentors finds and locks the candidates (in id order) ...
+    select array_agg(locked.id) into candidates
+    from (
+        select m.id
+        from mentors m
+        join mentor_latest_certification l on l.mentor_id = m.id
+        where m.status = 'active' and l.expires_at <= p_as_of
+        order by m.id
+        for update of m
+    ) locked;
     if candidates is null then
         return;
     end if;
 
-    -- ... which are locked (in id order), and only then decided with a fresh snapshot. Under
-    -- READ COMMITTED an UPDATE that waits on a row rechecks that row but not the certifications
-    -- it saw: a coordinator who just committed a new certification together with a change to
-    -- the mentor would otherwise be expired on stale data.
-    perform 1 from mentors m where m.id = any(candidates) order by m.id for update;
-
+    -- ... and only then decides, in the UPDATE below, with a fresh snapshot. Under READ
+    -- COMMITTED an UPDATE that waits on a row rechecks that row but not the certifications it
+    -- saw: a coordinator who just committed a new certification together with a change to the
+    -- mentor would otherwise be expired on stale data.
     perform set_config('mentor_pipeline.triggered_by_event', 'nightly_expiry', true);
 
     return query
