@@ -129,6 +129,11 @@ def run_once(url: str, run_date: str) -> dict:
     return report
 
 
+def _load() -> str:
+    # The machine is shared: say how busy it was, next to the figures.
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])
@@ -152,7 +157,8 @@ def main() -> None:
         migrate(url)
         with psycopg.connect(url) as conn:
             version = conn.execute("show server_version").fetchone()[0]
-        print(f"PostgreSQL {version}, {os.cpu_count()} CPUs; run date {run_date} (Europe/Oslo)")
+        print(f"PostgreSQL {version}, {os.cpu_count()} CPUs; run date {run_date} (Europe/Oslo);"
+              f" load average before {_load()}")
         seconds = generate(url, args.mentors, run_date)
         with psycopg.connect(url) as conn:
             mentors, certs = conn.execute(
@@ -165,7 +171,7 @@ def main() -> None:
             print(f"{label}: {report['seconds']:.2f} s for the job's assets ({target}),"
                   f" process {report['process_seconds']:.2f} s incl. Python start-up;"
                   f" peak RSS {report['peak_rss_mb']:.0f} MB")
-            print(f"    steps {report['step_seconds']}; transitioned {report['transitioned']:,},"
+            print(f"    load average after {_load()}; steps {report['step_seconds']}; transitioned {report['transitioned']:,},"
                   f" reminders {report['reminders']:,}, notifications {report['notifications']:,}")
             if label == "first run":
                 print(f"    buckets {report['buckets']}")
