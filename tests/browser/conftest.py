@@ -93,6 +93,10 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+def pytest_collection_modifyitems(items):
+    harness.run_stack_tests_last(items)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

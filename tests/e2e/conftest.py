@@ -16,6 +16,10 @@ def stack(admin_url, migrated_template, tmp_path_factory) -> harness.Stack:
         harness.release()
 
 
+def pytest_collection_modifyitems(items):
+    harness.run_stack_tests_last(items)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

@@ -95,6 +95,8 @@ class Stack:
     secret: str = FIRST_SECRET
     dagster: DagsterProcesses | None = None
     restarts: int = 0
+    # Runs a test made fail on purpose (the credential rotation); every other finished run must succeed.
+    expected_failed_runs: set[str] = field(default_factory=set)
     _started_at: float = field(default_factory=time.monotonic)
 
     # -- environment ------------------------------------------------------------------------
@@ -270,6 +272,20 @@ class Stack:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {path.name} (last {len(text)} lines)\n" + "\n".join(text))
         return "\n".join(out)
+
+
+def run_stack_tests_last(items: list) -> None:
+    """Move the tests that use the stack to the end of the session (end-to-end, browser, then the
+    checks over everything they left behind in test_suite_end), so the stack starts once, after everything else, and stops when they are done instead of
+    ticking through the rest of the suite. Idempotent: both conftests call it."""
+    def rank(item) -> int:
+        if "stack" not in getattr(item, "fixturenames", ()):
+            return 0
+        if item.get_closest_marker("browser"):
+            return 2
+        return 3 if item.module.__name__.endswith("test_suite_end") else 1
+
+    items.sort(key=rank)  # stable: the order within each group is kept
 
 
 _shared: dict = {"stack": None, "users": 0, "exit": None}

@@ -17,6 +17,7 @@ import pytest
 
 from mentor_pipeline.expiry.assets import run_config_for
 from mentor_pipeline.expiry.dates import OSLO, today_in_oslo
+from mentor_pipeline.expiry.run import run_nightly_expiry as nightly_expiry_once
 from tests.e2e.harness import Stack, wait_for
 from tests.support import factories
 
@@ -124,12 +125,13 @@ def run_nightly_expiry(stack: Stack, run_date: date) -> str:
     return run_id
 
 
-def assert_sync_run_succeeded(stack: Stack) -> None:
-    """The newest website_sync_job run, started by the sensor, ends in SUCCESS."""
+def assert_sync_run_started_by_sensor(stack: Stack) -> None:
+    """The newest website_sync_job run came from the sensor and has not failed. (It may still be
+    lingering for more changes; test_suite_end checks every finished run's outcome.)"""
     [latest] = wait_for(lambda: stack.runs("website_sync_job", limit=1), timeout=10,
                         what="a website_sync_job run started by the sensor")
     assert any(t["key"] == "dagster/sensor_name" and t["value"] == "sync_queue_sensor" for t in latest["tags"])
-    assert stack.wait_for_run(latest["runId"]) == "SUCCESS", stack.run_failure_message(latest["runId"])
+    assert latest["status"] not in ("FAILURE", "CANCELED"), stack.run_failure_message(latest["runId"])
 
 
 # -- the lifecycle --------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ def test_pause_removes_from_website_and_reinstatement_restores(stack: Stack):
     [row] = queue(stack, hlf)
     assert (row["operation"], row["triggered_by_event"], row["attempts"]) == ("remove", "status_change", 0)
     assert listed_values_written(stack, hlf) == [False]
-    assert_sync_run_succeeded(stack)
+    assert_sync_run_started_by_sensor(stack)
 
     set_status(stack, hlf, "active")
     set_status(stack, nhf, "active")
@@ -192,12 +194,16 @@ def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stac
     [row] = queue(stack, hlf)
     assert (row["operation"], row["triggered_by_event"]) == ("remove", "nightly_expiry")
 
-    # Scheduler retries and re-runs of the same nights add nothing (the operators' CLI path).
-    for night in [expiry_day - timedelta(days=t) for t in (30, 14, 7)] + [today]:
-        result = subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", "expiry", "--date", night.isoformat()],
-                                env=stack.env(), capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        assert "reminders: 0 new" in result.stdout and "0 mentors moved" in result.stdout, result.stdout
+    # Scheduler retries and re-runs of the same nights add nothing: the reminder nights again
+    # through the same SQL the job calls, and tonight once more through the operators' CLI.
+    with stack.connect() as conn:
+        for threshold in (30, 14, 7):
+            again = nightly_expiry_once(conn, expiry_day - timedelta(days=threshold))
+            assert (again.reminders.reminders, again.certification_state.transitions.total) == (0, 0)
+    result = subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", "expiry", "--date", today.isoformat()],
+                            env=stack.env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "reminders: 0 new" in result.stdout and "0 mentors moved" in result.stdout, result.stdout
     for mentor in (hlf, nhf):
         assert reminders(stack, mentor) == {30: 1, 14: 1, 7: 1}
         assert notifications(stack, mentor) == {30: 1, 14: 1, 7: 1}
@@ -252,6 +258,7 @@ def test_rotated_credentials_alert_keep_rows_then_catch_up(stack: Stack):
         stack.stop_sensor("sync_queue_sensor")
         wait_for(lambda: not stack.active_runs("website_sync_job"), timeout=SYNC_TIMEOUT,
                  what="in-flight sync runs to finish")
+        stack.expected_failed_runs |= {r["runId"] for r in stack.runs("website_sync_job") if r["status"] == "FAILURE"}
         [row] = queue(stack, mentor)
         assert (row["status"], row["attempts"]) == ("pending", 0), "an auth failure keeps the row, untouched"
         assert listed(stack, mentor) is True and listed_values_written(stack, mentor) == []
