@@ -28,7 +28,7 @@ ARTIFACTS = project_root() / "test-artifacts" / "browser"
 
 def _apt_install_chromium() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    install = ["apt-get", "install", "-y", "chromium"]
     result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:  # a fresh machine may have no package lists yet
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=600)

@@ -97,7 +97,6 @@ class Stack:
     restarts: int = 0
     # Runs a test made fail on purpose (the credential rotation); every other finished run must succeed.
     expected_failed_runs: set[str] = field(default_factory=set)
-    _started_at: float = field(default_factory=time.monotonic)
 
     # -- environment ------------------------------------------------------------------------
 
