@@ -11,6 +11,7 @@ import logging
 from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import (
     DynamicsAuthError,
+    DynamicsConfigError,
     DynamicsError,
     ExpiredClientSecret,
     InvalidClientSecret,
@@ -36,6 +37,10 @@ def check_dynamics_credentials(dynamics, alerts: AlertSink, log: logging.Logger 
         kind, summary = _AUTH_ADVICE.get(type(exc), ("dynamics_auth_failed", f"Dynamics authentication failed: {exc}"))
         log.error(summary)
         alerts.alert(kind, summary)
+        return False
+    except DynamicsConfigError as exc:
+        log.error(str(exc))
+        alerts.alert("dynamics_not_configured", str(exc))
         return False
     except DynamicsError as exc:
         summary = f"Dynamics health check failed: {exc}"

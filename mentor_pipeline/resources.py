@@ -11,6 +11,7 @@ import dagster as dg
 import psycopg
 
 from mentor_pipeline.db import connect
+from mentor_pipeline.dynamics.errors import DynamicsConfigError
 from mentor_pipeline.dynamics.settings import DEFAULT_AUTHORITY, DynamicsSettings
 
 
@@ -28,12 +29,16 @@ class AppDatabase(dg.ConfigurableResource):
 
 
 class DynamicsResource(dg.ConfigurableResource):
-    """HLF's Dataverse org. In definitions every field comes from the environment (EnvVar)."""
+    """HLF's Dataverse org. In definitions every field comes from the environment (EnvVar).
 
-    url: str
-    tenant_id: str
-    client_id: str
-    client_secret: str
+    The connection fields may be empty: jobs that only use Dynamics for the credential health
+    check (the nightly expiry) still run, and the check reports the missing configuration.
+    """
+
+    url: str = ""
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = ""
     authority: str = DEFAULT_AUTHORITY
     entity_set: str = "contacts"
     key_attribute: str = "hlf_mentorid"
@@ -44,6 +49,9 @@ class DynamicsResource(dg.ConfigurableResource):
     timeout_seconds: float = 30.0
 
     def settings(self) -> DynamicsSettings:
+        missing = [f"DYNAMICS_{name.upper()}" for name in _REQUIRED_DYNAMICS_FIELDS if not getattr(self, name)]
+        if missing:
+            raise DynamicsConfigError(f"Dynamics is not configured: set {', '.join(missing)} for the Dagster code server")
         return DynamicsSettings(**{field.name: getattr(self, field.name) for field in dataclasses.fields(DynamicsSettings)})
 
     @contextlib.contextmanager
@@ -54,6 +62,7 @@ class DynamicsResource(dg.ConfigurableResource):
             yield client
 
 
+_REQUIRED_DYNAMICS_FIELDS = ["url", "tenant_id", "client_id", "client_secret"]
 _OPTIONAL_DYNAMICS_ENV = {
     "authority": "DYNAMICS_AUTHORITY",
     "entity_set": "DYNAMICS_ENTITY_SET",
@@ -64,15 +73,13 @@ _OPTIONAL_DYNAMICS_ENV = {
 
 
 def dynamics_from_env() -> DynamicsResource:
-    """The resource as definitions use it: values resolved from the environment at run time."""
-    optional = {field: dg.EnvVar(var) for field, var in _OPTIONAL_DYNAMICS_ENV.items() if os.environ.get(var)}
-    return DynamicsResource(
-        url=dg.EnvVar("DYNAMICS_URL"),
-        tenant_id=dg.EnvVar("DYNAMICS_TENANT_ID"),
-        client_id=dg.EnvVar("DYNAMICS_CLIENT_ID"),
-        client_secret=dg.EnvVar("DYNAMICS_CLIENT_SECRET"),
-        **optional,
-    )
+    """The resource as definitions use it: values resolved from the environment at run time.
+
+    Only variables set when the code location loads are wired (runs inherit that environment);
+    an EnvVar for an unset variable would fail every run at resource setup instead.
+    """
+    names = {field: f"DYNAMICS_{field.upper()}" for field in _REQUIRED_DYNAMICS_FIELDS} | _OPTIONAL_DYNAMICS_ENV
+    return DynamicsResource(**{field: dg.EnvVar(var) for field, var in names.items() if os.environ.get(var)})
 
 
 def dynamics_resource_for(settings: DynamicsSettings, **options) -> DynamicsResource:

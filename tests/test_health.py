@@ -54,3 +54,18 @@ def test_unreachable_dynamics_alerts_too(emulator):
         resource = dynamics_resource_for(settings, timeout_seconds=0.5)
         assert not check_dynamics_credentials(resource, AlertSink(webhook_url=hook.url))
     assert hook.kinds() == ["dynamics_unreachable"]
+
+
+def test_missing_configuration_alerts_and_names_the_variables(monkeypatch):
+    from mentor_pipeline.resources import dynamics_from_env
+
+    for name in ["DYNAMICS_URL", "DYNAMICS_TENANT_ID", "DYNAMICS_CLIENT_ID", "DYNAMICS_CLIENT_SECRET"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DYNAMICS_URL", "https://hlf.crm4.dynamics.com")
+    with webhook_receiver() as hook:
+        assert not check_dynamics_credentials(dynamics_from_env(), AlertSink(webhook_url=hook.url))
+    assert hook.kinds() == ["dynamics_not_configured"]
+    assert hook.posts[0]["summary"] == (
+        "Dynamics is not configured: set DYNAMICS_TENANT_ID, DYNAMICS_CLIENT_ID, DYNAMICS_CLIENT_SECRET"
+        " for the Dagster code server"
+    )
