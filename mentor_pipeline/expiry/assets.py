@@ -174,6 +174,8 @@ def run_config_for(run_date: date) -> dict:
     execution_timezone="Europe/Oslo",
     job=nightly_expiry_job,
     description="Every night at 02:00 Oslo time, for that Oslo date.",
+    # On from the first deploy: a stopped schedule is a silent gap in reminders and expiries.
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def nightly_expiry_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     # The scheduled time, not the evaluation time: a late tick still runs the night it was for.
