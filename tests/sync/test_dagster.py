@@ -8,13 +8,12 @@ import json
 import dagster as dg
 import pytest
 
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.resources import AppDatabase, dynamics_resource_for
-from mentor_pipeline.sync.assets import SyncSettings, WebsiteListingConfig, website_listing
+from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.sync.assets import WebsiteListingConfig, website_listing
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.sync.sensors import run_failure_alert_sensor, sync_queue_sensor
 from tests.support.factories import queue_rows
-from tests.support.webhook import webhook_receiver
+from tests.support.stack import stack_resources
 from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
 
 
@@ -25,19 +24,8 @@ def instance():
 
 
 @pytest.fixture
-def webhook():
-    with webhook_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def resources(db_url, emulator, webhook):
-    return {
-        "app_db": AppDatabase(url=db_url),
-        "dynamics": dynamics_resource_for(emulator.settings()),
-        "alerts": AlertSink(webhook_url=webhook.url),
-        "sync_settings": SyncSettings(lease_seconds=5, backoff_base_seconds=0.2, max_attempts=3, linger_seconds=0),
-    }
+def resources(db_url, emulator, alerts):
+    return stack_resources(db_url, emulator, alerts, linger_seconds=0)
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.sync import drain_queue, enqueue, listing_state
 from mentor_pipeline.sync.queue import QueuePolicy, claim_batch
 from tests.support.factories import certify, queue_rows, set_status
-from tests.support.webhook import webhook_receiver
 from tests.sync.helpers import (
     FAST,
     hlf_mentors,
@@ -22,17 +20,6 @@ from tests.sync.helpers import (
     sent_writes,
     set_statuses,
 )
-
-
-@pytest.fixture
-def webhook():
-    with webhook_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def alerts(webhook):
-    return AlertSink(webhook_url=webhook.url)
 
 
 @pytest.mark.parametrize("status", ["paused", "expired_cert"])
