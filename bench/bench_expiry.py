@@ -20,10 +20,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, peak_rss_mb, scratch_database
 
 import psycopg  # noqa: E402
 
@@ -79,8 +77,6 @@ def generate(url: str, mentors: int, run_date) -> float:
 
 def child(url: str, run_date: str) -> None:
     """One run of the job's assets in this process; prints a JSON line for the parent."""
-    import resource
-
     import dagster as dg
 
     from mentor_pipeline.alerts import AlertSink
@@ -114,7 +110,7 @@ def child(url: str, run_date: str) -> None:
         "success": result.success,
         "seconds": elapsed,
         "step_seconds": step_seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "transitioned": metadata.get("mentors_transitioned_to_expired_cert"),
         "reminders": metadata.get("reminders_created"),
         "notifications": metadata.get("notifications_created"),
@@ -148,18 +144,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database (prints its URL)")
     args = parser.parse_args()
 
-    from mentor_pipeline.db import database_url
-    from mentor_pipeline.db.connection import with_database
-    from mentor_pipeline.db.migrate import migrate
     from mentor_pipeline.expiry.dates import today_in_oslo
-    from tests.support.db import create_database, drop_database
 
-    server = os.environ.get("DATABASE_URL") or database_url()
-    name = create_database(server)
-    url = with_database(server, name)
     run_date = today_in_oslo()
-    try:
-        migrate(url)
+    with scratch_database(keep=args.keep) as url:
         with psycopg.connect(url) as conn:
             version = conn.execute("show server_version").fetchone()[0]
         print(f"PostgreSQL {version}, {os.cpu_count()} CPUs; run date {run_date} (Europe/Oslo);"
@@ -185,11 +173,6 @@ def main() -> None:
                 "select (select count(*) from cert_expiry_reminders), (select count(*) from coordinator_notifications),"
                 " (select count(*) from sync_queue)").fetchone()
         print(f"after both runs: {reminders:,} reminders, {notifications:,} notifications, {queued:,} sync_queue rows")
-    finally:
-        if args.keep:
-            print(f"kept {url}")
-        else:
-            drop_database(server, name)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,15 @@ Uses DATABASE_URL's server when set, else the embedded one; creates and drops it
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import scratch_database
 
 import psycopg  # noqa: E402
-
-from mentor_pipeline.db import database_url  # noqa: E402
-from mentor_pipeline.db.connection import with_database  # noqa: E402
-from mentor_pipeline.db.migrate import migrate  # noqa: E402
-from tests.support.db import create_database, drop_database  # noqa: E402
 
 # A bare UPDATE: the cheapest possible status change, so the trigger's share is the largest.
 BARE = """\\set n random(1, {mentors})
@@ -107,11 +100,7 @@ def main() -> None:
                         help="transaction shape(s) to measure (default: both)")
     args = parser.parse_args()
 
-    server = os.environ.get("DATABASE_URL") or database_url()
-    name = create_database(server)
-    url = with_database(server, name)
-    try:
-        migrate(url)
+    with scratch_database() as url:
         prepare(url, args.mentors)
         summary = []
         for shape in args.shape or sorted(SCRIPTS):
@@ -130,8 +119,6 @@ def main() -> None:
                            f" ({100 * (1 - on / off):.1f}% fewer with the trigger; target <= 15%)")
         print()
         print("\n".join(summary))
-    finally:
-        drop_database(server, name)
 
 
 if __name__ == "__main__":

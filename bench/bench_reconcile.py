@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, peak_rss_mb, scratch_database
 
 import psycopg  # noqa: E402
 
@@ -56,7 +53,7 @@ def child(url: str) -> None:
     with DataverseClient(DynamicsSettings.from_env()) as client:
         report = reconcile(lambda: psycopg.connect(url), client)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     summary = report.summary()
     print(json.dumps({"seconds": seconds, "read_seconds": report.read_seconds, "peak_rss_mb": peak_mb,
                       "checked": summary["checked"], "divergent": summary["divergent"],
@@ -83,62 +80,54 @@ def main() -> None:
     args = parser.parse_args()
 
     from mentor_pipeline import processes
-    from mentor_pipeline.db import database_url
-    from mentor_pipeline.db.connection import with_database
-    from mentor_pipeline.db.migrate import migrate
     from mentor_pipeline.emulator.admin import EmulatorAdmin
     from mentor_pipeline.emulator.options import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID
-    from tests.support.db import create_database, drop_database
 
-    server = os.environ.get("DATABASE_URL") or database_url()
-    name = create_database(server)
-    url = with_database(server, name)
-    port = processes.free_port()
-    emulator_url = f"http://127.0.0.1:{port}"
-    secret = "bench-secret"
-    env = {**os.environ, "DYNAMICS_URL": emulator_url, "DYNAMICS_AUTHORITY": emulator_url,
-           "DYNAMICS_TENANT_ID": DEFAULT_TENANT_ID, "DYNAMICS_CLIENT_ID": DEFAULT_CLIENT_ID,
-           "DYNAMICS_CLIENT_SECRET": secret, "EMULATOR_CLIENT_SECRET": secret}
-    emulator = processes.start([sys.executable, "-m", "mentor_pipeline.cli", "emulator", "--port", str(port)], env=env)
-    try:
-        processes.wait_until(processes.http_ok(f"{emulator_url}/_admin/state"), timeout=60, what="emulator",
-                             process=emulator)
-        migrate(url)
-        with psycopg.connect(url) as conn:
-            version = conn.execute("show server_version").fetchone()[0]
-            began = time.perf_counter()
-            conn.execute(GENERATE.format(n=int(args.mentors)))
-            conn.commit()
-            ids = [row[0] for row in conn.execute("select id::text from mentors order by id")]
-        admin = EmulatorAdmin(emulator_url, timeout=300)
-        for start in range(0, len(ids), 20_000):
-            admin.seed_contacts([{"mentor_id": m, "full_name": f"Mentor {m[:8]}", "chapter": "HLF", "listed": True}
-                                 for m in ids[start:start + 20_000]])
-        print(f"PostgreSQL {version}, {os.cpu_count()} CPUs; {len(ids):,} HLF mentors and contacts generated in "
-              f"{time.perf_counter() - began:.1f} s; emulator with Dataverse's default limits in its own process")
+    with scratch_database() as url:
+        port = processes.free_port()
+        emulator_url = f"http://127.0.0.1:{port}"
+        secret = "bench-secret"
+        env = {**os.environ, "DYNAMICS_URL": emulator_url, "DYNAMICS_AUTHORITY": emulator_url,
+               "DYNAMICS_TENANT_ID": DEFAULT_TENANT_ID, "DYNAMICS_CLIENT_ID": DEFAULT_CLIENT_ID,
+               "DYNAMICS_CLIENT_SECRET": secret, "EMULATOR_CLIENT_SECRET": secret}
+        emulator = processes.start([sys.executable, "-m", "mentor_pipeline.cli", "emulator", "--port", str(port)], env=env)
+        try:
+            processes.wait_until(processes.http_ok(f"{emulator_url}/_admin/state"), timeout=60, what="emulator",
+                                 process=emulator)
+            with psycopg.connect(url) as conn:
+                version = conn.execute("show server_version").fetchone()[0]
+                began = time.perf_counter()
+                conn.execute(GENERATE.format(n=int(args.mentors)))
+                conn.commit()
+                ids = [row[0] for row in conn.execute("select id::text from mentors order by id")]
+            admin = EmulatorAdmin(emulator_url, timeout=300)
+            for start in range(0, len(ids), 20_000):
+                admin.seed_contacts([{"mentor_id": m, "full_name": f"Mentor {m[:8]}", "chapter": "HLF", "listed": True}
+                                     for m in ids[start:start + 20_000]])
+            print(f"PostgreSQL {version}, {os.cpu_count()} CPUs; {len(ids):,} HLF mentors and contacts generated in "
+                  f"{time.perf_counter() - began:.1f} s; emulator with Dataverse's default limits in its own process")
 
-        def show(label: str, r: dict) -> None:
-            ok = "OK" if r["seconds"] < 30 and r["peak_rss_mb"] < 500 else "OVER TARGET"
-            print(f"{label}: {r['seconds']:.2f} s (read {r['read_seconds']:.2f} s; process {r['process_seconds']:.2f} s "
-                  f"incl. Python start-up), peak RSS {r['peak_rss_mb']:.0f} MB [{ok}]")
-            print(f"    checked {r['checked']:,}, divergent {r['divergent']:,}, queued {r['queued']:,}, applied "
-                  f"{r['applied']:,}, still divergent {r['still_divergent']:,}, Web API requests {r['requests']:,}")
+            def show(label: str, r: dict) -> None:
+                ok = "OK" if r["seconds"] < 30 and r["peak_rss_mb"] < 500 else "OVER TARGET"
+                print(f"{label}: {r['seconds']:.2f} s (read {r['read_seconds']:.2f} s; process {r['process_seconds']:.2f} s "
+                      f"incl. Python start-up), peak RSS {r['peak_rss_mb']:.0f} MB [{ok}]")
+                print(f"    checked {r['checked']:,}, divergent {r['divergent']:,}, queued {r['queued']:,}, applied "
+                      f"{r['applied']:,}, still divergent {r['still_divergent']:,}, Web API requests {r['requests']:,}")
 
-        show("all in sync", run_once(url, env))
+            show("all in sync", run_once(url, env))
 
-        one_percent = max(2, len(ids) // 100)
-        unlisted, paused = ids[:one_percent // 2], ids[one_percent // 2:one_percent]
-        admin.seed_contacts([{"mentor_id": m, "full_name": f"Mentor {m[:8]}", "chapter": "HLF", "listed": False}
-                             for m in unlisted])
-        with psycopg.connect(url) as conn:
-            conn.execute("update mentors set status = 'paused' where id = any(%s::uuid[])", (paused,))
-            conn.execute("delete from sync_queue")  # the removals were lost: Dynamics still lists them
-        show(f"1% divergent ({len(unlisted):,} unlisted by hand, {len(paused):,} paused with the write lost)",
-             run_once(url, env))
-        show("converged (next night)", run_once(url, env))
-    finally:
-        processes.stop(emulator)
-        drop_database(server, name)
+            one_percent = max(2, len(ids) // 100)
+            unlisted, paused = ids[:one_percent // 2], ids[one_percent // 2:one_percent]
+            admin.seed_contacts([{"mentor_id": m, "full_name": f"Mentor {m[:8]}", "chapter": "HLF", "listed": False}
+                                 for m in unlisted])
+            with psycopg.connect(url) as conn:
+                conn.execute("update mentors set status = 'paused' where id = any(%s::uuid[])", (paused,))
+                conn.execute("delete from sync_queue")  # the removals were lost: Dynamics still lists them
+            show(f"1% divergent ({len(unlisted):,} unlisted by hand, {len(paused):,} paused with the write lost)",
+                 run_once(url, env))
+            show("converged (next night)", run_once(url, env))
+        finally:
+            processes.stop(emulator)
 
 
 if __name__ == "__main__":
