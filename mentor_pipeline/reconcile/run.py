@@ -11,6 +11,7 @@ Force sync: queue the current desired state of every HLF mentor (or the given on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -47,11 +48,7 @@ def reconcile(
 ) -> ReconcileReport:
     """Make Dynamics match the app for every HLF mentor (or `mentor_ids`); see the module doc."""
     log = log or logger
-    started = time.monotonic()
-    report = ReconcileReport(kind="reconciliation", dry_run=dry_run)
-    conn = connect()
-    conn.autocommit = True
-    try:
+    with _session(connect, "reconciliation", dry_run) as (conn, report, started):
         ids = store.check_mentor_ids(conn, mentor_ids) if mentor_ids else None
         diff, actual, read_started = _read_and_diff(conn, client, ids, report, progress)
         changes = d.divergent_rows(diff)
@@ -85,12 +82,7 @@ def reconcile(
                 {"duplicates": [_plain(row) for row in report.duplicates[:20]],
                  "query": "select * from reconciliation_duplicates"},
             )
-        report.seconds = time.monotonic() - started
-        store.finish_run(conn, report.run_id, report.summary())
-        return report
-    finally:
-        report.seconds = time.monotonic() - started
-        conn.close()
+        return _finish(conn, report, started)
 
 
 def force_sync(
@@ -112,11 +104,7 @@ def force_sync(
     shows the differences, writing nothing.
     """
     log = log or logger
-    started = time.monotonic()
-    report = ReconcileReport(kind="force_sync", dry_run=dry_run)
-    conn = connect()
-    conn.autocommit = True
-    try:
+    with _session(connect, "force_sync", dry_run) as (conn, report, started):
         ids = store.check_mentor_ids(conn, mentor_ids) if mentor_ids else None
         if dry_run:
             diff, _, _ = _read_and_diff(conn, client, ids, report, progress)
@@ -134,15 +122,32 @@ def force_sync(
         report.queued = len(to_queue)
         log.info("force sync: queued %d mentor(s)", report.queued)
         _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, progress)
-        report.seconds = time.monotonic() - started
-        store.finish_run(conn, report.run_id, report.summary())
-        return report
+        return _finish(conn, report, started)
+
+
+# -- steps -----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _session(connect: Callable[[], psycopg.Connection], kind: str, dry_run: bool):
+    """A run's autocommit connection, its empty report and its start time; however the run ends,
+    the report's seconds are set and the connection closed."""
+    started = time.monotonic()
+    report = ReconcileReport(kind=kind, dry_run=dry_run)
+    conn = connect()
+    conn.autocommit = True
+    try:
+        yield conn, report, started
     finally:
         report.seconds = time.monotonic() - started
         conn.close()
 
 
-# -- steps -----------------------------------------------------------------------------------
+def _finish(conn, report: ReconcileReport, started: float) -> ReconcileReport:
+    """Log the finished run (its summary, with the time so far) and return the report."""
+    report.seconds = time.monotonic() - started
+    store.finish_run(conn, report.run_id, report.summary())
+    return report
+
 
 def _read_and_diff(conn, client, ids, report: ReconcileReport, progress: Progress | None):
     (read_started,) = conn.execute("select now()").fetchone()
