@@ -17,6 +17,7 @@ import pytest
 
 from mentor_pipeline.db.connection import project_root
 from tests.e2e import harness
+from tests.e2e.conftest import stack  # noqa: F401 - the one shared stack fixture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,15 +49,6 @@ def chromium_path() -> str:
             )
         _apt_install_chromium()
     return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-def stack(admin_url, migrated_template, tmp_path_factory) -> harness.Stack:
-    running = harness.acquire(admin_url, migrated_template, tmp_path_factory.mktemp("e2e"))
-    try:
-        yield running
-    finally:
-        harness.release()
 
 
 @pytest.fixture(scope="session")
