@@ -106,7 +106,7 @@ def seed_emulator_from_database(emulator_url: str, db_url: str) -> int:
         rows = conn.execute(
             "select d.mentor_id::text, m.full_name, c.name, d.should_be_listed"
             " from mentor_website_desired_state d join mentors m on m.id = d.mentor_id"
-            " left join chapters c on c.id = d.chapter_id order by c.name, m.full_name"
+            " left join chapters c on c.id = d.chapter_id where d.website_sync_enabled order by c.name, m.full_name"
         ).fetchall()
     contacts = [
         {"mentor_id": mentor_id, "full_name": name, "chapter": chapter, "listed": listed}

@@ -8,38 +8,41 @@ from __future__ import annotations
 
 from mentor_pipeline.db import connect
 
-STATUSES = ["active", "paused", "expired_cert"]
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("mentor", help="list mentors or change a mentor's status (as the app would)")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="mentors with status, certification expiry and listing wish")
+    listing = actions.add_parser("list", help="mentors with status, certification expiry, what the website should show "
+                                               "(and why not) and what Dynamics last confirmed")
     listing.add_argument("--org", help="organisation code, e.g. HLF")
     listing.set_defaults(func=_list)
     change = actions.add_parser("set-status", help="change a mentor's status, e.g. set-status 'Ingrid Hansen' paused")
     change.add_argument("mentor", help="mentor id or exact full name")
-    change.add_argument("status", choices=STATUSES)
+    change.add_argument("status", help="active, paused or expired_cert (the app's check constraint decides)")
     change.add_argument("--as-coordinator", action="store_true",
                         help="mark the change as manual_coordinator_action instead of status_change")
     change.set_defaults(func=_set_status)
 
 
 def _list(args) -> int:
+    # The rule's answer (website_listing_rule) next to the last confirmed write: nothing restated.
     query = """
-        select m.id, o.code, c.name, m.full_name, m.status, lc.expires_at::date
-        from mentors m
-        join organizations o on o.id = m.organization_id
-        left join chapters c on c.id = m.chapter_id
-        left join mentor_latest_certification lc on lc.mentor_id = m.id
-        where %(org)s::text is null or o.code = %(org)s
-        order by o.code, c.name, m.full_name
+        select r.mentor_id, r.organization_code, r.chapter_name, r.full_name, r.status,
+               oslo_date(r.certification_expires_at)::text, r.should_be_listed, r.reason, w.listed,
+               to_char(w.last_synced_at, 'YYYY-MM-DD HH24:MI TZ')
+        from mentor_website_desired_state r
+        left join website_listing_state w on w.mentor_id = r.mentor_id
+        where %(org)s::text is null or r.organization_code = %(org)s
+        order by r.organization_code, r.chapter_name, r.full_name
     """
     with connect() as conn:
         rows = conn.execute(query, {"org": args.org}).fetchall()
-    print(f"{'id':36}  {'org':4} {'chapter':15} {'name':22} {'status':12} cert expires")
-    for mentor_id, org, chapter, name, status, expires in rows:
-        print(f"{mentor_id!s:36}  {org:4} {chapter or '-':15} {name:22} {status:12} {expires or 'none'}")
+    print(f"{'id':36}  {'org':4} {'chapter':15} {'name':22} {'status':12} {'cert expires':12} "
+          f"{'website should show':40} Dynamics confirmed")
+    for mentor_id, org, chapter, name, status, expires, listed, reason, confirmed, synced_at in rows:
+        wish = "listed" if listed else f"not listed: {reason}"
+        seen = "-" if confirmed is None else f"{'listed' if confirmed else 'not listed'} at {synced_at}"
+        print(f"{mentor_id!s:36}  {org:4} {chapter or '-':15} {name:22} {status:12} "
+              f"{expires or 'none':12} {wish:40} {seen}")
     return 0
 
 

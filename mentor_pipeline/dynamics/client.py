@@ -122,9 +122,9 @@ class DataverseClient:
             url = self._next_link(body)
             yield [self._listing(row) for row in rows]
 
-    def set_listed(self, mentor_id: str, listed: bool) -> UpdateResult:
+    def set_listed(self, mentor_id: str, listed: bool, chapter: str | None = None) -> UpdateResult:
         """Update one contact, update-only (If-Match: *): a missing contact is NOT_FOUND."""
-        update = ListingUpdate(mentor_id, listed)
+        update = ListingUpdate(mentor_id, listed, chapter)
         self.stats.add(operations=1)
         try:
             response, waits = self._request(
@@ -328,8 +328,12 @@ class DataverseClient:
         return key if relative else self._api_path() + key
 
     def _patch_body(self, update: ListingUpdate) -> dict:
-        # Changed columns only; the alternate key stays in the URL, never in the body.
-        return {self.settings.listed_attribute: bool(update.listed)}
+        # Changed columns only; the alternate key stays in the URL, never in the body. A listing
+        # carries its chapter (the page groups by it); an unlisting leaves the chapter alone.
+        body: dict = {self.settings.listed_attribute: bool(update.listed)}
+        if update.listed and update.chapter is not None:
+            body[self.settings.chapter_attribute] = update.chapter
+        return body
 
     def _listing(self, row: object) -> dict:
         s = self.settings

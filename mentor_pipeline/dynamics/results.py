@@ -24,8 +24,11 @@ def unavailable_code(status: int | None) -> str:
 
 @dataclass(frozen=True)
 class ListingUpdate:
+    """One contact's listing: the flag, and with a listing the chapter the page groups it under."""
+
     mentor_id: str
     listed: bool
+    chapter: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Asset checks on `website_listing`, run after each reconciliation (and each sync run): cheap
+"""Asset checks on `website_reconciliation`, run after each nightly reconciliation: cheap
 reads of the database, never of Dynamics. The reconciliation run itself raises the alerts; a
 failed check is what the UI shows until someone fixes the cause."""
 
@@ -8,7 +8,8 @@ import dagster as dg
 
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.resources import AppDatabase
-from mentor_pipeline.sync.assets import website_listing
+
+WEBSITE_RECONCILIATION = "website_reconciliation"
 
 DEAD_ROW_GRACE_SECONDS = 24 * 3600
 TABLE_LIMIT = 20
@@ -30,7 +31,7 @@ def markdown_table(rows: list[dict], columns: list[str], limit: int = TABLE_LIMI
 
 
 @dg.asset_check(
-    asset=website_listing,
+    asset=WEBSITE_RECONCILIATION,
     name="divergence_after_resync",
     description="After the latest nightly reconciliation, every mentor it re-synced shows what the app says "
                 "(mentors whose queue row is still on its way are allowed).",
@@ -63,7 +64,7 @@ def divergence_after_resync(app_db: AppDatabase) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset=website_listing,
+    asset=WEBSITE_RECONCILIATION,
     name="no_stale_dead_sync_rows",
     description="No sync_queue row has been dead for more than a day without a later write for the same mentor.",
 )
@@ -84,7 +85,7 @@ def no_stale_dead_sync_rows(app_db: AppDatabase) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset=website_listing,
+    asset=WEBSITE_RECONCILIATION,
     name="no_duplicate_records",
     description="The compensation query (reconciliation_duplicates) finds no duplicate reminder, notification, "
                 "expired_cert transition or reconciliation action for one certification period.",
@@ -111,4 +112,4 @@ def no_duplicate_records(app_db: AppDatabase) -> dg.AssetCheckResult:
     )
 
 
-website_listing_checks = [divergence_after_resync, no_stale_dead_sync_rows, no_duplicate_records]
+reconciliation_checks = [divergence_after_resync, no_stale_dead_sync_rows, no_duplicate_records]

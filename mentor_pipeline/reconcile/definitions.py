@@ -1,8 +1,6 @@
-"""Reconciliation domain: the nightly job and schedule, and the asset checks on `website_listing`.
-
-The asset itself (and its force-sync branch for UI materialisations) lives with the sync
-domain; this adds the nightly way in. Needs the shared `app_db`, `dynamics`, `alerts` and the
-sync domain's `sync_settings`.
+"""Reconciliation domain: the nightly `website_reconciliation` asset with its checks, job and
+schedule, and the force sync job. Needs the shared `app_db`, `dynamics`, `alerts` and the sync
+domain's `sync_settings`.
 """
 
 from __future__ import annotations
@@ -11,14 +9,16 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from mentor_pipeline.reconcile.checks import website_listing_checks
-from mentor_pipeline.sync.assets import NIGHTLY_RECONCILIATION_JOB, website_listing
+from mentor_pipeline.reconcile.assets import force_sync_job, website_reconciliation
+from mentor_pipeline.reconcile.checks import reconciliation_checks
+
+NIGHTLY_RECONCILIATION_JOB = "nightly_reconciliation_job"
 
 OSLO = "Europe/Oslo"
 
 nightly_reconciliation_job = dg.define_asset_job(
     NIGHTLY_RECONCILIATION_JOB,
-    selection=dg.AssetSelection.assets(website_listing),  # with its checks
+    selection=dg.AssetSelection.assets(website_reconciliation),  # with its checks
     description="Nightly reconciliation: credential check, read every Dynamics listing, diff with the app, "
                 "re-sync divergent mentors through sync_queue, log the run, then the asset checks.",
     executor_def=dg.in_process_executor,
@@ -43,7 +43,8 @@ def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg
 
 
 defs = dg.Definitions(
-    jobs=[nightly_reconciliation_job],
+    assets=[website_reconciliation],
+    jobs=[nightly_reconciliation_job, force_sync_job],
     schedules=[nightly_reconciliation_schedule],
-    asset_checks=website_listing_checks,
+    asset_checks=reconciliation_checks,
 )

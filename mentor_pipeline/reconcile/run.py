@@ -2,11 +2,13 @@
 benchmark all call `reconcile` / `force_sync`.
 
 Reconciliation: read every listing from Dynamics (paged), then the app side
-(`reconciliation_app_state`), diff them on the mentor id, queue the divergent mentors through
-the sync layer (`enqueue_desired`, `triggered_by_event = 'reconciliation'`; mentors with a pending
-or in-flight row are left to it), drain the queue with `drain_queue`, and log the run.
-Force sync: queue the current desired state of every HLF mentor (or the given ones) as
-`force_sync`, then drain. A dry run of either reads and diffs, and writes nothing anywhere.
+(`reconciliation_app_state`, the one rule per mentor of a syncing organisation), diff them on the
+mentor key (listed flag and chapter), find listed contacts whose mentor is gone from the app or
+has no website sync, mark every divergent key in the outbox (`enqueue`, `triggered_by_event =
+'reconciliation'`; keys with a pending or in-flight row are left to it), drain the queue with
+`drain_queue`, and log the run.
+Force sync: mark every HLF mentor (or the selected ones) as `force_sync`, then drain: each gets
+the rule's answer written. A dry run of either reads and diffs, and writes nothing anywhere.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.processor import drain_queue
-from mentor_pipeline.sync.queue import QueuePolicy, enqueue_desired
+from mentor_pipeline.sync.queue import QueuePolicy, enqueue
 
 logger = logging.getLogger("mentor_pipeline.reconcile")
 
@@ -49,7 +51,7 @@ def reconcile(
     """Make Dynamics match the app for every HLF mentor (or `mentor_ids`); see the module doc."""
     log = log or logger
     with _session(connect, "reconciliation", dry_run) as (conn, report, started):
-        ids = store.check_mentor_ids(conn, mentor_ids) if mentor_ids else None
+        ids = store.select_mentors(conn, mentor_ids) if mentor_ids else None
         diff, actual, read_started = _read_and_diff(conn, client, ids, report, progress)
         changes = d.divergent_rows(diff)
         report.changes = _with_dynamics_state(changes)
@@ -90,6 +92,8 @@ def force_sync(
     client,
     *,
     mentor_ids: Sequence[str] | None = None,
+    mentor_names: Sequence[str] | None = None,
+    chapter: str | None = None,
     dry_run: bool = False,
     alerts=None,
     log: logging.Logger | None = None,
@@ -98,21 +102,29 @@ def force_sync(
     time_budget_seconds: float | None = None,
     progress: Progress | None = None,
 ) -> ReconcileReport:
-    """Write the current desired listing of every HLF mentor (or `mentor_ids`) to Dynamics now.
+    """Write the rule's answer for every HLF mentor (or the selection: ids, exact names, a
+    chapter) to Dynamics now.
 
-    Invalid ids raise `InvalidMentorIds` before anything is queued. A dry run reads Dynamics and
-    shows the differences, writing nothing.
+    A selection that names nothing valid raises `InvalidMentorIds` before anything is queued.
+    A dry run reads Dynamics and lists every write it would make, with what Dynamics shows now.
     """
     log = log or logger
     with _session(connect, "force_sync", dry_run) as (conn, report, started):
-        ids = store.check_mentor_ids(conn, mentor_ids) if mentor_ids else None
+        selected = bool(mentor_ids or mentor_names or chapter)
+        ids = store.select_mentors(conn, mentor_ids or (), mentor_names or (), chapter) if selected else None
         if dry_run:
             diff, _, _ = _read_and_diff(conn, client, ids, report, progress)
-            report.changes = _with_dynamics_state(d.divergent_rows(diff))
+            # A force sync writes every selected mentor, in sync or not: list them all.
+            report.changes = _with_dynamics_state(diff)
             report.counts["would_write"] = int(len(diff))
             return report
 
         app = store.app_state(conn, ids)
+        if ids is not None:
+            # Selected keys whose mentor is gone from the app: written too (unlisted).
+            gone = store.keys_state(conn, [k for k in ids if k not in set(app["mentor_id"])])
+            app = pd.concat([app, gone.assign(should_be_listed=False, chapter_name=None, confirmed_listed=None)
+                             .drop(columns=["in_app"])], ignore_index=True)
         report.counts = {"checked": int(len(app)), "divergent": 0}
         report.run_id = store.start_run(conn, "force_sync", dagster_run_id)
         changes = app.assign(dynamics_state=None, classification="forced", action=d.NONE,
@@ -158,13 +170,22 @@ def _read_and_diff(conn, client, ids, report: ReconcileReport, progress: Progres
     # The app side after Dynamics: a change made while we read is then already in the queue
     # (left to it) instead of looking like a divergence.
     app = store.app_state(conn, ids)
+    orphans = None
     if ids is None:
         unknown = d.unknown_contacts(app, actual)
         report.unknown_contacts = int(len(unknown))
         report.unknown_contacts_listed = int(unknown["listed"].sum())
+        listed_unknown = unknown[unknown["listed"]]
+        if not listed_unknown.empty:
+            # Listed with no mentor of a syncing organisation behind them: gone, or no sync.
+            orphans = d.orphan_rows(listed_unknown, store.keys_state(conn, listed_unknown["mentor_id"].tolist()))
     else:
         actual = actual[actual["mentor_id"].isin(ids)]
     diff = d.diff_listings(app, actual)
+    if orphans is not None:
+        diff = pd.concat([diff, orphans], ignore_index=True)
+        diff["classification"] = pd.Categorical(diff["classification"], categories=d.CLASSIFICATIONS)
+        diff["action"] = pd.Categorical(diff["action"], categories=[d.ADD, d.REMOVE, d.LEFT_TO_QUEUE, d.NONE])
     report.counts = d.counts(diff)
     return diff, actual, read_started
 
@@ -174,7 +195,7 @@ def _with_dynamics_state(changes: pd.DataFrame) -> pd.DataFrame:
     changes["dynamics_state"] = list(d.iter_dynamics_states(changes))
     changes["classification"] = changes["classification"].astype(str)
     changes["action"] = changes["action"].astype(str)
-    changes["status"] = changes["status"].astype(str)
+    changes["status"] = changes["status"].astype(object).where(changes["status"].notna(), None)
     return changes.reset_index(drop=True)
 
 
@@ -183,7 +204,7 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
     the log says exactly what was queued (the operation the sync layer chose from the state at
     that moment, and the row id)."""
     with conn.transaction():
-        enqueue_desired(conn, to_queue, event)
+        enqueue(conn, to_queue, event)
         queued = store.pending_queue_ids(conn, to_queue) if to_queue else {}
         actions, queue_ids = [], []
         for mentor_id, action in zip(changes["mentor_id"], changes["action"]):
@@ -196,7 +217,8 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
                 queue_ids.append(None)
         changes = changes.assign(action=actions, queue_id=queue_ids)
         store.write_log(conn, run_id, (
-            store.LogEntry(row.mentor_id, str(row.status), bool(row.should_be_listed), row.dynamics_state,
+            store.LogEntry(row.mentor_id, None if pd.isna(row.status) else str(row.status), bool(row.should_be_listed),
+                           row.dynamics_state,
                            row.classification, row.action, None if pd.isna(row.queue_id) else int(row.queue_id))
             for row in changes.itertuples(index=False)
         ))

@@ -17,21 +17,30 @@ from mentor_pipeline.reconcile import diff as d
 
 
 class InvalidMentorIds(ValueError):
-    """Force sync was given ids that are not HLF mentors; nothing was applied."""
+    """Force sync was given a selection that names no HLF mentor; nothing was applied."""
 
     def __init__(self, problems: dict[str, str]):
         self.problems = problems
-        listed = "; ".join(f"{mentor_id} ({why})" for mentor_id, why in problems.items())
+        listed = "; ".join(f"{what} ({why})" for what, why in problems.items())
         super().__init__(
-            f"{len(problems)} invalid mentor id(s), nothing was applied: {listed}. "
-            "Give ids of mentors in an organisation with website sync (mentor-pipeline mentor list --org HLF)."
+            f"{len(problems)} invalid mentor selection(s), nothing was applied: {listed}. "
+            "Name mentors of an organisation with website sync by id, exact name or chapter "
+            "(mentor-pipeline mentor list --org HLF)."
         )
 
 
-def check_mentor_ids(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> list[str]:
-    """The ids, normalised; raises InvalidMentorIds naming every id that is not a mentor of an
-    organisation with website sync (malformed, unknown, or e.g. an NHF mentor)."""
+def select_mentors(
+    conn: psycopg.Connection,
+    mentor_ids: Sequence[str] = (),
+    mentor_names: Sequence[str] = (),
+    chapter: str | None = None,
+) -> list[str]:
+    """The mentor keys a force sync names: ids, exact full names and/or every mentor of a
+    chapter, of organisations with website sync (an id whose mentor was deleted but whose
+    listing the pipeline knows is accepted: it gets unlisted). Raises InvalidMentorIds naming
+    every part of the selection that matches nothing, is ambiguous or is outside website sync."""
     problems: dict[str, str] = {}
+    keys: dict[str, None] = {}
     parsed: dict[str, str] = {}
     for raw in mentor_ids:
         text = str(raw).strip()
@@ -42,32 +51,83 @@ def check_mentor_ids(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> lis
     if parsed:
         rows = conn.execute(
             """
-            select m.id::text, o.code, o.website_sync_enabled
-              from mentors m join organizations o on o.id = m.organization_id
-             where m.id = any(%s::uuid[])
+            select k.id::text, o.code, o.website_sync_enabled, w.mentor_id is not null
+              from unnest(%s::uuid[]) k(id)
+              left join mentors m on m.id = k.id
+              left join organizations o on o.id = m.organization_id
+              left join website_listing_state w on w.mentor_id = k.id
             """,
             (list(parsed.values()),),
         ).fetchall()
-        found = {mentor_id: (code, enabled) for mentor_id, code, enabled in rows}
+        found = {mentor_id: (code, enabled, known) for mentor_id, code, enabled, known in rows}
         for text, mentor_id in parsed.items():
-            if mentor_id not in found:
+            code, enabled, known = found[mentor_id]
+            if code is None and not known:
                 problems[text] = "no such mentor"
-            elif not found[mentor_id][1]:
-                problems[text] = f"organisation {found[mentor_id][0]} has no website sync"
+            elif code is not None and not enabled:
+                problems[text] = f"organisation {code} has no website sync"
+            else:
+                keys[mentor_id] = None
+    for name in mentor_names:
+        rows = conn.execute(
+            """
+            select m.id::text, o.code, o.website_sync_enabled
+              from mentors m join organizations o on o.id = m.organization_id
+             where m.full_name = %s
+            """,
+            (name,),
+        ).fetchall()
+        syncing = [mentor_id for mentor_id, _, enabled in rows if enabled]
+        if not rows:
+            problems[name] = "no mentor with this exact name"
+        elif not syncing:
+            problems[name] = f"organisation {rows[0][1]} has no website sync"
+        elif len(syncing) > 1:
+            problems[name] = f"{len(syncing)} mentors have this name: use their ids"
+        else:
+            keys[syncing[0]] = None
+    if chapter is not None:
+        rows = conn.execute(
+            """
+            select m.id::text
+              from chapters ch
+              join organizations o on o.id = ch.organization_id and o.website_sync_enabled
+              left join mentors m on m.chapter_id = ch.id
+             where ch.name = %s
+            """,
+            (chapter,),
+        ).fetchall()
+        if not rows:
+            problems[f"chapter {chapter}"] = "no chapter of this name in an organisation with website sync"
+        keys.update((mentor_id, None) for (mentor_id,) in rows if mentor_id is not None)
     if problems:
         raise InvalidMentorIds(problems)
-    return list(dict.fromkeys(parsed.values()))
+    return list(keys)
 
 
 def app_state(conn: psycopg.Connection, mentor_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """`reconciliation_app_state()` as a frame (every HLF mentor, or the given ones)."""
     with conn.cursor(binary=True) as cur:
         cur.execute(
-            "select mentor_id::text, status, should_be_listed, confirmed_listed, in_queue"
+            "select mentor_id::text, status, should_be_listed, chapter_name, confirmed_listed, in_queue"
             " from reconciliation_app_state(%s::uuid[])",
             (None if mentor_ids is None else list(mentor_ids),),
         )
         return d.app_frame(cur.fetchall())
+
+
+def keys_state(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> pd.DataFrame:
+    """The rule's answer for mentor keys outside the app side (listed contacts with no mentor of
+    a syncing organisation): mentor_id, in_app, status, in_queue."""
+    rows = conn.execute(
+        """
+        select d.mentor_id::text, d.in_app, d.status,
+               exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and q.status in ('pending', 'processing'))
+          from website_desired_listing(%s::uuid[]) d
+        """,
+        (list(mentor_ids),),
+    ).fetchall()
+    return pd.DataFrame.from_records(rows, columns=["mentor_id", "in_app", "status", "in_queue"])
 
 
 def start_run(conn: psycopg.Connection, kind: str, dagster_run_id: str | None) -> uuid.UUID:
@@ -114,7 +174,7 @@ def pending_queue_ids(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> di
 @dataclass(frozen=True)
 class LogEntry:
     mentor_id: str
-    app_status: str
+    app_status: str | None  # None: the mentor is gone from the app
     should_be_listed: bool
     dynamics_state: str | None
     classification: str

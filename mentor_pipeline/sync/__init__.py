@@ -1,7 +1,7 @@
 """Website sync: the sync_queue processor and its Dagster definitions (`definitions.py`).
 
-Reuse from here: `drain_queue` (process what is due), `enqueue` / `enqueue_desired` (queue
-writes the way the outbox trigger does), `listing_state` / `record_listing` (what the website
+Reuse from here: `drain_queue` (process what is due), `enqueue` (mark mentors for a
+write through the one SQL enqueue function), `desired_listing` (the rule's answer per key), `listing_state` / `record_listing` (what the website
 listing is per mentor), `due_summary` (what the sensor sees).
 """
 
@@ -14,7 +14,6 @@ from mentor_pipeline.sync.queue import (
     desired_listing,
     due_summary,
     enqueue,
-    enqueue_desired,
     listing_state,
     record_listing,
 )
@@ -32,7 +31,6 @@ __all__ = [
     "drain_queue",
     "due_summary",
     "enqueue",
-    "enqueue_desired",
     "listing_state",
     "plan_batch",
     "record_listing",

@@ -1,25 +1,23 @@
-"""The `website_listing` asset: what HLF's public website lists, kept in step with sync_queue.
-
-One asset, several ways in (dispatch on the job): `website_sync_job` (the sensor: drain the
-queue), force sync from the UI (config `mentor_ids` / `dry_run`) and `nightly_reconciliation_job`
-(each branch is one call into plain Python: `drain` here, `mentor_pipeline/reconcile/` for the others).
+"""The `website_listing` asset: what HLF's public website lists. Materialising it drains
+sync_queue into Dynamics (the sensor does it within seconds of a change; the UI's "Materialize"
+does the same). Force sync and the nightly reconciliation are jobs of their own in
+`mentor_pipeline/reconcile/`. Every path that calls Dynamics runs in the `dynamics` pool.
 """
 
 
 from datetime import timedelta
 
 import dagster as dg
-from pydantic import Field
 
 from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.reconcile.materialize import materialize_force_sync, materialize_reconciliation
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.processor import drain_queue
 from mentor_pipeline.sync.queue import QueuePolicy
 from mentor_pipeline.sync.report import DrainReport
 
 WEBSITE_SYNC_JOB = "website_sync_job"
-NIGHTLY_RECONCILIATION_JOB = "nightly_reconciliation_job"
+# One Dataverse service-protection budget (per application user): dagster.yaml limits the pool.
+DYNAMICS_POOL = "dynamics"
 
 
 class SyncSettings(dg.ConfigurableResource):
@@ -47,42 +45,27 @@ class SyncSettings(dg.ConfigurableResource):
         )
 
 
-class WebsiteListingConfig(dg.Config):
-    mentor_ids: list[str] = Field(
-        default=[],
-        description="Force sync: write only these mentors' current desired listing to Dynamics now (empty: every "
-                    "HLF mentor). Unknown or non-HLF ids fail the run and nothing is applied.",
-    )
-    dry_run: bool = Field(default=False, description="Read Dynamics and show the differences without writing anything "
-                                                      "(no queue rows, no Dynamics writes).")
-
-
 @dg.asset(
     name="website_listing",
     description=(
-        "HLF's public chapter website listing in Dynamics 365 (contact.hlf_websitelisted per mentor), kept in "
-        "step with mentor status through sync_queue. The confirmed state per mentor is in website_listing_state. "
-        "Power Pages shows a Dataverse change within 15 minutes of the write."
+        "HLF's public chapter website listing in Dynamics 365 (contact.hlf_websitelisted and hlf_chaptername per "
+        "mentor). Materialising it writes every due change of sync_queue: for each marked mentor, what the rule "
+        "(website_listing_rule in SQL) says at the moment of writing. The confirmed state per mentor is in "
+        "website_listing_state. Power Pages shows a Dataverse change within 15 minutes of the write."
     ),
     group_name="website_sync",
     owners=["team:hlf-website-sync"],
     kinds={"dynamics365", "postgres"},
+    pool=DYNAMICS_POOL,
 )
 def website_listing(
     context: dg.AssetExecutionContext,
-    config: WebsiteListingConfig,
     app_db: AppDatabase,
     dynamics: DynamicsResource,
     alerts: AlertSink,
     sync_settings: SyncSettings,
 ) -> dg.MaterializeResult:
-    if context.job_name == WEBSITE_SYNC_JOB:
-        return materialize_result(drain(context, app_db, dynamics, alerts, sync_settings))
-    if context.job_name == NIGHTLY_RECONCILIATION_JOB:
-        return materialize_reconciliation(context, config, app_db, dynamics, alerts, sync_settings)
-    # Anything else is a materialisation from the UI: force sync of every HLF mentor, or of
-    # config.mentor_ids, honouring config.dry_run.
-    return materialize_force_sync(context, config, app_db, dynamics, alerts, sync_settings)
+    return materialize_result(drain(context, app_db, dynamics, alerts, sync_settings))
 
 
 def drain(context, app_db: AppDatabase, dynamics: DynamicsResource, alerts: AlertSink,

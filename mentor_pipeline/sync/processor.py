@@ -1,14 +1,18 @@
-"""The queue processor: claim a batch, re-read what is right now, push it through `$batch`,
+"""The queue processor: claim a batch, read what the rule says now, write it through `$batch`,
 record the outcome per row. Plain Python: the Dagster asset, the break-glass CLI and force
 sync / reconciliation all call `drain_queue`.
 
+Level-triggered: a queue row only says "this mentor may need a write". What is written is the
+rule's answer at the moment of writing (`website_desired_listing`: listed or not, and the
+chapter), whatever the row's operation said when it was queued.
+
 Protocol (docs/design/sync.md):
-1. claim (one committed statement: rows become 'processing' under a lease and a token);
-2. re-read `mentor_website_desired_state` for the claimed mentors: a row whose operation is no
-   longer right (a `restore` for a mentor paused again since) is superseded, not applied;
-3. send the rest through `client.apply_updates` (`$batch`, bounded concurrency), outside any
-   transaction, while a heartbeat thread extends the lease (429 waits can be long);
-4. record every row at once (done / retry with backoff / dead / superseded), fenced by the token.
+1. the tick marks mentors whose certification lapsed (or took effect) since the last tick;
+2. claim (one committed statement: rows become 'processing' under a lease and a token);
+3. read the rule for the claimed mentor keys (deleted mentors included: never listed);
+4. send the writes through `client.apply_updates` (`$batch`, `If-Match: *`, never a create),
+   outside any transaction, while a heartbeat thread extends the lease (429 waits can be long);
+5. record every row at once (done / retry with backoff / dead), fenced by the token.
 An auth failure releases the batch untouched (pending, attempts unchanged), alerts at once and
 stops the drain.
 """
@@ -33,39 +37,36 @@ from mentor_pipeline.dynamics.errors import (
 )
 from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOutcome, UpdateResult
 from mentor_pipeline.sync import queue
-from mentor_pipeline.sync.queue import Outcome, QueuePolicy, QueueRow
+from mentor_pipeline.sync.queue import DesiredListing, Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
 
 logger = logging.getLogger("mentor_pipeline.sync")
 
-LISTING_OPERATIONS = {"add": True, "restore": True, "remove": False}
-
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with one claimed row, given the mentor's current desired state."""
+    """The write for one claimed row: the rule's answer for its mentor key now."""
 
     row: QueueRow
-    listed: bool | None  # the value to write; None: nothing to write
-    reason: str | None = None  # why nothing is written
+    listed: bool
+    chapter: str | None = None
+    reason: str | None = None  # why not listed, when not
 
     @property
-    def apply(self) -> bool:
-        return self.listed is not None
+    def update(self) -> ListingUpdate:
+        return ListingUpdate(str(self.row.mentor_id), self.listed, self.chapter)
 
 
-def plan_batch(rows: Sequence[QueueRow], desired: Mapping[uuid.UUID, bool]) -> list[Decision]:
-    """Pure: the queue says what to do, the database (`desired`) says whether it is still right."""
+def plan_batch(rows: Sequence[QueueRow], desired: Mapping[uuid.UUID, DesiredListing]) -> list[Decision]:
+    """Pure: one write per claimed row, the rule's answer for its key (a key the rule does not
+    know is not listed)."""
     decisions = []
     for row in rows:
-        wanted = LISTING_OPERATIONS[row.operation]
-        if row.mentor_id not in desired:
-            decisions.append(Decision(row, None, "the mentor's organisation has no website sync: nothing to write"))
-        elif desired[row.mentor_id] != wanted:
-            now = "listed" if desired[row.mentor_id] else "unlisted"
-            decisions.append(Decision(row, None, f"{row.operation} is no longer right: the mentor should be {now} now"))
+        wanted = desired.get(row.mentor_id)
+        if wanted is None:
+            decisions.append(Decision(row, False, None, "no longer in the app"))
         else:
-            decisions.append(Decision(row, wanted))
+            decisions.append(Decision(row, wanted.should_be_listed, wanted.chapter_name, wanted.reason))
     return decisions
 
 
@@ -105,6 +106,8 @@ def drain_queue(
     conn.autocommit = True
     keeper = _LeaseKeeper(connect, policy.lease, log)
     try:
+        # The tick first: a certification that lapsed since the last one is written in this drain.
+        queue.due_summary(conn)
         while True:
             if max_batches is not None and report.batches >= max_batches:
                 report.stopped_reason = f"stopped after {max_batches} batches"
@@ -164,48 +167,44 @@ def _process_batch(
 ) -> bool:
     """One claimed batch, start to finish. Returns True when the drain must stop."""
     decisions = plan_batch(rows, queue.desired_listing(conn, [row.mentor_id for row in rows]))
-    to_apply = [d for d in decisions if d.apply]
-    outcomes: dict[int, Outcome] = {
-        d.row.id: Outcome(d.row.id, "superseded", d.reason) for d in decisions if not d.apply
-    }
+    outcomes: dict[int, Outcome] = {}
     results: dict[int, UpdateResult] = {}
     stop = False
-    if to_apply:
-        try:
-            answers = client.apply_updates([ListingUpdate(str(d.row.mentor_id), bool(d.listed)) for d in to_apply])
-        except DynamicsAuthError as exc:
-            # Nothing was written for sure and nothing is wrong with the rows: put them back
-            # untouched and stop; the alert goes out now, not after N failures.
-            for d in to_apply:
-                outcomes[d.row.id] = Outcome(d.row.id, "release", f"not sent: {exc}")
-            report.auth_error = str(exc)
-            report.stopped_reason = "Dynamics authentication failed"
-            kind = {InvalidClientSecret: "dynamics_auth_wrong_secret",
-                    ExpiredClientSecret: "dynamics_auth_expired_secret"}.get(type(exc), "dynamics_auth_failed")
-            log.error("website sync stopped: %s", exc)
-            if alerts is not None:
-                alerts.alert(kind, f"website sync stopped, {len(rows)} change(s) left pending: {exc}",
-                             {"pending_rows_released": len(to_apply)})
-            stop = True
-        except DynamicsError as exc:
-            # Dataverse unreachable or answering garbage: every row of the batch tries again
-            # later with backoff; more batches now would only meet the same wall.
-            for d in to_apply:
-                outcomes[d.row.id] = Outcome(d.row.id, "retry", f"{type(exc).__name__}: {exc}")
-            report.stopped_reason = f"Dynamics error: {exc}"
-            log.warning("website sync batch failed, rows will be retried: %s", exc)
-            stop = True
-        except BaseException as exc:
-            # A bug or an interrupt: record what we know (a retry that counts) instead of
-            # leaving the rows to their lease, then let it propagate.
-            for d in to_apply:
-                outcomes[d.row.id] = Outcome(d.row.id, "retry", f"processor error: {type(exc).__name__}: {exc}")
-            queue.record_outcomes(conn, token, list(outcomes.values()), policy)
-            raise
-        else:
-            for d, answer in zip(to_apply, answers):
-                results[d.row.id] = answer
-                outcomes[d.row.id] = _outcome_for(d, answer)
+    try:
+        answers = client.apply_updates([d.update for d in decisions])
+    except DynamicsAuthError as exc:
+        # Nothing was written for sure and nothing is wrong with the rows: put them back
+        # untouched and stop; the alert goes out now, not after N failures.
+        for d in decisions:
+            outcomes[d.row.id] = Outcome(d.row.id, "release", f"not sent: {exc}")
+        report.auth_error = str(exc)
+        report.stopped_reason = "Dynamics authentication failed"
+        kind = {InvalidClientSecret: "dynamics_auth_wrong_secret",
+                ExpiredClientSecret: "dynamics_auth_expired_secret"}.get(type(exc), "dynamics_auth_failed")
+        log.error("website sync stopped: %s", exc)
+        if alerts is not None:
+            alerts.alert(kind, f"website sync stopped, {len(rows)} change(s) left pending: {exc}",
+                         {"pending_rows_released": len(decisions)})
+        stop = True
+    except DynamicsError as exc:
+        # Dataverse unreachable or answering garbage: every row of the batch tries again
+        # later with backoff; more batches now would only meet the same wall.
+        for d in decisions:
+            outcomes[d.row.id] = Outcome(d.row.id, "retry", f"{type(exc).__name__}: {exc}")
+        report.stopped_reason = f"Dynamics error: {exc}"
+        log.warning("website sync batch failed, rows will be retried: %s", exc)
+        stop = True
+    except BaseException as exc:
+        # A bug or an interrupt: record what we know (a retry that counts) instead of
+        # leaving the rows to their lease, then let it propagate.
+        for d in decisions:
+            outcomes[d.row.id] = Outcome(d.row.id, "retry", f"processor error: {type(exc).__name__}: {exc}")
+        queue.record_outcomes(conn, token, list(outcomes.values()), policy)
+        raise
+    else:
+        for d, answer in zip(decisions, answers):
+            results[d.row.id] = answer
+            outcomes[d.row.id] = _outcome_for(d, answer)
     recorded = {r.id: r for r in queue.record_outcomes(conn, token, list(outcomes.values()), policy)}
 
     lost = []
@@ -228,7 +227,7 @@ def _process_batch(
         # land after theirs. Queue one more write of whatever is right by then, so the last
         # write to Dynamics is always a fresh one.
         with conn.transaction():
-            queue.enqueue_desired(conn, [d.row.mentor_id for d in lost], "reconciliation")
+            queue.enqueue(conn, [d.row.mentor_id for d in lost], "reconciliation")
         log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
     return stop
 
@@ -236,7 +235,10 @@ def _process_batch(
 def _outcome_for(decision: Decision, answer: UpdateResult) -> Outcome:
     row_id = decision.row.id
     if answer.outcome == UpdateOutcome.APPLIED:
-        return Outcome(row_id, "done", listed=decision.listed)
+        return Outcome(row_id, "done", listed=decision.listed, chapter=decision.chapter if decision.listed else None)
+    if answer.outcome == UpdateOutcome.NOT_FOUND and not decision.listed:
+        # Nothing to unlist: without a contact the website cannot show the mentor.
+        return Outcome(row_id, "done", f"no contact in Dynamics ({answer.code}): nothing to unlist", listed=False)
     if answer.outcome == UpdateOutcome.NOT_FOUND:
         return Outcome(
             row_id, "dead",

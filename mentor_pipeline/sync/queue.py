@@ -17,9 +17,6 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import class_row
 
-OPERATIONS = ("add", "remove", "restore")
-EVENTS = ("status_change", "manual_coordinator_action", "nightly_expiry", "reconciliation", "force_sync")
-
 
 @dataclass(frozen=True)
 class QueuePolicy:
@@ -59,6 +56,7 @@ class Outcome:
     outcome: str  # done | retry | dead | superseded | release
     error: str | None = None
     listed: bool | None = None  # for done: what the listing now is
+    chapter: str | None = None  # for done: the chapter name written with it
     consume_attempt: bool = True  # False for throttling (429): waits are not failures
 
 
@@ -78,6 +76,7 @@ class DueSummary:
     due_count: int
     max_due_id: int | None
     expired_leases: int
+    clock_marked: int = 0  # mentors marked by this tick because a certification lapsed or took effect
 
     @property
     def anything_due(self) -> bool:
@@ -88,6 +87,7 @@ class DueSummary:
 class ListingState:
     mentor_id: uuid.UUID
     listed: bool
+    chapter_name: str | None
     last_synced_at: datetime
     last_queue_id: int | None
 
@@ -116,7 +116,8 @@ def record_outcomes(
     if not outcomes:
         return []
     payload = json.dumps([
-        {"id": o.id, "outcome": o.outcome, "error": o.error, "listed": o.listed, "consume_attempt": o.consume_attempt}
+        {"id": o.id, "outcome": o.outcome, "error": o.error, "listed": o.listed, "chapter": o.chapter,
+         "consume_attempt": o.consume_attempt}
         for o in outcomes
     ])
     with conn.cursor(row_factory=class_row(RecordedRow)) as cur:
@@ -130,10 +131,12 @@ def record_outcomes(
 
 
 def due_summary(conn: psycopg.Connection) -> DueSummary:
-    """Due pending rows and expired leases, from the partial indexes only (the sensor's check)."""
-    row = conn.execute("select due_count, max_due_id, expired_leases from sync_queue_due()").fetchone()
+    """The drain path's tick: first mark mentors whose certification lapsed (or took effect)
+    since the last tick, then count due pending rows and expired leases from the partial
+    indexes (the sensor's and the lingering drain's check)."""
+    row = conn.execute("select clock_marked, due_count, max_due_id, expired_leases from website_sync_tick()").fetchone()
     _commit(conn)
-    return DueSummary(int(row[0]), row[1], int(row[2]))
+    return DueSummary(int(row[1]), row[2], int(row[3]), clock_marked=int(row[0]))
 
 
 def archive_finished(conn: psycopg.Connection, policy: QueuePolicy, limit: int = 5000) -> int:
@@ -147,59 +150,48 @@ def archive_finished(conn: psycopg.Connection, policy: QueuePolicy, limit: int =
 
 def enqueue(
     conn: psycopg.Connection,
-    mentor_ids_with_operations: Iterable[tuple[uuid.UUID | str, str]],
+    mentor_ids: Iterable[uuid.UUID | str],
     event: str,
-) -> list[int]:
-    """Queue operations like the outbox trigger does: one pending row per mentor, a newer
-    operation rewriting the pending one (the unique partial index decides, not a prior check).
-    Returns the queue row ids. The caller's transaction decides when it becomes visible."""
-    if event not in EVENTS:
-        raise ValueError(f"unknown triggered_by_event {event!r}: use one of {', '.join(EVENTS)}")
-    latest: dict[str, str] = {}
-    for mentor_id, operation in mentor_ids_with_operations:
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown sync operation {operation!r}: use add, remove or restore")
-        latest[str(mentor_id)] = operation  # the last wish per mentor wins, as in the trigger
-    if not latest:
-        return []
-    rows = conn.execute(
-        """
-        insert into sync_queue (mentor_id, operation, triggered_by_event)
-        select m, o, %s from unnest(%s::uuid[], %s::text[]) as t(m, o)
-        on conflict (mentor_id) where status = 'pending' do update
-            set operation = excluded.operation,
-                triggered_by_event = excluded.triggered_by_event,
-                attempts = 0,
-                available_at = now(),
-                last_error = null,
-                updated_at = now()
-        returning id
-        """,
-        (event, list(latest), list(latest.values())),
-    ).fetchall()
-    return [row[0] for row in rows]
+    operation: str | None = None,
+) -> int:
+    """Mark mentor keys for a website write through the one enqueue function in SQL
+    (`queue_website_sync`): one pending row per mentor, the processor writes what the rule says
+    when it writes. `operation` None derives add/remove from the rule. Returns how many were
+    marked; the caller's transaction decides when they become visible. An unknown event or
+    operation fails in SQL with the list of valid ones."""
+    ids = list(dict.fromkeys(str(m) for m in mentor_ids))
+    if not ids:
+        return 0
+    (marked,) = conn.execute(
+        "select queue_website_sync(%s::uuid[], %s, %s)", (ids, event, operation)
+    ).fetchone()
+    return marked
 
 
-def enqueue_desired(conn: psycopg.Connection, mentor_ids: Iterable[uuid.UUID | str], event: str) -> list[int]:
-    """Queue, for each mentor of a syncing organisation, the write that makes the website match
-    `mentor_website_desired_state` now (`add` when they should be listed, else `remove`).
-    Mentors of organisations without website sync are left out. Used by force sync, by
-    reconciliation and by the processor itself after a lost lease."""
-    desired = desired_listing(conn, mentor_ids)
-    return enqueue(conn, [(m, "add" if listed else "remove") for m, listed in desired.items()], event)
+@dataclass(frozen=True)
+class DesiredListing:
+    """The rule's answer for one mentor key (website_desired_listing in SQL)."""
+
+    mentor_id: uuid.UUID
+    in_app: bool
+    organization_code: str | None
+    full_name: str | None
+    status: str | None
+    chapter_name: str | None
+    certification_expires_at: datetime | None
+    should_be_listed: bool
+    reason: str | None
 
 
-def desired_listing(conn: psycopg.Connection, mentor_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, bool]:
-    """`should_be_listed` per mentor, read from the one rule (the view). Mentors missing from
-    the result are not in an organisation with website sync (or no longer exist)."""
+def desired_listing(conn: psycopg.Connection, mentor_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, DesiredListing]:
+    """What the website should show for each mentor key now, read from the one rule. Keys of
+    mentors no longer in the app are in the result too (never listed)."""
     ids = [str(m) for m in mentor_ids]
     if not ids:
         return {}
-    rows = conn.execute(
-        "select mentor_id, should_be_listed from mentor_website_desired_state where mentor_id = any(%s::uuid[])",
-        (ids,),
-    ).fetchall()
-    return {mentor_id: bool(listed) for mentor_id, listed in rows}
+    with conn.cursor(row_factory=class_row(DesiredListing)) as cur:
+        cur.execute("select * from website_desired_listing(%s::uuid[])", (ids,))
+        return {row.mentor_id: row for row in cur.fetchall()}
 
 
 def listing_state(
@@ -208,10 +200,10 @@ def listing_state(
     """What the website listing is per mentor, as last confirmed by a Dynamics write."""
     with conn.cursor(row_factory=class_row(ListingState)) as cur:
         if mentor_ids is None:
-            cur.execute("select mentor_id, listed, last_synced_at, last_queue_id from website_listing_state")
+            cur.execute("select mentor_id, listed, chapter_name, last_synced_at, last_queue_id from website_listing_state")
         else:
             cur.execute(
-                "select mentor_id, listed, last_synced_at, last_queue_id from website_listing_state"
+                "select mentor_id, listed, chapter_name, last_synced_at, last_queue_id from website_listing_state"
                 " where mentor_id = any(%s::uuid[])",
                 ([str(m) for m in mentor_ids],),
             )

@@ -1,5 +1,5 @@
-"""A person's path through the Dagster UI: the assets and what they are, then a force sync of
-`website_listing` launched from the launchpad, watched until the run succeeds.
+"""A person's path through the Dagster UI: the assets and what they are, then an operator's force sync
+of a mentor by name (force_sync_job, from its launchpad), watched until the run succeeds.
 
 Screenshots land in test-artifacts/browser/ (git-ignored): the asset graph, the asset page, the
 launchpad and the finished run.
@@ -88,26 +88,22 @@ def test_assets_described_and_force_sync_from_the_launchpad_succeeds(stack: Stac
                                (mentor_id,)).fetchone()[0]
     stack.admin.seed_contacts([{"mentor_id": str(mentor_id), "full_name": "E2E Frida Forcesync",
                                 "chapter": chapter, "listed": False}])
-    before = {r["runId"] for r in stack.runs("__ASSET_JOB")}
+    before = {r["runId"] for r in stack.runs("force_sync_job")}
 
-    page.goto(stack.dagster_url + "/assets/website_listing")
-    materialize = page.locator("button", has_text="Materialize").first
-    materialize.wait_for()
-    page.locator("button:right-of(button:has-text('Materialize'))").first.click()
-    page.get_by_role("menuitem", name="Open launchpad").click()
-    page.get_by_text("Launchpad (configure assets)").wait_for()
+    # The operator's force sync by name: force_sync_job from its launchpad.
+    page.goto(stack.dagster_url + "/locations/mentor_pipeline/jobs/force_sync_job/playground")
     page.wait_for_selector(".CodeMirror")
     launchpad_text = page.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.getValue()")
     # Secrets are environment references in the launchpad, never values.
     assert "env: DYNAMICS_CLIENT_SECRET" in launchpad_text
     assert stack.secret not in launchpad_text and stack.webhook.url not in launchpad_text
-    config = {"ops": {"website_listing": {"config": {"mentor_ids": [str(mentor_id)], "dry_run": False}}}}
+    config = {"ops": {"force_sync": {"config": {"mentor_names": ["E2E Frida Forcesync"], "dry_run": False}}}}
     page.evaluate("(text) => document.querySelector('.CodeMirror').CodeMirror.setValue(text)", json.dumps(config))
     page.get_by_text("No errors").wait_for()
     page.screenshot(path=str(artifacts / "launchpad-force-sync.png"))
-    page.get_by_role("dialog").locator("button", has_text="Materialize").last.click()
+    page.locator("button", has_text="Launch Run").last.click()
 
-    [run] = wait_for(lambda: [r for r in stack.runs("__ASSET_JOB") if r["runId"] not in before],
+    [run] = wait_for(lambda: [r for r in stack.runs("force_sync_job") if r["runId"] not in before],
                      timeout=30, what="the run launched from the UI")
     page.goto(f"{stack.dagster_url}/runs/{run['runId']}")
     wait_for(lambda: stack.run_status(run["runId"]) in ("SUCCESS", "FAILURE", "CANCELED"), timeout=120,
@@ -120,7 +116,7 @@ def test_assets_described_and_force_sync_from_the_launchpad_succeeds(stack: Stac
 
     # The run's tags and config, as the UI shows them: no secret among them.
     page.get_by_role("button", name=re.compile("tags and config", re.I)).first.click()
-    page.get_by_text("mentor_ids").first.wait_for()
+    page.get_by_text("mentor_names").first.wait_for()
     shown = visible_text(page)
     for secret in (stack.secret, stack.webhook.url, stack.webhook.url.rsplit("/", 1)[-1]):
         assert secret not in shown

@@ -35,7 +35,16 @@ def test_migrate_reports_up_to_date_and_seed_is_repeatable(db_url, db):
     ).fetchall()
     assert [(code, sync) for code, sync, *_ in counts] == [("HLF", True), ("NHF", False)]
     assert all(mentors >= 10 and statuses == 3 for _, _, mentors, statuses in counts)
-    assert queue_rows(db) == []  # seeding inserts; only status changes enqueue
+    # Level-triggered: each new HLF mentor is marked for a write of what the rule says; NHF is not.
+    marked = db.execute(
+        "select q.operation, d.should_be_listed, q.triggered_by_event from sync_queue q"
+        " join mentor_website_desired_state d on d.mentor_id = q.mentor_id where q.status = 'pending'"
+    ).fetchall()
+    (certified_hlf,) = db.execute(
+        "select count(*) from mentors m join organizations o on o.id = m.organization_id and o.code = 'HLF'"
+        " where exists (select from certifications c where c.mentor_id = m.id)").fetchone()
+    assert len(marked) == certified_hlf > 10
+    assert all((op == "add") == listed and event == "certification_change" for op, listed, event in marked)
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path):
@@ -52,13 +61,14 @@ def test_set_status_goes_through_the_trigger(db_url, db):
     result = run_cli("mentor", "set-status", "Ingrid Hansen", "paused", "--as-coordinator", env_url=db_url)
     assert result.returncode == 0, result.stderr
     assert "Ingrid Hansen: active -> paused" in result.stdout
-    [row] = queue_rows(db)
+    [row] = [r for r in queue_rows(db) if r["triggered_by_event"] != "certification_change"]
     assert (row["operation"], row["triggered_by_event"]) == ("remove", "manual_coordinator_action")
 
 
 def test_set_status_with_unknown_mentor_changes_nothing(db_url, db):
     run_cli("db", "seed", env_url=db_url)
+    before = queue_rows(db)
     result = run_cli("mentor", "set-status", "Nobody Here", "paused", env_url=db_url)
     assert result.returncode == 1
     assert "no mentor with id or name 'Nobody Here'" in result.stderr
-    assert queue_rows(db) == []
+    assert queue_rows(db) == before

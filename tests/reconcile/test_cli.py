@@ -79,7 +79,7 @@ def test_new_secret_from_the_environment_drains_reconciles_and_force_syncs(db, e
 def test_force_sync_exit_codes_for_bad_ids_and_missing_contacts(db, emulator, rotated, capsys, monkeypatch):
     monkeypatch.setenv("DYNAMICS_CLIENT_SECRET", NEW_SECRET)
     code, out, err = cli(capsys, "force-sync", "--mentor", "nope", "--mentor", str(rotated[2]))
-    assert code == 1 and "nope (not a mentor id" in err and "nothing was applied" in err
+    assert code == 1 and "nope (no mentor with this exact name)" in err and "nothing was applied" in err
     assert writes_sent(emulator) == [] and emulator.admin.requests() == []
 
     [no_contact] = hlf_mentors(db, 1)

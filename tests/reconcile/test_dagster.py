@@ -1,5 +1,5 @@
 """The Dagster side: nightly_reconciliation_job (credential check first, reconcile, asset checks),
-its schedule, and force sync by materialising website_listing. Real PostgreSQL, the emulator
+its schedule, and force_sync_job (by id, name or chapter; dry run). Real PostgreSQL, the emulator
 over HTTP, a webhook receiver for alerts, an ephemeral instance."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import pytest
 
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.reconcile.definitions import nightly_reconciliation_schedule
-from mentor_pipeline.sync.assets import WebsiteListingConfig, website_listing
+from mentor_pipeline.reconcile.assets import ForceSyncConfig
 from mentor_pipeline.sync.definitions import defs as sync_defs
-from tests.reconcile.helpers import hlf_mentors, in_sync_world, listed_in_dynamics, seed_contacts, set_statuses, writes_sent
+from tests.reconcile.helpers import (
+    hlf_mentors, in_sync_world, listed_in_dynamics, seed_contacts, sent_writes, set_statuses, writes_sent,
+)
 from tests.support.factories import queue_rows
 
 
@@ -39,9 +41,23 @@ def checks_of(result) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def metadata_of(result) -> dict:
-    [materialization] = result.asset_materializations_for_node("website_listing")
+def metadata_of(result, node: str = "website_reconciliation") -> dict:
+    [materialization] = result.asset_materializations_for_node(node)
     return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def run_force_sync(test_defs, instance, **config):
+    return test_defs.resolve_job_def("force_sync_job").execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config=dg.RunConfig(ops={"force_sync": ForceSyncConfig(**config)}))
+
+
+def force_sync_metadata(result) -> dict:
+    [event] = [e for e in result.all_events if e.event_type_value in ("ASSET_MATERIALIZATION", "ASSET_OBSERVATION")]
+    data = event.event_specific_data
+    recorded = getattr(data, "materialization", None) or data.asset_observation
+    assert recorded.asset_key == dg.AssetKey("website_listing")
+    return {"event": event.event_type_value, **{k: v.value for k, v in recorded.metadata.items()}}
 
 
 def test_nightly_job_reconciles_and_its_checks_pass(db, emulator, instance, test_defs, webhook):
@@ -131,36 +147,60 @@ def test_schedule_runs_the_nightly_job_at_three_oslo_time(test_defs):
     assert request.run_key == "nightly_reconciliation:2026-03-29"
 
 
-def test_materialising_from_the_ui_with_default_config_resyncs_every_hlf_mentor(db, emulator, resources):
+def test_force_sync_job_with_default_config_resyncs_every_hlf_mentor(db, emulator, instance, test_defs):
     hlf = hlf_mentors(db, 3)
     nhf = hlf_mentors(db, 1, org="NHF")
     seed_contacts(emulator, hlf, listed=False)
 
-    result = dg.materialize([website_listing], resources=resources)
+    result = run_force_sync(test_defs, instance)
 
     assert result.success
     rows = queue_rows(db)
     assert {r["mentor_id"] for r in rows} == set(hlf) and nhf[0] not in {r["mentor_id"] for r in rows}
     assert {(r["triggered_by_event"], r["status"]) for r in rows} == {("force_sync", "done")}
     assert listed_in_dynamics(emulator) == {str(m): True for m in hlf}
-    assert metadata_of(result)["mode"] == "force_sync" and metadata_of(result)["queued"] == 3
+    metadata = force_sync_metadata(result)
+    assert metadata["event"] == "ASSET_MATERIALIZATION" and metadata["mode"] == "force_sync" and metadata["queued"] == 3
 
 
-def test_ui_dry_run_and_invalid_ids(db, emulator, resources):
-    [mentor] = hlf_mentors(db, 1)
+def test_force_sync_by_name_and_by_chapter(db, emulator, instance, test_defs):
+    [ingrid, other] = hlf_mentors(db, 2)
+    db.execute("update mentors set full_name = 'Ingrid Hansen' where id = %s", (ingrid,))
+    chapter_id = db.execute("insert into chapters (organization_id, name) select organization_id, 'Bergen'"
+                            " from mentors where id = %s returning id", (other,)).fetchone()[0]
+    db.execute("update mentors set chapter_id = %s where id = %s", (chapter_id, other))
+    db.execute("delete from sync_queue")
+    seed_contacts(emulator, [ingrid, other], listed=False)
+
+    assert run_force_sync(test_defs, instance, mentor_names=["Ingrid Hansen"]).success
+    assert sent_writes(emulator) == [(str(ingrid), True)]
+    assert run_force_sync(test_defs, instance, chapter="Bergen").success
+    assert sent_writes(emulator) == [(str(ingrid), True), (str(other), True)]
+    assert emulator.admin.contact(str(other))["chapter"] == "Bergen"
+
+    unknown = run_force_sync(test_defs, instance, mentor_names=["Nobody"], chapter="Atlantis")
+    failure = unknown.get_step_failure_events()[0].step_failure_data.error.message
+    assert "Nobody (no mentor with this exact name)" in failure and "chapter Atlantis" in failure
+    assert len(sent_writes(emulator)) == 2
+
+
+def test_force_sync_dry_run_lists_every_write_and_invalid_ids_fail(db, emulator, instance, test_defs):
+    [mentor, in_sync] = hlf_mentors(db, 2)
     seed_contacts(emulator, [mentor], listed=False)
+    seed_contacts(emulator, [in_sync], listed=True)
+    db.execute("delete from sync_queue")
     emulator.admin.clear_requests()
 
-    def materialize(**config):
-        return dg.materialize([website_listing], resources=resources, raise_on_error=False, run_config=dg.RunConfig(
-            ops={"website_listing": WebsiteListingConfig(**config)}))
-
-    dry = materialize(dry_run=True)
-    assert dry.success and metadata_of(dry)["mode"] == "force_sync (dry run)"
-    assert metadata_of(dry)["missing_but_should"] == 1
+    dry = run_force_sync(test_defs, instance, dry_run=True)
+    assert dry.success
+    metadata = force_sync_metadata(dry)
+    assert metadata["event"] == "ASSET_OBSERVATION" and metadata["mode"] == "force_sync (dry run)"
+    # Never contradicts itself: every write it counts is listed, in sync or not.
+    assert metadata["would_write"] == 2 and metadata["missing_but_should"] == 1
+    assert f"`{mentor}`" in metadata["writes"] and f"`{in_sync}`" in metadata["writes"]
     assert writes_sent(emulator) == [] and queue_rows(db) == []
 
-    bad = materialize(mentor_ids=[str(mentor), "nope"])
+    bad = run_force_sync(test_defs, instance, mentor_ids=[str(mentor), "nope"])
     assert not bad.success
     failure = bad.get_step_failure_events()[0].step_failure_data.error.message
     assert "nope (not a mentor id" in failure and "nothing was applied" in failure

@@ -47,12 +47,9 @@ def test_force_sync_through_the_webserver_graphql_api(db, db_url, admin_url, emu
                              what="dagster webserver", process=webserver)
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         run_id = client.submit_job_execution(
-            "__ASSET_JOB",
-            repository_location_name="mentor_pipeline",
-            repository_name="__repository__",  # the UI's own asset job is hidden from name lookup
-            asset_selection=["website_listing"],
-            run_config={"ops": {"website_listing": {"config": {"mentor_ids": [str(mentors[0]), str(mentors[2])],
-                                                               "dry_run": False}}}},
+            "force_sync_job",
+            run_config={"ops": {"force_sync": {"config": {"mentor_ids": [str(mentors[0]), str(mentors[2])],
+                                                          "dry_run": False}}}},
         )
         deadline = time.monotonic() + 120
         status = client.get_run_status(run_id)

@@ -39,8 +39,13 @@ def mentor(
     cert_expires_in: timedelta | None = timedelta(days=365),
     full_name: str = "Test Mentor",
     now: datetime | None = None,
+    settled: bool = True,
 ) -> uuid.UUID:
-    """A mentor with one certification expiring `cert_expires_in` from now (None: no certification)."""
+    """A mentor with one certification expiring `cert_expires_in` from now (None: no certification).
+
+    `settled`: the mentor existed before the test, so the outbox change their creation marked
+    (certification_change) is taken away again; tests of the status trigger start from a queue
+    that only holds what the test itself did."""
     chapter_id = chapter(conn, org_code)
     mentor_id = conn.execute(
         "insert into mentors (organization_id, chapter_id, full_name, status)"
@@ -48,7 +53,7 @@ def mentor(
         (full_name, status, chapter_id),
     ).fetchone()[0]
     if cert_expires_in is not None:
-        certify(conn, mentor_id, expires_in=cert_expires_in, now=now)
+        certify(conn, mentor_id, expires_in=cert_expires_in, now=now, settled=settled)
     return mentor_id
 
 
@@ -59,14 +64,20 @@ def certify(
     expires_in: timedelta,
     issued_ago: timedelta = timedelta(days=700),
     now: datetime | None = None,
+    settled: bool = True,
 ) -> uuid.UUID:
+    """A certification; `settled` as for `mentor`: the change it marked in the outbox is taken away."""
     now = now or datetime.now(timezone.utc)
     expires_at = now + expires_in
     issued_at = min(now - issued_ago, expires_at - timedelta(seconds=1))
-    return conn.execute(
+    certification_id = conn.execute(
         "insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s) returning id",
         (mentor_id, issued_at, expires_at),
     ).fetchone()[0]
+    if settled:
+        conn.execute("delete from sync_queue where mentor_id = %s and status = 'pending'"
+                     " and triggered_by_event = 'certification_change'", (mentor_id,))
+    return certification_id
 
 
 def set_status(conn: psycopg.Connection, mentor_id: uuid.UUID, status: str) -> None:

@@ -22,7 +22,8 @@ _KEY = re.compile(r"hlf_mentorid='([^']+)'")
 
 
 def hlf_mentors(db, count: int, *, status: str = "active", org: str = "HLF", cert_days: int = 365) -> list[uuid.UUID]:
-    """`count` mentors of `org` (one chapter), each with a certification, inserted in bulk."""
+    """`count` mentors of `org` (one chapter), each with a certification, inserted in bulk. They
+    existed before the test: the outbox changes their certifications marked are taken away."""
     org_id = db.execute(
         "insert into organizations (code, name, website_sync_enabled) values (%s, %s, %s)"
         " on conflict (code) do update set code = excluded.code returning id",
@@ -44,6 +45,8 @@ def hlf_mentors(db, count: int, *, status: str = "active", org: str = "HLF", cer
         " select m, now() - interval '300 days', now() + make_interval(days => %s) from unnest(%s::uuid[]) m",
         (cert_days, ids),
     )
+    db.execute("delete from sync_queue where status = 'pending' and triggered_by_event = 'certification_change'"
+               " and mentor_id = any(%s::uuid[])", (ids,))
     return ids
 
 

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.resources import AppDatabase
-from mentor_pipeline.sync.assets import WebsiteListingConfig, website_listing
+from mentor_pipeline.sync.assets import website_listing
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.sync.sensors import run_failure_alert_sensor, sync_queue_sensor
 from tests.support.factories import queue_rows
@@ -116,20 +116,27 @@ def test_asset_definition_carries_owners_kinds_and_group(test_defs):
     assert spec.owners and spec.description
 
 
-def test_force_sync_config_queues_and_writes_the_desired_state(db, emulator, resources):
-    [listed, paused] = hlf_mentors(db, 2)
-    seed_contacts(emulator, [listed, paused], listed=False)
-    db.execute("update mentors set status = 'paused' where id = %s", (paused,))
-    db.execute("delete from sync_queue")  # as if that change had been synced long ago
+def test_materialize_from_the_ui_drains_the_queue_and_nothing_else(db, emulator, resources):
+    [changed, untouched] = hlf_mentors(db, 2)
+    seed_contacts(emulator, [changed, untouched])
+    set_statuses(db, [changed], "paused")
 
-    result = dg.materialize(
-        [website_listing], resources=resources,
-        run_config=dg.RunConfig(ops={"website_listing": WebsiteListingConfig(mentor_ids=[str(listed), str(paused)])}),
-    )
+    result = dg.materialize([website_listing], resources=resources)
 
     assert result.success
-    assert listed_in_dynamics(emulator) == {str(listed): True, str(paused): False}
-    assert {r["triggered_by_event"] for r in queue_rows(db)} == {"force_sync"}
+    assert sent_writes(emulator) == [(str(changed), False)]  # the due change only, not every listing
+
+
+
+def test_every_path_that_calls_dynamics_is_in_the_dynamics_pool():
+    from mentor_pipeline.definitions import defs
+
+    writers = {"website_listing", "website_reconciliation", "force_sync"}
+    pools = {(job.name, node.name): node.definition.pool
+             for job in defs.get_repository_def().get_all_jobs()
+             for node in job.graph.node_dict.values() if node.name in writers}
+    assert {name for _, name in pools} == writers
+    assert set(pools.values()) == {"dynamics"}
 
 
 def test_auth_failure_fails_the_run_alerts_and_the_failure_sensor_alerts_too(

@@ -59,15 +59,26 @@ def test_nhf_never_reaches_dynamics(db, connect, client, emulator):
     seed_contacts(emulator, nhf, listed=True)
     set_statuses(db, nhf, "paused")  # the trigger queues nothing for NHF
     assert queue_rows(db) == []
-    # Even a row queued by hand (a buggy reconciliation, say) is not written.
-    enqueue(db, [(nhf[0], "remove")], "reconciliation")
+    report = drain_queue(connect, client, policy=FAST)
+    assert report.rows == [] and emulator.admin.requests() == []  # not even a token request
+
+    # A row queued for an NHF key (reconciliation found it listed) can only ever unlist it.
+    enqueue(db, [nhf[0]], "reconciliation", "add")
+    report = drain_queue(connect, client, policy=FAST)
+    assert [(r.result, r.listed) for r in report.rows] == [("applied", False)]
+    assert sent_writes(emulator) == [(str(nhf[0]), False)]
+
+
+def test_unlisting_a_mentor_without_a_contact_is_done_not_dead(db, connect, client, emulator):
+    [missing] = hlf_mentors(db, 1)
+    set_status(db, missing, "paused")
 
     report = drain_queue(connect, client, policy=FAST)
 
-    assert report.superseded == 1 and report.applied == 0
-    assert "no website sync" in report.rows[0].reason
-    assert emulator.admin.requests() == []  # not even a token request reached the Web API
-    assert set(listed_in_dynamics(emulator).values()) == {True}
+    [row] = queue_rows(db, missing)
+    assert (row["status"], report.dead) == ("done", 0)
+    assert "nothing to unlist" in row["last_error"]
+    assert str(missing) not in listed_in_dynamics(emulator)  # update-only: no ghost contact created
 
 
 def test_failed_writes_retry_with_backoff_then_apply(db, connect, client, emulator):
@@ -128,9 +139,9 @@ def test_429_storm_waits_do_not_consume_attempts(db, connect, emulator):
 
 
 def test_mentor_missing_in_dynamics_is_dead_with_a_clear_reason(db, connect, client, emulator, alerts, webhook):
-    present, missing = hlf_mentors(db, 2)
-    seed_contacts(emulator, [present])
-    set_statuses(db, [present, missing], "paused")
+    present, missing = hlf_mentors(db, 2, status="paused")
+    seed_contacts(emulator, [present], listed=False)
+    set_statuses(db, [present, missing], "active")  # both should be listed again
 
     report = drain_queue(connect, client, policy=FAST, alerts=alerts)
 
@@ -170,20 +181,20 @@ def test_auth_failure_leaves_every_row_pending_and_alerts_at_once(
     assert "secret-token-abc123" not in posted  # nor the webhook URL itself
 
 
-def test_restore_for_a_mentor_paused_again_is_superseded(db, connect, client, emulator):
+def test_a_queued_restore_for_a_mentor_paused_again_writes_unlisted(db, connect, client, emulator):
     [mentor] = hlf_mentors(db, 1, status="paused")
-    seed_contacts(emulator, [mentor], listed=False)
-    # A reconciliation queued a restore, but the mentor is paused (again): re-reading wins.
-    enqueue(db, [(mentor, "restore")], "reconciliation")
+    seed_contacts(emulator, [mentor])  # listed by hand in Dynamics
+    # A reconciliation queued a restore, but the mentor is paused (again): the rule at the
+    # moment of writing wins over the operation the row was queued with.
+    enqueue(db, [mentor], "reconciliation", "restore")
 
     report = drain_queue(connect, client, policy=FAST)
 
-    assert [(r.operation, r.result) for r in report.rows] == [("restore", "superseded")]
-    assert "should be unlisted now" in report.rows[0].reason
-    assert sent_writes(emulator) == []
+    assert [(r.operation, r.result, r.listed) for r in report.rows] == [("restore", "applied", False)]
+    assert sent_writes(emulator) == [(str(mentor), False)]
 
 
-def test_restore_after_the_certification_expired_is_superseded(db, connect, client, emulator):
+def test_a_restore_after_the_certification_lapsed_writes_unlisted(db, connect, client, emulator):
     [mentor] = hlf_mentors(db, 1, status="paused")
     seed_contacts(emulator, [mentor], listed=False)
     set_status(db, mentor, "active")  # restore queued: the certification is valid now
@@ -192,7 +203,7 @@ def test_restore_after_the_certification_expired_is_superseded(db, connect, clie
 
     report = drain_queue(connect, client, policy=FAST)
 
-    assert report.superseded == 1 and sent_writes(emulator) == []
+    assert report.applied == 1 and sent_writes(emulator) == [(str(mentor), False)]
 
 
 def test_stale_in_flight_row_and_newer_change_apply_in_order(db, connect, client, emulator):

@@ -160,22 +160,31 @@ def test_done_records_the_listing_state(db):
 
 def test_enqueue_keeps_one_pending_row_per_mentor(db):
     [a, b] = hlf_mentors(db, 2)
-    queue.enqueue(db, [(a, "remove"), (b, "add"), (a, "add")], "reconciliation")
-    queue.enqueue(db, [(b, "remove")], "force_sync")
+    assert queue.enqueue(db, [a, b, a], "reconciliation", "remove") == 2
+    queue.enqueue(db, [b], "force_sync", "add")
     rows = {r["mentor_id"]: r for r in queue_rows(db)}
     assert len(queue_rows(db)) == 2
-    assert (rows[a]["operation"], rows[a]["triggered_by_event"]) == ("add", "reconciliation")
-    assert (rows[b]["operation"], rows[b]["triggered_by_event"]) == ("remove", "force_sync")
-    with pytest.raises(ValueError):
-        queue.enqueue(db, [(a, "add")], "because")
+    assert (rows[a]["operation"], rows[a]["triggered_by_event"]) == ("remove", "reconciliation")
+    assert (rows[b]["operation"], rows[b]["triggered_by_event"]) == ("add", "force_sync")
 
 
-def test_enqueue_desired_reads_the_view_and_leaves_out_orgs_without_sync(db):
+def test_enqueue_refuses_an_unknown_event_or_operation_and_writes_nothing(db):
+    [a] = hlf_mentors(db, 1)
+    with pytest.raises(psycopg.errors.CheckViolation, match="unknown triggered_by_event 'because': use one of"):
+        queue.enqueue(db, [a], "because")
+    with pytest.raises(psycopg.errors.CheckViolation, match="sync_queue_operation_check"):
+        queue.enqueue(db, [a], "force_sync", "publish")
+    assert queue_rows(db) == []
+
+
+def test_enqueue_without_operation_derives_it_from_the_rule(db):
     [listed] = hlf_mentors(db, 1)
     [paused] = hlf_mentors(db, 1, status="paused")
     [nhf] = hlf_mentors(db, 1, org="NHF")
-    queue.enqueue_desired(db, [listed, paused, nhf], "force_sync")
-    assert {r["mentor_id"]: r["operation"] for r in queue_rows(db)} == {listed: "add", paused: "remove"}
+    gone = uuid.uuid4()  # a key whose mentor no longer exists
+    queue.enqueue(db, [listed, paused, nhf, gone], "force_sync")
+    assert {r["mentor_id"]: r["operation"] for r in queue_rows(db)} == {
+        listed: "add", paused: "remove", nhf: "remove", gone: "remove"}
 
 
 def test_archive_moves_old_finished_rows_only(db):
