@@ -178,7 +178,6 @@ class DesiredListing:
     full_name: str | None
     status: str | None
     chapter_name: str | None
-    certification_expires_at: datetime | None
     should_be_listed: bool
     reason: str | None
 
@@ -190,7 +189,10 @@ def desired_listing(conn: psycopg.Connection, mentor_ids: Iterable[uuid.UUID | s
     if not ids:
         return {}
     with conn.cursor(row_factory=class_row(DesiredListing)) as cur:
-        cur.execute("select * from website_desired_listing(%s::uuid[])", (ids,))
+        # Not the expiry timestamp: 'infinity' is a valid certification date and the reason
+        # already names the lapse date.
+        cur.execute("select mentor_id, in_app, organization_code, full_name, status, chapter_name, should_be_listed,"
+                    " reason from website_desired_listing(%s::uuid[])", (ids,))
         return {row.mentor_id: row for row in cur.fetchall()}
 
 
