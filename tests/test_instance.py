@@ -31,3 +31,13 @@ def test_the_written_copy_differs_from_the_repository_file_only_where_asked(tmp_
     assert written.pop("storage") == {"postgres": {"postgres_url": "postgresql+psycopg2://postgres@h/d"}}
     assert written.pop("run_coordinator")["class"] == "DefaultRunCoordinator"
     assert written == {k: v for k, v in deployed.items() if k not in ("storage", "run_coordinator")}
+
+
+def test_every_dynamics_job_tags_its_runs_however_they_are_launched():
+    from mentor_pipeline.definitions import defs
+
+    [limit] = yaml.safe_load(repository_instance().read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
+    for name in ("website_sync_job", "nightly_reconciliation_job"):
+        job = defs.resolve_job_def(name)
+        assert limit["key"] in job.tags, name  # what a launch from the UI or GraphQL tags the run with
+        assert limit["key"] in job.run_tags, name  # what a sensor's or schedule's run request gets
