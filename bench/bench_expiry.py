@@ -80,7 +80,7 @@ def child(url: str, run_date: str) -> None:
     import dagster as dg
 
     from mentor_pipeline.alerts import AlertSink
-    from mentor_pipeline.expiry import certification_state, expiry_reminders
+    from mentor_pipeline.expiry.definitions import certification_state, expiry_reminders
     from mentor_pipeline.expiry.assets import run_config_for
     from mentor_pipeline.expiry.dates import parse_run_date
     from mentor_pipeline.resources import AppDatabase, dynamics_resource_for

@@ -9,7 +9,7 @@ if [ ! -f "$stamp" ]; then
   echo "Setting up $VENV (first run or pyproject.toml changed) ..." >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" >&2
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[demo,test]" >&2
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

@@ -7,7 +7,7 @@ import os
 import dagster as dg
 
 from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.expiry import defs as expiry_defs
+from mentor_pipeline.expiry.definitions import defs as expiry_defs
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.resources import AppDatabase, dynamics_from_env
 from mentor_pipeline.sync.definitions import defs as sync_defs

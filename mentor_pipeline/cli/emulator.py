@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from mentor_pipeline.cli import CommandError
 from mentor_pipeline.emulator.options import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -40,7 +41,10 @@ def register(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from mentor_pipeline.emulator.server import run
+    try:
+        from mentor_pipeline.emulator.server import run
+    except ImportError as exc:  # a production install has no web server for the emulator
+        raise CommandError(f"the emulator needs {exc.name}: install mentor_pipeline[demo]") from exc
 
     options = EmulatorOptions(
         host=args.host, port=args.port, tenant_id=args.tenant_id, client_id=args.client_id,

@@ -113,6 +113,7 @@ def run_with_progress(work: Callable[[ProgressBar], object]):
 def _run(args) -> int:
     from mentor_pipeline.db import connect
     from mentor_pipeline.sync.processor import drain_queue
+    from mentor_pipeline.sync.progress import CountingClient
     from mentor_pipeline.sync.queue import due_summary
 
     with connect(autocommit=True) as conn:
@@ -120,7 +121,7 @@ def _run(args) -> int:
     client = open_client()
     try:
         def work(bar: ProgressBar):
-            counting = _Counting(client, bar, due.due_count + due.expired_leases)
+            counting = CountingClient(client, bar, due.due_count + due.expired_leases)
             return drain_queue(connect, counting, alerts=alert_sink())
 
         report = run_with_progress(work)
@@ -137,13 +138,3 @@ def _run(args) -> int:
         print(f"mentor-pipeline sync: error: {report.auth_error}", file=sys.stderr)
     return 1 if (report.auth_error or report.dead or report.retried or report.released) else 0
 
-
-class _Counting:
-    def __init__(self, client, bar: ProgressBar, total: int):
-        self._client, self._bar, self._total, self._sent = client, bar, total, 0
-
-    def apply_updates(self, updates):
-        results = self._client.apply_updates(updates)
-        self._sent += len(updates)
-        self._bar("write", self._sent, max(self._total, self._sent))
-        return results

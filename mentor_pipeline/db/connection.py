@@ -1,6 +1,6 @@
 """Which database: `DATABASE_URL` when set (Supabase in production), else an embedded PostgreSQL.
 
-The embedded server comes from the `pgserver` wheel, lives in a local data folder
+The embedded server comes from the `pgserver` wheel (the `demo` extra), lives in a local data folder
 (`MENTOR_PIPELINE_PGDATA`, default `.pgdata/` in the project) and keeps running after the
 process that started it exits, so the CLI, the Dagster webserver, the daemon and run workers
 all share one server. Everything else asks `connect()` for a connection.
@@ -39,11 +39,20 @@ def database_url() -> str:
     return _start_embedded_server(embedded_data_dir())
 
 
-def _start_embedded_server(data_dir: Path) -> str:
+def _pgserver():
+    """The embedded server's package: only the demo and the tests have it, production sets DATABASE_URL."""
     try:
         import pgserver
-    except ImportError as exc:  # pragma: no cover - pgserver is a hard dependency
-        raise DatabaseError("pgserver is not installed: set DATABASE_URL or reinstall the package") from exc
+    except ImportError as exc:
+        raise DatabaseError(
+            "DATABASE_URL is not set and embedded PostgreSQL is not installed: "
+            "set DATABASE_URL, or install mentor_pipeline[demo]"
+        ) from exc
+    return pgserver
+
+
+def _start_embedded_server(data_dir: Path) -> str:
+    pgserver = _pgserver()
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         # cleanup_mode=None: leave the server running for the other processes that share it.
@@ -57,11 +66,10 @@ def stop_embedded_server(data_dir: Path | None = None) -> None:
     """Stop the embedded server in `data_dir` if it runs (the demo and the tests call this)."""
     import getpass
 
-    from pgserver._commands import pg_ctl
-
     target = data_dir or embedded_data_dir()
     if not (target / "postmaster.pid").exists():
         return
+    pg_ctl = _pgserver()._commands.pg_ctl
     # pgserver runs postgres as the 'pgserver' user when we are root.
     user = "pgserver" if os.geteuid() == 0 else getpass.getuser()
     try:

@@ -3,16 +3,16 @@
 Dataverse's format (learn.microsoft.com, "Execute batch operations using the Web API"): each
 part is `Content-Type: application/http` + `Content-Transfer-Encoding: binary`, then a raw
 HTTP request or response. Responses come back in request order; change-set responses are
-nested multipart parts. Lines end in CRLF on the wire; we also accept bare LF.
+nested multipart parts. Decoding is the standard library's MIME parser (`multipart`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass, field
 
+from mentor_pipeline.dynamics import multipart
 from mentor_pipeline.dynamics.errors import DynamicsProtocolError
 
 CRLF = "\r\n"
@@ -63,66 +63,26 @@ def encode_batch(operations: list[BatchOperation], boundary: str | None = None) 
 
 def decode_batch_response(content_type: str, body: bytes) -> list[PartResponse]:
     """Flatten a batch response (including change-set responses) into parts, in order."""
-    boundary = _boundary(content_type)
-    if boundary is None:
+    message = multipart.parse_multipart(content_type, body)
+    if not multipart.has_boundary(message):
         raise DynamicsProtocolError(
             f"Dataverse answered a $batch with {content_type or 'no content type'} instead of "
             "multipart/mixed: check DYNAMICS_URL and any proxy in between."
         )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DynamicsProtocolError("Dataverse's $batch answer is not UTF-8 text: retry later.") from None
-    segments = text.split(f"--{boundary}")
-    if len(segments) < 2 or not segments[-1].startswith("--"):
+    if multipart.is_cut_off(message):
         raise DynamicsProtocolError(
             "Dataverse's $batch answer is cut off (no closing boundary): the connection probably "
             "dropped; the operations' outcome is unknown, so read the listing back before retrying."
         )
-    parts: list[PartResponse] = []
-    for segment in segments[1:-1]:
-        head, payload = _split_head(segment.lstrip("\r\n"))
-        part_type = head.get("content-type", "")
-        if part_type.lower().startswith("multipart/mixed"):
-            parts.extend(decode_batch_response(part_type, payload.encode("utf-8")))
-        else:
-            parts.append(_parse_http_response(payload, head.get("content-id")))
-    return parts
+    return [_response(multipart.read_http_part(part)) for part in multipart.http_parts(message)]
 
 
-def _boundary(content_type: str) -> str | None:
-    match = re.search(r'boundary="?([^";]+)"?', content_type or "", re.IGNORECASE)
-    if not content_type.lower().startswith("multipart/mixed") or match is None:
-        return None
-    return match.group(1)
-
-
-def _split_head(text: str) -> tuple[dict[str, str], str]:
-    match = re.search(r"\r?\n\r?\n", text)
-    if match is None:
-        head_text, rest = text, ""
-    else:
-        head_text, rest = text[: match.start()], text[match.end():]
-    headers: dict[str, str] = {}
-    for line in re.split(r"\r?\n", head_text):
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    return headers, rest
-
-
-def _parse_http_response(payload: str, content_id: str | None) -> PartResponse:
-    status_line, _, rest = payload.partition("\n")
-    match = re.match(r"HTTP/\d\.\d (\d{3})", status_line.strip())
-    if match is None:
+def _response(part: multipart.HttpPart) -> PartResponse:
+    version, _, rest = part.start_line.partition(" ")
+    status = rest[:3]
+    if not (version.startswith("HTTP/") and status.isdigit()):
         raise DynamicsProtocolError(
-            f"A $batch part does not start with an HTTP status line ({status_line.strip()[:60]!r}): "
+            f"A $batch part does not start with an HTTP status line ({part.start_line[:60]!r}): "
             "Dataverse's answer is malformed; retry later."
         )
-    headers, body = _split_head(rest)
-    return PartResponse(
-        status=int(match.group(1)),
-        headers=headers,
-        body=body.rstrip("\r\n").encode("utf-8"),
-        content_id=content_id,
-    )
+    return PartResponse(status=int(status), headers=part.headers, body=part.body, content_id=part.content_id)

@@ -51,7 +51,6 @@ class DataverseClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         max_rate_limit_waits: int = 100,
-        transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -67,7 +66,6 @@ class DataverseClient:
         self.stats = ClientStats()
         self._sleep = sleep
         self._http = httpx.Client(
-            transport=transport,
             timeout=timeout,
             limits=httpx.Limits(max_connections=self.max_in_flight + 2),
         )

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -220,8 +220,3 @@ async def _save_periodically(emulator: Emulator) -> None:
     while True:
         await asyncio.sleep(2)
         emulator.save()
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"

@@ -7,20 +7,20 @@
   400 with the responses so far; with it, the batch answers 200 and every part its own status.
 - At most 1000 operations per batch.
 
-Parsing uses the standard library's MIME parser, independent of the client's codec, so the two
-cannot share a bug.
+Parsing is the standard library's MIME parser, through the helpers the client decodes answers
+with (`mentor_pipeline.dynamics.multipart`); encoding is separate on each side, and the client's
+codec is pinned to Microsoft's documented examples (tests/dynamics/test_batch_codec.py).
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from mentor_pipeline.dynamics import multipart
 from mentor_pipeline.emulator.webapi import QUERY_ERROR, Reply, error_reply
 
 MAX_OPERATIONS = 1000
@@ -93,11 +93,9 @@ def run_batch(content_type: str, body: bytes, prefer: str, api_path: str, handle
 
 
 def parse_batch(content_type: str, body: bytes) -> list[InnerRequest | list[InnerRequest]]:
-    if not content_type.lower().startswith("multipart/mixed") or "boundary" not in content_type:
+    message = multipart.parse_multipart(content_type, body)
+    if not multipart.has_boundary(message):
         raise BatchError("The $batch request must have Content-Type multipart/mixed with a boundary.")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
-    )
     if not message.is_multipart():
         raise BatchError("The $batch request body is not a multipart message.")
     items: list[InnerRequest | list[InnerRequest]] = []
@@ -112,19 +110,11 @@ def parse_batch(content_type: str, body: bytes) -> list[InnerRequest | list[Inne
 def _inner(part) -> InnerRequest:
     if part.get_content_type() != "application/http":
         raise BatchError(f"A $batch part has Content-Type {part.get_content_type()}, expected application/http.")
-    raw = part.get_payload(decode=True) or b""
-    head, *rest = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)
-    body = rest[0] if rest else b""
-    lines = re.split(rb"\r?\n", head.strip())
-    request_line = re.fullmatch(rb"([A-Z]+) (\S+) HTTP/1\.1", lines[0].strip())
+    http = multipart.read_http_part(part)
+    request_line = re.fullmatch(r"([A-Z]+) (\S+) HTTP/1\.1", http.start_line)
     if request_line is None:
-        raise BatchError(f"A $batch part does not start with a request line: {lines[0][:80].decode(errors='replace')!r}")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.decode().partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return InnerRequest(request_line.group(1).decode(), request_line.group(2).decode(), headers,
-                        (body or b"").strip(b"\r\n"), part.get("Content-ID"))
+        raise BatchError(f"A $batch part does not start with a request line: {http.start_line[:80]!r}")
+    return InnerRequest(request_line.group(1), request_line.group(2), http.headers, http.body, http.content_id)
 
 
 def split_url(url: str, api_path: str) -> tuple[str, dict[str, str]]:

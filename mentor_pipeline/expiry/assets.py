@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 import dagster as dg
 from pydantic import Field
 
+from mentor_pipeline import markdown
 from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.expiry import store
 from mentor_pipeline.expiry.dates import OSLO, RunDateError, parse_run_date, today_in_oslo
@@ -57,23 +58,17 @@ def _credentials_ok(context: dg.AssetExecutionContext, dynamics: DynamicsResourc
 
 def _bucket_table(result: CertificationStateResult) -> str:
     state = result.state
-    header = "| organisation | " + " | ".join(store.BUCKETS) + " | total |"
-    rule = "|---" * (len(store.BUCKETS) + 2) + "|"
-    lines = [header, rule]
+    rows = []
     for org in state.organizations():
         counts = [state.counts.get((org, bucket), 0) for bucket in store.BUCKETS]
-        lines.append(f"| {org} | " + " | ".join(str(n) for n in counts) + f" | {sum(counts)} |")
-    return "\n".join(lines)
+        rows.append([org, *counts, sum(counts)])
+    return markdown.table(["organisation", *store.BUCKETS, "total"], rows, right={*store.BUCKETS, "total"})
 
 
 def _gaps_table(gaps: store.CertificationGaps) -> str:
-    if not gaps.total:
-        return "None."
-    lines = ["| mentor | organisation | chapter | mentor_id |", "|---|---|---|---|"]
-    lines += [f"| {g['full_name']} | {g['organization']} | {g['chapter'] or '-'} | {g['mentor_id']} |" for g in gaps.sample]
-    if gaps.total > len(gaps.sample):
-        lines.append(f"\n… and {gaps.total - len(gaps.sample)} more (`select * from active_mentors_without_certification()`).")
-    return "\n".join(lines)
+    rows = [[g["full_name"], g["organization"], g["chapter"] or "-", g["mentor_id"]] for g in gaps.sample]
+    return markdown.table(["mentor", "organisation", "chapter", "mentor_id"], rows, total=gaps.total,
+                          see="`select * from active_mentors_without_certification()`", empty="None.")
 
 
 def certification_state_metadata(result: CertificationStateResult, credentials_ok: bool | None) -> dict:
@@ -91,16 +86,18 @@ def certification_state_metadata(result: CertificationStateResult, credentials_o
 
 
 def reminders_metadata(run_date: date, reminders: store.Reminders) -> dict:
-    lines = ["| organisation | threshold (days) | reminders | notifications |", "|---|---|---|---|"]
-    lines += [f"| {org} | {threshold} | {r} | {n} |" for (org, threshold), (r, n) in reminders.counts.items()]
+    table = markdown.table(
+        ["organisation", "threshold (days)", "reminders", "notifications"],
+        [[org, threshold, r, n] for (org, threshold), (r, n) in reminders.counts.items()],
+        right={"threshold (days)", "reminders", "notifications"},
+        empty="Nothing new: every reminder due was already sent.",
+    )
     return {
         "run_date": dg.MetadataValue.text(run_date.isoformat()),
         "reminders_created": dg.MetadataValue.int(reminders.reminders),
         "notifications_created": dg.MetadataValue.int(reminders.notifications),
         "reminders_by_threshold": dg.MetadataValue.json({str(k): v for k, v in reminders.per_threshold().items()}),
-        "reminders_by_organization_and_threshold": dg.MetadataValue.md(
-            "\n".join(lines) if reminders.counts else "Nothing new: every reminder due was already sent."
-        ),
+        "reminders_by_organization_and_threshold": dg.MetadataValue.md(table),
     }
 
 

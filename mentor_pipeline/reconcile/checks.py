@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mentor_pipeline import markdown
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.resources import AppDatabase
 
@@ -15,19 +16,8 @@ DEAD_ROW_GRACE_SECONDS = 24 * 3600
 TABLE_LIMIT = 20
 
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:120]
-
-
-def markdown_table(rows: list[dict], columns: list[str], limit: int = TABLE_LIMIT) -> str:
-    if not rows:
-        return "_None._"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows[:limit]]
-    if len(rows) > limit:
-        lines.append(f"\n_{len(rows) - limit} more not shown._")
-    return "\n".join(lines)
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    return markdown.table(columns, [[row.get(c) for c in columns] for row in rows], limit=TABLE_LIMIT, empty="_None._")
 
 
 @dg.asset_check(

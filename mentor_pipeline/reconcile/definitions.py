@@ -23,7 +23,8 @@ nightly_reconciliation_job = dg.define_asset_job(
                 "re-sync divergent mentors through sync_queue, log the run, then the asset checks.",
     executor_def=dg.in_process_executor,
     # Shares the Dataverse service-protection budget with the other Dynamics jobs (dagster.yaml).
-    run_tags={"mentor_pipeline/dynamics": "reconciliation"},
+    # `tags`, not `run_tags`: a run launched from the UI or GraphQL carries only the job's tags.
+    tags={"mentor_pipeline/dynamics": "reconciliation"},
 )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from mentor_pipeline import markdown
 from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.sync.report import DrainReport
 
@@ -76,20 +77,16 @@ class ReconcileReport:
         if self.changes is None or self.changes.empty:
             return "_No differences: the website shows exactly what the app says._" if self.kind == "reconciliation" \
                 else "_Nothing to write._"
-        lines = ["| mentor | status | should be listed | Dynamics | classification | action | result |",
-                 "|---|---|---|---|---|---|---|"]
-        for row in self.changes.head(limit).itertuples(index=False):
-            should = "yes" if row.should_be_listed else "no"
-            lines.append(f"| `{row.mentor_id}` | {row.status} | {should} | {row.dynamics_state} | "
-                         f"{row.classification} | {row.action} | {getattr(row, 'result', '') or ''} |")
-        if len(self.changes) > limit:
-            lines.append(f"\n_{len(self.changes) - limit} more not shown; see reconciliation_log._")
-        return "\n".join(lines)
+        rows = [[markdown.Code(row.mentor_id), row.status, "yes" if row.should_be_listed else "no", row.dynamics_state,
+                 row.classification, row.action, getattr(row, "result", "") or ""]
+                for row in self.changes.head(limit).itertuples(index=False)]
+        return markdown.table(["mentor", "status", "should be listed", "Dynamics", "classification", "action", "result"],
+                              rows, total=len(self.changes), see="reconciliation_log")
 
     def counts_markdown(self) -> str:
-        lines = ["| classification | mentors |", "|---|---:|"]
-        lines += [f"| {name} | {self.counts.get(name, 0)} |" for name in d.CLASSIFICATIONS if name in self.counts]
-        return "\n".join(lines)
+        return markdown.table(["classification", "mentors"],
+                              [[name, self.counts.get(name, 0)] for name in d.CLASSIFICATIONS if name in self.counts],
+                              right={"mentors"})
 
     def text_lines(self) -> list[str]:
         """The CLI's summary table."""

@@ -27,12 +27,10 @@ from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.processor import drain_queue
+from mentor_pipeline.sync.progress import CountingClient, Progress
 from mentor_pipeline.sync.queue import QueuePolicy, enqueue
 
 logger = logging.getLogger("mentor_pipeline.reconcile")
-
-# progress(phase, done, total): "read" (contacts read so far), "write" (updates sent so far).
-Progress = Callable[[str, int, int | None], None]
 
 
 def reconcile(
@@ -225,27 +223,11 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
     return changes
 
 
-class _CountingClient:
-    """Passes writes through to the client and reports how many were sent (the CLI's bar)."""
-
-    def __init__(self, client, progress: Progress, total: int):
-        self._client, self._progress, self._total, self._sent = client, progress, total, 0
-
-    def apply_updates(self, updates):
-        results = self._client.apply_updates(updates)
-        self._sent += len(updates)
-        self._progress("write", self._sent, self._total)
-        return results
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-
 def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, log, policy, time_budget_seconds,
                       progress: Progress | None) -> None:
     """Drain the queue, then decide per acted-on mentor: right now, still in flight (a pending or
     in-flight row, e.g. a retry), or still divergent (dead, contact missing, not applied)."""
-    writer = _CountingClient(client, progress, report.queued) if progress else client
+    writer = CountingClient(client, progress, report.queued) if progress else client
     report.drain = drain_queue(connect, writer, alerts=alerts, log=log, policy=policy,
                                time_budget_seconds=time_budget_seconds)
     changes = report.changes

@@ -6,6 +6,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
+from mentor_pipeline import markdown
 from mentor_pipeline.sync.queue import QueueRow
 
 # Row results: applied (done), superseded (nothing to write), retry (pending again, later),
@@ -83,19 +84,13 @@ class DrainReport:
 
     def changes_markdown(self, limit: int = 50) -> str:
         """A small table of the changes (first `limit` rows) for the Dagster UI."""
-        if not self.rows:
-            return "_No queued changes were due._"
-        lines = ["| queue id | mentor | operation | event | result | listed | lag (s) | note |",
-                 "|---:|---|---|---|---|---|---:|---|"]
-        for row in self.rows[:limit]:
-            listed = "" if row.listed is None else ("yes" if row.listed else "no")
-            lag = "" if row.lag_seconds is None else f"{row.lag_seconds:.2f}"
-            note = (row.reason or "").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {row.queue_id} | `{row.mentor_id}` | {row.operation} | {row.triggered_by_event} | "
-                         f"{row.result} | {listed} | {lag} | {note[:120]} |")
-        if len(self.rows) > limit:
-            lines.append(f"\n_{len(self.rows) - limit} more rows not shown._")
-        return "\n".join(lines)
+        rows = [[row.queue_id, markdown.Code(row.mentor_id), row.operation, row.triggered_by_event, row.result,
+                 "" if row.listed is None else ("yes" if row.listed else "no"),
+                 "" if row.lag_seconds is None else f"{row.lag_seconds:.2f}", row.reason]
+                for row in self.rows[:limit]]
+        return markdown.table(["queue id", "mentor", "operation", "event", "result", "listed", "lag (s)", "note"],
+                              rows, right={"queue id", "lag (s)"}, total=len(self.rows),
+                              empty="_No queued changes were due._")
 
 
 def percentile(sorted_values: list[float], pct: float) -> float | None:

@@ -20,7 +20,8 @@ website_sync_job = dg.define_asset_job(
     # Latency-sensitive: one process, no per-step subprocess (about 1.5 s saved per run).
     executor_def=dg.in_process_executor,
     # Shares the Dataverse service-protection budget with the other Dynamics jobs (dagster.yaml).
-    run_tags={"mentor_pipeline/dynamics": "website_sync"},
+    # `tags`, not `run_tags`: a run launched from the UI or GraphQL carries only the job's tags.
+    tags={"mentor_pipeline/dynamics": "website_sync"},
 )
 
 ACTIVE_RUN_STATUSES = [

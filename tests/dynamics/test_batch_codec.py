@@ -75,3 +75,15 @@ def test_encodes_parts_as_application_http_with_crlf():
         "--batch_T\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
         "PATCH /api/data/v9.2/contacts(hlf_mentorid='a') HTTP/1.1\r\nIf-Match: *\r\n"
         "Content-Type: application/json\r\n\r\n{\"x\":true}\r\n--batch_T--\r\n")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "multipart/mixed", ""])
+def test_an_answer_that_is_not_multipart_with_a_boundary_is_a_protocol_error(content_type):
+    with pytest.raises(DynamicsProtocolError, match="instead of multipart/mixed: check DYNAMICS_URL"):
+        decode_batch_response(content_type, b'{"value": []}')
+
+
+def test_a_part_without_a_status_line_is_a_protocol_error():
+    body = DOC_RESPONSE.replace("HTTP/1.1 204 No Content", "<html>proxy error</html>").encode()
+    with pytest.raises(DynamicsProtocolError, match="does not start with an HTTP status line .'<html>proxy error"):
+        decode_batch_response('multipart/mixed; boundary="batchresponse_f44bd09d-573f-4a30-bca0-2e500ee7e139"', body)

@@ -7,8 +7,9 @@ What runs (nothing is mocked):
   contact per HLF mentor, exactly as `bin/demo` seeds it;
 - a real webhook receiver standing in for the operators' Slack/Teams channel;
 - `python -m dagster_webserver` and `python -m dagster._daemon run`, each in its own process
-  group, with a temporary DAGSTER_HOME whose instance uses the queued run coordinator, so the
-  daemon really evaluates the sensor and launches the runs.
+  group, with a temporary DAGSTER_HOME holding the repository's own dagster.yaml, unchanged
+  (queued runs, the Dynamics concurrency limit, run monitoring), its storage pointed at the
+  second database through the DAGSTER_PG_* variables, as in production.
 
 The tests drive it through the database, as the app does, and read the outcome from the
 emulator (contact state, request log, public page), the webhook receiver and Dagster's GraphQL API.
@@ -36,7 +37,7 @@ from mentor_pipeline import processes
 from mentor_pipeline.db.connection import project_root, with_database
 from mentor_pipeline.db.seed import seed
 from mentor_pipeline.demo import seed_emulator_from_database
-from mentor_pipeline.instance import ensure_database, write_instance_yaml
+from mentor_pipeline.instance import ensure_database, install_instance
 from tests.support.db import create_database, drop_database
 from tests.support.emulator import EmulatorHandle, running_emulator
 from tests.support.webhook import WebhookReceiver, webhook_receiver
@@ -92,6 +93,7 @@ class Stack:
     home: Path
     logs: Path
     dagster_port: int
+    storage_env: dict[str, str]  # DAGSTER_PG_* for dagster.yaml's storage block
     secret: str = FIRST_SECRET
     dagster: DagsterProcesses | None = None
     restarts: int = 0
@@ -122,6 +124,7 @@ class Stack:
             ALERT_WEBHOOK_URL=self.webhook.url,
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.storage_env)
         return env
 
     def connect(self) -> psycopg.Connection:
@@ -195,7 +198,7 @@ class Stack:
     def daemons_healthy(self) -> bool:
         data = self.graphql("{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }")
         statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
-        needed = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR"}
+        needed = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING"}
         healthy = {s["daemonType"] for s in statuses if s["healthy"]}
         return needed <= healthy
 
@@ -247,6 +250,12 @@ class Stack:
         status = wait_for(lambda: (s := self.run_status(run_id)) in finished and s, timeout=timeout,
                           what=f"run {run_id} to finish")
         return status
+
+    def run_times(self, run_id: str) -> tuple[float, float]:
+        """When the run's worker started executing and when it finished (Unix seconds)."""
+        data = self.graphql("query($runId: ID!) { runOrError(runId: $runId) { ... on Run { startTime endTime } } }",
+                            {"runId": run_id})
+        return data["runOrError"]["startTime"], data["runOrError"]["endTime"]
 
     def runs(self, job_name: str, *, limit: int = 50) -> list[dict]:
         data = self.graphql(
@@ -331,10 +340,10 @@ def _start(admin_url: str, migrated_template: str, scratch: Path, exit_stack: co
     home = scratch / "dagster_home"
     logs = scratch / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    write_instance_yaml(home, storage_url, queued=True)
+    storage_env = install_instance(home, storage_url)
 
     stack = Stack(admin_url=admin_url, db_url=db_url, storage_url=storage_url, emulator=emulator, webhook=webhook,
-                  home=home, logs=logs, dagster_port=processes.free_port())
+                  home=home, logs=logs, dagster_port=processes.free_port(), storage_env=storage_env)
     exit_stack.callback(stack.stop_dagster)
     try:
         stack.start_dagster()

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.expiry import certification_state, defs, expiry_reminders, nightly_expiry_job, nightly_expiry_schedule
+from mentor_pipeline.expiry.definitions import certification_state, defs, expiry_reminders, nightly_expiry_job, nightly_expiry_schedule
 from mentor_pipeline.expiry.assets import run_config_for
 from mentor_pipeline.resources import AppDatabase, dynamics_resource_for
 from tests.expiry.helpers import OSLO, RUN_DATE, build_scenario, expiring_on, mentor_expiring, outcome, run_expiry_sql

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mentor_pipeline.dynamics import DataverseClient, DynamicsSettings
-from mentor_pipeline.emulator import EmulatorAdmin, EmulatorOptions, EmulatorServer
+from mentor_pipeline.emulator.admin import EmulatorAdmin
+from mentor_pipeline.emulator.options import EmulatorOptions
+from mentor_pipeline.emulator.server import EmulatorServer
 
 
 @dataclass
