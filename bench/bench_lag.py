@@ -1,4 +1,5 @@
-"""Lag: a committed status change -> the confirmed Dynamics write, with the real Dagster daemon.
+"""Lag: a committed status change (or a certification lapsing) -> the confirmed Dynamics write,
+with the real Dagster daemon.
 
 Starts the Dataverse emulator (in this process), then `dagster-daemon run` with a temporary
 DAGSTER_HOME (PostgreSQL storage, queued runs dequeued every second, threaded sensors) in its
@@ -10,6 +11,8 @@ at the end.
     .venv/bin/python bench/bench_lag.py                 # 50 changes
     .venv/bin/python bench/bench_lag.py --changes 60 --webserver
     .venv/bin/python bench/bench_lag.py --changes 10 --gap 35   # cold path: every change waits for a new run
+    .venv/bin/python bench/bench_lag.py --kind lapse --changes 12  # a certification lapses (no write to any
+        table when it does): from its expires_at to the unlisting in Dynamics; each is renewed (untimed) after
 
 DATABASE_URL picks the server (default: the embedded one); scratch databases are dropped after.
 """
@@ -67,12 +70,43 @@ def seed(url: str, count: int) -> list[str]:
     return ids
 
 
+def wait_until(predicate, deadline: float, log) -> None:
+    while not predicate():
+        if time.perf_counter() > deadline:
+            print(log())
+            raise SystemExit("a change was not written within the timeout")
+        time.sleep(0.02)
+
+
+def measure_status_change(conn, mentor, statuses, listed, timeout, log) -> float:
+    """Pause or reinstate (alternating); seconds from the commit to the flip in Dynamics."""
+    new = "paused" if statuses[mentor] == "active" else "active"
+    conn.execute("update mentors set status = %s where id = %s", (new, mentor))  # autocommit: committed
+    committed = time.perf_counter()
+    statuses[mentor] = new
+    wait_until(lambda: listed(mentor) is (new == "active"), committed + timeout, log)
+    return time.perf_counter() - committed
+
+
+def measure_lapse(conn, mentor, statuses, listed, timeout, log) -> float:
+    """The certification lapses 2 s from now (nothing is written when it does); seconds from that
+    moment to the unlisting in Dynamics. Then renewed and relisted, untimed."""
+    conn.execute("update certifications set expires_at = now() + interval '2 seconds' where mentor_id = %s", (mentor,))
+    lapses = time.perf_counter() + 2.0
+    wait_until(lambda: listed(mentor) is False, lapses + timeout, log)
+    lag = time.perf_counter() - lapses
+    conn.execute("update certifications set expires_at = now() + interval '600 days' where mentor_id = %s", (mentor,))
+    wait_until(lambda: listed(mentor) is True, time.perf_counter() + timeout, log)
+    return lag
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--mentors", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=60.0, help="give up on one change after this long")
     parser.add_argument("--webserver", action="store_true", help="also start dagster-webserver (UI)")
+    parser.add_argument("--kind", choices=["status", "lapse"], default="status")
     parser.add_argument("--gap", type=float, help="seconds between changes (default: random 0.2-1.0 s); more than "
                         "the sync run's linger (30 s) measures the cold path: sensor tick + run launch every time")
     args = parser.parse_args(argv)
@@ -112,22 +146,13 @@ def main(argv: list[str] | None = None) -> int:
 
             # Warm-up: the daemon loads the code location and ticks the sensor once before we time.
             with psycopg.connect(app_url, autocommit=True) as conn:
-                statuses = {m: "active" for m in mentors}
                 print("warming up (daemon start, first run)...", flush=True)
+                measure = measure_lapse if args.kind == "lapse" else measure_status_change
+                statuses = {m: "active" for m in mentors}
                 for n in range(args.changes + 1):
                     mentor = mentors[n % len(mentors)]
-                    new = "paused" if statuses[mentor] == "active" else "active"
-                    want = new == "active"
-                    conn.execute("update mentors set status = %s where id = %s", (new, mentor))  # autocommit: committed
-                    committed = time.perf_counter()
-                    statuses[mentor] = new
-                    deadline = committed + (300 if n == 0 else args.timeout)
-                    while listed(mentor) is not want:
-                        if time.perf_counter() > deadline:
-                            print((Path(tmp) / "daemon.log").read_text()[-3000:])
-                            raise SystemExit(f"change {n} not written within the timeout")
-                        time.sleep(0.02)
-                    lag = time.perf_counter() - committed
+                    lag = measure(conn, mentor, statuses, listed, 300 if n == 0 else args.timeout,
+                                  lambda: (Path(tmp) / "daemon.log").read_text()[-3000:])
                     if n == 0:
                         print(f"warm-up change written after {lag:.1f} s", flush=True)
                     else:
@@ -141,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         drop_database(admin, storage_url)
     lags.sort()
     if lags:
-        print(f"lag over {len(lags)} single changes (commit -> Dynamics write): p50 {percentile(lags, 50):.2f} s, "
+        what = "expires_at -> unlisted in Dynamics" if args.kind == "lapse" else "commit -> Dynamics write"
+        print(f"lag over {len(lags)} single {args.kind} changes ({what}): p50 {percentile(lags, 50):.2f} s, "
               f"p95 {percentile(lags, 95):.2f} s, max {lags[-1]:.2f} s; target p95 < 10 s -> "
               f"{'met' if percentile(lags, 95) < 10 else 'MISSED'}")
     return 0
