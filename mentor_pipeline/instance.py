@@ -35,12 +35,13 @@ def write_instance_yaml(dagster_home: Path, storage_url: str, *, queued: bool = 
     dagster_home.mkdir(parents=True, exist_ok=True)
     coordinator = (
         "run_coordinator:\n"
-        "  module: dagster._core.run_coordinator\n"
+        "  module: dagster\n"  # the public export; dagster.yaml files often name a private module
         "  class: QueuedRunCoordinator\n"
         "  config:\n"
         "    dequeue_use_threads: true\n"
         "    dequeue_interval_seconds: 1\n"
         if queued
+        # DefaultRunCoordinator (tests without a daemon) has no public export; this is the path Dagster documents.
         else "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
     )
     text = (
@@ -61,7 +62,27 @@ def write_instance_yaml(dagster_home: Path, storage_url: str, *, queued: bool = 
         "  poll_interval_seconds: 30\n"
         "telemetry:\n"
         "  enabled: false\n"
+        # No "Join the Dagster community" dialog over the first page a newcomer sees.
+        "nux:\n"
+        "  enabled: false\n"
     )
     path = dagster_home / "dagster.yaml"
     path.write_text(text)
+    return path
+
+
+def write_workspace_yaml(path: Path, *, host: str, port: int, location_name: str = "mentor_pipeline") -> Path:
+    """A workspace that points at a running code server (`dagster code-server start`).
+
+    The webserver and daemon then share that one server. With a python_module workspace each
+    starts its own, and the daemon replaces its own every 60 s, logging "No heartbeat received"
+    each time the old one times out."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "load_from:\n"
+        "  - grpc_server:\n"
+        f"      host: {host}\n"
+        f"      port: {port}\n"
+        f"      location_name: {location_name}\n"
+    )
     return path
