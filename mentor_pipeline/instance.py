@@ -85,3 +85,20 @@ def write_instance_yaml(dagster_home: Path, storage_url: str, *, queued: bool = 
     path = dagster_home / "dagster.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def write_workspace_yaml(path: Path, *, host: str, port: int, location_name: str = "mentor_pipeline") -> Path:
+    """A workspace that points at a running code server (`dagster code-server start`).
+
+    The webserver and daemon then share that one server. With a python_module workspace each
+    starts its own, and the daemon replaces its own every 60 s, logging "No heartbeat received"
+    each time the old one times out."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "load_from:\n"
+        "  - grpc_server:\n"
+        f"      host: {host}\n"
+        f"      port: {port}\n"
+        f"      location_name: {location_name}\n"
+    )
+    return path

@@ -24,7 +24,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on `port` now. SO_REUSEADDR, as servers set it (uvicorn
+    does): connections of a server that just stopped linger in TIME_WAIT for a minute, and they
+    block a plain bind but not a server's; a listening socket still counts as taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -92,3 +96,10 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process:
 
 def http_ok(url: str) -> Callable[[], bool]:
     return lambda: httpx.get(url, timeout=2).status_code < 500
+
+
+def accepts_connections(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
+    def check() -> bool:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    return check

@@ -9,6 +9,8 @@ all share one server. Everything else asks `connect()` for a connection.
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,8 +41,33 @@ def database_url() -> str:
     return _start_embedded_server(embedded_data_dir())
 
 
+def _ensure_runtime_dir() -> None:
+    """Give pgserver the per-user runtime folder a login session would give it.
+
+    pgserver keeps its cross-process start/stop lock in `$XDG_RUNTIME_DIR` and looks it up on
+    import. Shells without a login session (containers, `sudo`, cron, CI) have no such variable:
+    platformdirs then warns "XDG_RUNTIME_DIR is not set" on every command and falls back to
+    <tmp>/runtime-<uid>. We create that same folder the way the XDG spec wants it (ours, mode
+    0700) and name it, so every process of this user, old or new, shares one lock.
+    """
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    path = Path(tempfile.gettempdir()) / f"runtime-{os.geteuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            return  # someone else's or a symlink: leave it to platformdirs' own checks
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            path.chmod(0o700)  # an older pgserver lock may have created it 0755
+    except OSError:
+        return
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+
+
 def _pgserver():
     """The embedded server's package: only the demo and the tests have it, production sets DATABASE_URL."""
+    _ensure_runtime_dir()
     try:
         import pgserver
     except ImportError as exc:
