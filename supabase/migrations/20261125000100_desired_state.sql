@@ -11,6 +11,11 @@ alter table sync_queue drop constraint sync_queue_mentor_id_fkey;
 alter table website_listing_state drop constraint website_listing_state_mentor_id_fkey;
 alter table reconciliation_log drop constraint reconciliation_log_mentor_id_fkey;
 alter table reconciliation_log alter column app_status drop not null;
+-- The audit trail outlives the mentor row too. And each status change no longer pays two
+-- foreign-key checks (each a key-share row lock on mentors and organizations) for its audit row:
+-- the trigger takes both ids from the row being changed.
+alter table mentor_status_audit drop constraint mentor_status_audit_mentor_id_fkey;
+alter table mentor_status_audit drop constraint mentor_status_audit_organization_id_fkey;
 
 -- What the pipeline last confirmed in Dynamics' chapter column (the public page groups by it).
 alter table website_listing_state add column chapter_name text;
