@@ -17,7 +17,7 @@ _MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words
 _PATTERNS = [
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@"), rf"\1{REDACTED}@"),  # scheme://user:password@
     (re.compile(r"(?i)\b(bearer)\s+[a-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
-    (re.compile(r"(?i)\b((?:client_)?secret|password|passwd|access_token|api_key)(\s*[=:]\s*)(['\"]?)[^\s'\",;&]+\3"),
+    (re.compile(r"(?i)\b((?:client_)?secret|password|passwd|access_token|api_key)(\s*[=:]\s*)(['\"]?)[^\s'\",;&)]+\3"),
      rf"\1\2{REDACTED}"),
 ]
 
