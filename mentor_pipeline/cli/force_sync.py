@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mentor_pipeline.cli import CommandError
-from mentor_pipeline.cli.reconcile import print_report
-from mentor_pipeline.cli.sync import alert_sink, open_client, run_with_progress
+from mentor_pipeline.cli.reconcile import exit_code, print_report
+from mentor_pipeline.cli.sync import alert_sink, database_start, open_client, run_with_progress
 
 
 def register(subparsers) -> None:
@@ -30,6 +30,7 @@ def _run(args) -> int:
                 check_mentor_ids(conn, args.mentor)
             except InvalidMentorIds as exc:
                 raise CommandError(str(exc)) from None
+    since = database_start()
     client = open_client()
     try:
         report = run_with_progress(lambda bar: force_sync(
@@ -38,4 +39,4 @@ def _run(args) -> int:
     finally:
         client.close()
     print_report(report)
-    return 1 if report.failed else 0
+    return exit_code("force-sync", report, since, dry_run=args.dry_run)

@@ -123,20 +123,23 @@ create view open_incidents as
      where state <> 'resolved'
      order by first_seen;
 
--- What a drain left undone, for the break-glass commands' exit codes: due rows still pending,
--- pending rows waiting for their retry (and when the first is due), rows leased by a live
--- processor (and until when its last lease runs), leases that ran out, and rows that went
--- dead since p_since.
+-- What a drain left undone, for the break-glass commands' exit codes (the rules that turn this
+-- into an exit code live in mentor_pipeline/sync/leftover.py):
+--   due_untried     pending rows due now that were never tried (new, or released untouched)
+--   retry_pending   the other pending rows: tried and failed, or waiting for their backoff; next_retry_at: the first
+--   leased          rows a live processor holds (lease not run out); leased_until: its last lease
+--   expired_leases  rows whose processor died holding them
+--   dead_since      rows that went dead since p_since
 create function sync_queue_left(p_since timestamptz)
-returns table (due_pending bigint, pending_later bigint, next_retry_at timestamptz, leased bigint,
+returns table (due_untried bigint, retry_pending bigint, next_retry_at timestamptz, leased bigint,
                leased_until timestamptz, expired_leases bigint, dead_since bigint)
 language sql
 stable
 set search_path = public, pg_temp
 as $$
-    select count(*) filter (where status = 'pending' and available_at <= now()),
-           count(*) filter (where status = 'pending' and available_at > now()),
-           min(available_at) filter (where status = 'pending' and available_at > now()),
+    select count(*) filter (where status = 'pending' and available_at <= now() and attempts = 0),
+           count(*) filter (where status = 'pending' and (attempts > 0 or available_at > now())),
+           min(available_at) filter (where status = 'pending' and (attempts > 0 or available_at > now())),
            count(*) filter (where status = 'processing' and locked_until >= now()),
            max(locked_until) filter (where status = 'processing' and locked_until >= now()),
            count(*) filter (where status = 'processing' and locked_until < now()),
