@@ -163,3 +163,16 @@ def test_four_concurrent_syncs_never_claim_done_while_rows_are_left(db, db_url, 
         assert len(writes) == 2500 and set(writes.values()) == {1}
         emulator.admin.clear_faults()
         db.execute("delete from sync_queue")
+
+
+def test_reconcile_and_force_sync_report_rows_another_process_holds(db, emulator, dynamics_env, capsys):
+    mentors = hlf_mentors(db, 20)
+    seed_contacts(emulator, mentors)  # listed in Dynamics
+    set_statuses(db, mentors, "paused")
+    lease_to_a_crashed_process(db, 600)
+    for argv in (["force-sync", "--mentor", str(mentors[0])], ["reconcile"]):
+        code, out, err = cli(capsys, *argv)
+        assert code == 3, out + err
+        assert "leased by another process until" in summary_line(out)
+        assert summary_line(out).startswith(f"mentor-pipeline {argv[0]}: left undone: 20 leased")
+    assert sent_writes(emulator) == []  # the held mentors wait for their rows' owner
