@@ -124,7 +124,7 @@ def payload(notice: incidents.Notice) -> dict:
     which Slack and Teams incoming webhooks both render)."""
     incident = notice.incident
     state = notice.notify
-    age = _duration((incident.resolved_at or datetime.now(timezone.utc)) - incident.first_seen)
+    age = incidents.describe_age((incident.resolved_at or datetime.now(timezone.utc)) - incident.first_seen)
     text = {
         incidents.OPEN: f"[mentor_pipeline] OPEN {incident.key}: {incident.summary}",
         incidents.REMINDER: f"[mentor_pipeline] STILL OPEN after {age} ({incident.occurrences} occurrences) "
@@ -158,16 +158,6 @@ def _payload_without_store(kind: str, scope: str, summary: str, details: dict) -
 
 def _key(kind: str, scope: str) -> str:
     return f"{kind}:{scope}" if scope else kind
-
-
-def _duration(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    return f"{hours // 24} days {hours % 24} h"
 
 
 def alert_sink_from_env() -> AlertSink:

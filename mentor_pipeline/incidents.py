@@ -119,6 +119,15 @@ def get_incident(conn: psycopg.Connection, kind: str, scope: str = "") -> Incide
     return _incident(row) if row else None
 
 
+def describe_age(delta: timedelta) -> str:
+    """How long, for people: `0 min`, `2 h 5 min`, `3 days 4 h`."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
+
+
 def _commit(conn: psycopg.Connection) -> None:
     if not conn.autocommit:
         conn.commit()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from mentor_pipeline.incidents import Incident, open_incidents
+from mentor_pipeline.incidents import Incident, describe_age, open_incidents
 from mentor_pipeline.resources import AppDatabase
 
 OPERATOR_INCIDENTS = dg.AssetKey("operator_incidents")
@@ -32,14 +32,6 @@ operator_incidents = dg.AssetSpec(
 )
 
 
-def _age(delta_seconds: float) -> str:
-    minutes = max(0, int(delta_seconds // 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
-
-
 def _cell(text: str, limit: int = 160) -> str:
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -53,7 +45,7 @@ def incidents_table(incidents: list[Incident], now: datetime) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for i in incidents:
         lines.append(
-            f"| {_cell(i.key)} | {i.state} | {_age((now - i.first_seen).total_seconds())} | {i.occurrences} "
+            f"| {_cell(i.key)} | {i.state} | {describe_age(now - i.first_seen)} | {i.occurrences} "
             f"| {i.first_seen.astimezone(timezone.utc):%Y-%m-%d %H:%M} | {i.last_seen.astimezone(timezone.utc):%Y-%m-%d %H:%M} "
             f"| {i.reminders_sent} | {_cell(i.summary)} |")
     return "\n".join(lines)
