@@ -8,6 +8,7 @@ import dagster as dg
 
 from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.expiry.definitions import defs as expiry_defs
+from mentor_pipeline.operations import defs as operations_defs
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.resources import AppDatabase, dynamics_from_env
 from mentor_pipeline.sync.definitions import defs as sync_defs
@@ -22,4 +23,4 @@ core = dg.Definitions(
     }
 )
 
-defs = dg.Definitions.merge(core, sync_defs, expiry_defs, reconcile_defs)
+defs = dg.Definitions.merge(core, sync_defs, expiry_defs, reconcile_defs, operations_defs)

@@ -1,7 +1,8 @@
 """Credential health check run at the start of every scheduled run (seed risk: silent rotation).
 
 One failed WhoAmI alerts at once, naming the cause (wrong or expired secret), never the
-secret itself; we do not wait for N consecutive failures.
+secret itself; we do not wait for N consecutive failures. A passing check resolves the sign-in
+incidents it proves over.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ _AUTH_ADVICE = {
 }
 
 
+# Incidents a successful WhoAmI proves over: each posts "resolved" once if it was open.
+CLEARED_BY_A_HEALTHY_CHECK = ("dynamics_auth_wrong_secret", "dynamics_auth_expired_secret", "dynamics_auth_failed",
+                              "dynamics_not_configured", "dynamics_unreachable", "dynamics_health_check_failed")
+
+
 def check_dynamics_credentials(dynamics, alerts: AlertSink, log: logging.Logger | None = None) -> bool:
     """WhoAmI against Dataverse. True when healthy; alerts and returns False otherwise."""
     log = log or logger
@@ -48,4 +54,6 @@ def check_dynamics_credentials(dynamics, alerts: AlertSink, log: logging.Logger 
         alerts.alert("dynamics_unreachable", summary)
         return False
     log.info("Dynamics credentials are valid (WhoAmI succeeded)")
+    for kind in CLEARED_BY_A_HEALTHY_CHECK:
+        alerts.resolve(kind, "Dynamics sign-in works again (WhoAmI succeeded)")
     return True

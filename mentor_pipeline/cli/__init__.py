@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES = ["db", "mentor", "expiry", "sync", "reconcile", "force_sync", "emulator", "demo"]
+COMMAND_MODULES = ["db", "mentor", "expiry", "sync", "reconcile", "force_sync", "incidents", "emulator", "demo"]
 
 
 class CommandError(RuntimeError):

@@ -4,8 +4,8 @@ without Dagster."""
 from __future__ import annotations
 
 from mentor_pipeline.cli import CommandError
-from mentor_pipeline.cli.reconcile import print_report
-from mentor_pipeline.cli.sync import alert_sink, open_client, run_with_progress
+from mentor_pipeline.cli.reconcile import exit_code, print_report
+from mentor_pipeline.cli.sync import alert_sink, database_start, open_client, run_with_progress
 
 
 def register(subparsers) -> None:
@@ -34,6 +34,7 @@ def _run(args) -> int:
                 select_mentors(conn, ids, names, args.chapter)
             except InvalidMentorIds as exc:
                 raise CommandError(str(exc)) from None
+    since = database_start()
     client = open_client()
     try:
         report = run_with_progress(lambda bar: force_sync(
@@ -42,7 +43,7 @@ def _run(args) -> int:
     finally:
         client.close()
     print_report(report)
-    return 1 if report.failed else 0
+    return exit_code("force-sync", report, since, dry_run=args.dry_run)
 
 
 def _is_uuid(text: str) -> bool:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from mentor_pipeline.cli.sync import alert_sink, open_client, print_dead_rows, print_table, run_with_progress
+from mentor_pipeline.cli.sync import (
+    alert_sink,
+    database_start,
+    finish,
+    open_client,
+    print_dead_rows,
+    print_table,
+    run_with_progress,
+)
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "reconcile", help="break-glass: compare every HLF listing in Dynamics with the app and re-sync the differences",
         description="Reads every listing from Dynamics, compares it with the app (mentor_website_desired_state), "
-                    "queues the divergent mentors (reconciliation) and writes them. Exit code 1 when anything "
-                    "failed or is still divergent.",
+                    "queues the divergent mentors (reconciliation) and writes them. Exit codes as for sync (0 done; 1 could "
+                    "not run; 3 rows leased by another process; 4 rows still pending after failed attempts; 5 dead "
+                    "rows), and 6 when mentors stay divergent or duplicates need review. --dry-run: 1 when "
+                    "anything needs a person.",
     )
     parser.add_argument("--dry-run", action="store_true", help="show the differences, change nothing")
     parser.set_defaults(func=_run)
@@ -20,6 +30,7 @@ def _run(args) -> int:
     from mentor_pipeline.db import connect
     from mentor_pipeline.reconcile.run import reconcile
 
+    since = database_start()
     client = open_client()
     try:
         report = run_with_progress(lambda bar: reconcile(
@@ -27,7 +38,16 @@ def _run(args) -> int:
     finally:
         client.close()
     print_report(report)
-    return 1 if report.failed else 0
+    return exit_code("reconcile", report, since, dry_run=args.dry_run)
+
+
+def exit_code(command: str, report, since, *, dry_run: bool) -> int:
+    """What the queue still holds decides (mentor_pipeline/sync/leftover.py); a dry run changed
+    nothing, so only its own findings count."""
+    if dry_run:
+        return 1 if report.failed else 0
+    auth_error = report.drain is not None and bool(report.drain.auth_error)
+    return finish(command, since, error=auth_error, review=bool(report.still_divergent or report.duplicates))
 
 
 def print_report(report, limit: int = 20) -> None:

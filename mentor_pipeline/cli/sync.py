@@ -20,8 +20,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "sync", help="break-glass: write every due sync_queue change to Dynamics now (no Dagster needed)",
         description="Drains sync_queue into Dynamics with the same processor as website_sync_job. Credentials: "
-                    "DYNAMICS_* variables; the client secret is prompted for when unset and stdin is a terminal.",
+                    "DYNAMICS_* variables; the client secret is prompted for when unset and stdin is a terminal. "
+                    "Exit codes: 0 nothing due left undone; 1 could not run (sign-in, auth); 3 rows leased by "
+                    "another process; 4 rows still pending after failed attempts; 5 rows went dead.",
     )
+    parser.add_argument("--wait", action="store_true",
+                        help="when another process holds rows (a running drain, or a crashed one whose leases have "
+                             "not run out), wait for it and finish the work instead of exiting with code 3")
     parser.set_defaults(func=_run)
 
 
@@ -100,6 +105,36 @@ def print_dead_rows(drain, limit: int = 20) -> None:
         print(f"  ... and {len(dead) - limit} more dead rows (select * from sync_queue where status = 'dead')")
 
 
+def database_start():
+    """The database's clock when the command starts: rows that go dead after it are ours to report."""
+    from mentor_pipeline.db import connect
+    from mentor_pipeline.sync.leftover import database_now
+
+    with connect(autocommit=True) as conn:
+        return database_now(conn)
+
+
+def finish(command: str, since, *, error: bool = False, review: bool = False) -> int:
+    """The exit code and its one-line summary of what the queue still holds
+    (mentor_pipeline/sync/leftover.py has the codes)."""
+    from mentor_pipeline.db import connect
+    from mentor_pipeline.sync.leftover import EXIT_ERROR, EXIT_REVIEW, queue_left
+
+    with connect(autocommit=True) as conn:
+        left = queue_left(conn, since)
+    if error:
+        code = EXIT_ERROR
+    elif left.exit_code:
+        code = left.exit_code
+    else:
+        code = EXIT_REVIEW if review else 0
+    summary = left.summary()
+    if code == EXIT_REVIEW:
+        summary = "mentors still divergent or duplicate records to review (see above); " + summary
+    print(f"mentor-pipeline {command}: {summary}")
+    return code
+
+
 def run_with_progress(work: Callable[[ProgressBar], object]):
     bar = ProgressBar()
     try:
@@ -112,19 +147,14 @@ def run_with_progress(work: Callable[[ProgressBar], object]):
 
 def _run(args) -> int:
     from mentor_pipeline.db import connect
-    from mentor_pipeline.sync.processor import drain_queue
-    from mentor_pipeline.sync.progress import CountingClient
     from mentor_pipeline.sync.queue import due_summary
 
+    since = database_start()
     with connect(autocommit=True) as conn:
         due = due_summary(conn)
     client = open_client()
     try:
-        def work(bar: ProgressBar):
-            counting = CountingClient(client, bar, due.due_count + due.expired_leases)
-            return drain_queue(connect, counting, alerts=alert_sink())
-
-        report = run_with_progress(work)
+        report = _drain_until_done(connect, client, due.due_count + due.expired_leases, since, wait=args.wait)
     finally:
         client.close()
     rows = [("applied", report.applied), ("superseded (no longer right)", report.superseded),
@@ -136,5 +166,35 @@ def _run(args) -> int:
     print_dead_rows(report)
     if report.auth_error:
         print(f"mentor-pipeline sync: error: {report.auth_error}", file=sys.stderr)
-    return 1 if (report.auth_error or report.dead or report.retried or report.released) else 0
+    return finish("sync", since, error=bool(report.auth_error))
+
+
+def _drain_until_done(connect, client, due: int, since, *, wait: bool, rounds: int = 3):
+    """Drain; drain again for changes that became due at the very end; with `wait`, also wait
+    for other processes' leased rows and drain them once they are free. Returns the report of
+    all drains together."""
+    from mentor_pipeline.sync.leftover import queue_left, wait_for_foreign_leases
+    from mentor_pipeline.sync.processor import drain_queue
+    from mentor_pipeline.sync.progress import CountingClient
+    from mentor_pipeline.sync.report import DrainReport
+
+    total = DrainReport()
+    with connect() as conn:
+        conn.autocommit = True
+        while True:
+            report = run_with_progress(lambda bar: drain_queue(connect, CountingClient(client, bar, due), alerts=alert_sink()))
+            total.rows += report.rows
+            total.batches += report.batches
+            total.seconds += report.seconds
+            total.auth_error = report.auth_error or total.auth_error
+            left = queue_left(conn, since)
+            if report.auth_error or report.stopped_reason:
+                return total  # Dynamics refused: more drains now would meet the same wall
+            if wait and left.leased:
+                wait_for_foreign_leases(conn, left, say=lambda line: print(line, file=sys.stderr))
+            elif (left.due_untried or left.expired_leases) and not left.leased and rounds > 1:
+                rounds -= 1  # arrived after the last claim
+            else:
+                return total
+            due = left.due_untried + left.expired_leases + left.leased
 

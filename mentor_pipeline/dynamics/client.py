@@ -5,6 +5,8 @@ flight on worker threads sharing one httpx connection pool.
 
 Retry policy (Microsoft's "Service protection API limits" guidance):
 - 429: wait the full Retry-After, then resend. Never a failure, never uses the retry budget.
+  The wait holds the whole client (every worker), not one worker: Dataverse's limit is per
+  user (mentor_pipeline/dynamics/throttle.py). Waits over a few seconds are logged.
 - 5xx, timeouts, dropped connections: exponential backoff with jitter, at most `max_retries`
   resends, then give up with the last error.
 - 401: the token may have expired server-side; fetch a new one once, then it is an auth error.
@@ -14,6 +16,7 @@ Retry policy (Microsoft's "Service protection API limits" guidance):
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +36,9 @@ from mentor_pipeline.dynamics.errors import (
 )
 from mentor_pipeline.dynamics.results import ClientStats, ListingUpdate, UpdateOutcome, UpdateResult, unavailable_code
 from mentor_pipeline.dynamics.settings import DynamicsSettings
+from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS, SharedThrottle
+
+logger = logging.getLogger("mentor_pipeline.dynamics")
 
 MAX_PAGE_SIZE = 5000  # Dataverse's cap on odata.maxpagesize
 MAX_BATCH_SIZE = 1000  # Dataverse's cap on requests in one $batch
@@ -65,6 +71,7 @@ class DataverseClient:
         self.max_rate_limit_waits = max_rate_limit_waits
         self.stats = ClientStats()
         self._sleep = sleep
+        self._throttle = SharedThrottle(sleep, clock, logger)
         self._http = httpx.Client(
             timeout=timeout,
             limits=httpx.Limits(max_connections=self.max_in_flight + 2),
@@ -217,10 +224,12 @@ class DataverseClient:
                     results[i] = self._result(chunk[i].mentor_id, part.status, part.body, waits[i])
             if again:
                 if throttled:
+                    # The next send of any worker waits for this (in _with_retries).
                     self.stats.add(rate_limit_waits=1, rate_limit_wait_seconds=delay)
+                    self._throttle.hold(delay, f"updates inside a $batch of {len(ops)}")
                 else:
                     self.stats.add(retries=1)
-                self._sleep(delay)
+                    self._backoff(delay, f"a $batch of {len(ops)} updates", "HTTP 5xx inside the batch")
             pending = again
         return [results[i] for i in range(len(chunk))]
 
@@ -274,6 +283,9 @@ class DataverseClient:
         failures = 0
         waits = 0
         while True:
+            if count_request:
+                # A 429 seen by any worker holds every Dataverse request of this client.
+                self._throttle.wait()
             try:
                 if count_request:
                     self.stats.add(requests=1)
@@ -286,7 +298,7 @@ class DataverseClient:
                         f"{what} {problem} {failures} times in a row: {service} is not answering; "
                         "the pipeline will retry on its next run.", rate_limit_waits=waits) from None
                 self.stats.add(retries=1)
-                self._sleep(self._backoff_delay(failures))
+                self._backoff(self._backoff_delay(failures), what, f"{problem} ({service})")
                 continue
             status = response.status_code
             if status == 429:
@@ -297,7 +309,10 @@ class DataverseClient:
                         "or spread the work over time.", status=429, rate_limit_waits=waits - 1)
                 delay = _retry_after(response.headers) or self._backoff_delay(waits)
                 self.stats.add(rate_limit_waits=1, rate_limit_wait_seconds=delay)
-                self._sleep(delay)
+                if count_request:
+                    self._throttle.hold(delay, what)  # waited out at the top of the loop
+                else:
+                    self._backoff(delay, what, f"HTTP 429 from {service}")
                 continue
             if status >= 500:
                 failures += 1
@@ -307,9 +322,19 @@ class DataverseClient:
                         "is unavailable; the pipeline will retry on its next run.",
                         status=status, rate_limit_waits=waits)
                 self.stats.add(retries=1)
-                self._sleep(self._backoff_delay(failures))
+                self._backoff(self._backoff_delay(failures), what, f"HTTP {status} from {service}")
                 continue
             return response, waits
+
+    def _backoff(self, seconds: float, what: str, why: str) -> None:
+        """One worker's wait before resending after a failure (not a throttle: others go on)."""
+        if seconds > LOG_WAITS_OVER_SECONDS:
+            logger.warning("%s: %s; resending in %.0f s", what, why, seconds)
+        self._sleep(seconds)
+
+    def throttled_for(self) -> float:
+        """Seconds until this client may send again after a 429 (0 when it may send now)."""
+        return self._throttle.remaining()
 
     def _backoff_delay(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))

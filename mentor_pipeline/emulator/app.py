@@ -109,6 +109,7 @@ class Emulator:
         rejection = self.limits.admit(user)
         if rejection is not None:
             entry["throttled"] = rejection.code
+            entry["retry_after"] = rejection.retry_after
             reply = error_reply(429, rejection.code, rejection.message)
             reply.headers["Retry-After"] = str(rejection.retry_after)
             return reply

@@ -238,7 +238,7 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
     now = now[["mentor_id", "should_be_listed", "confirmed_listed", "in_queue"]].set_index("mentor_id")
     now = now.reindex(changes["mentor_id"])
     last_result = {str(row.mentor_id): row.result for row in report.drain.rows}
-    result = changes["mentor_id"].map(last_result).fillna("").to_numpy(dtype=object)
+    result = changes["mentor_id"].astype(object).map(last_result).astype(object).fillna("").to_numpy(dtype=object)
 
     known = now["should_be_listed"].notna().to_numpy()
     should = now["should_be_listed"].fillna(False).to_numpy(dtype=bool)

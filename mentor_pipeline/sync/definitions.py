@@ -1,4 +1,4 @@
-"""Website sync domain: the asset, its job, the queue sensor and the run-failure alerts.
+"""Website sync domain: the asset, its job and the queue sensor.
 
 Needs the shared resources `app_db`, `dynamics` and `alerts` from the top-level definitions;
 brings its own `sync_settings` (the claim/lease/retry policy).
@@ -9,11 +9,11 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline.sync.assets import SyncSettings, website_listing
-from mentor_pipeline.sync.sensors import run_failure_alert_sensor, sync_queue_sensor, website_sync_job
+from mentor_pipeline.sync.sensors import sync_queue_sensor, website_sync_job
 
 defs = dg.Definitions(
     assets=[website_listing],
     jobs=[website_sync_job],
-    sensors=[sync_queue_sensor, run_failure_alert_sensor],
+    sensors=[sync_queue_sensor],
     resources={"sync_settings": SyncSettings()},
 )

@@ -1,4 +1,4 @@
-"""Sensors of the website sync: start a drain when sync_queue has due rows; alert on failed runs."""
+"""Sensors of the website sync: start a drain when sync_queue has due rows."""
 
 
 import json
@@ -6,7 +6,6 @@ import time
 
 import dagster as dg
 
-from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.resources import AppDatabase
 from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, website_listing
 from mentor_pipeline.sync.queue import due_summary
@@ -91,19 +90,4 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
             )
         ],
         cursor=json.dumps({"seq": seq, "max_due_id": due.max_due_id, "requested_at": round(now, 3)}),
-    )
-
-
-@dg.run_failure_sensor(
-    name="run_failure_alert_sensor",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Raises an alert (log, and the webhook when ALERT_WEBHOOK_URL is set) for every failed run.",
-)
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertSink):
-    run = context.dagster_run
-    message = (context.failure_event.message or "no message").strip().splitlines()[0]
-    alerts.alert(
-        "run_failed",
-        f"Dagster run of {run.job_name} failed: {message}",
-        {"run_id": run.run_id, "job_name": run.job_name},
     )

@@ -43,7 +43,7 @@ def test_materialising_both_assets_equals_the_sql_run(db_url, db, emulator, admi
 
     build_scenario(db)
     with webhook_receiver() as hook:
-        result = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(webhook_url=hook.url))
+        result = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(database_url=db_url, webhook_url=hook.url))
     assert result.success
     assert hook.posts == []
 
@@ -69,7 +69,7 @@ def test_materialising_both_assets_equals_the_sql_run(db_url, db, emulator, admi
     # 0..7 days -> 7 (5 values), 8..14 -> 14 (3), 15..30 -> 30 (3); x 2 organisations x 3 statuses.
     assert reminders["reminders_by_threshold"] == {"30": 18, "14": 18, "7": 30}
 
-    again = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink())
+    again = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(database_url=db_url))
     assert metadata(again, "expiry_reminders")["reminders_created"] == 0
     assert metadata(again, "certification_state")["mentors_transitioned_to_expired_cert"] == 0
 
@@ -80,7 +80,7 @@ def test_a_dynamics_auth_failure_alerts_at_once_but_reminders_and_transitions_st
     expiring = mentor_expiring(db, expiring_on(RUN_DATE, 3))
     with webhook_receiver() as hook:
         result = materialize(db_url, dynamics_resource_for(emulator.settings(client_secret=secret)),
-                             AlertSink(webhook_url=hook.url))
+                             AlertSink(database_url=db_url, webhook_url=hook.url))
     assert result.success
     assert hook.kinds() == [kind]
     assert secret not in str(hook.posts)
@@ -96,7 +96,7 @@ def test_an_unreachable_dynamics_alerts_and_the_run_goes_on(db_url, db):
     unreachable = DynamicsSettings(url="http://127.0.0.1:9", authority="http://127.0.0.1:9", tenant_id="t",
                                    client_id="c", client_secret="s")
     with webhook_receiver() as hook:
-        result = materialize(db_url, dynamics_resource_for(unreachable, timeout_seconds=1.0), AlertSink(webhook_url=hook.url))
+        result = materialize(db_url, dynamics_resource_for(unreachable, timeout_seconds=1.0), AlertSink(database_url=db_url, webhook_url=hook.url))
     assert result.success
     assert len(hook.posts) == 1
     assert metadata(result, "expiry_reminders")["reminders_created"] == 1
@@ -109,7 +109,7 @@ def test_a_bad_run_date_fails_with_one_clear_line_and_changes_nothing(db_url, db
     result = dg.materialize(
         [certification_state, expiry_reminders],
         resources={"app_db": AppDatabase(url=db_url), "dynamics": dynamics_resource_for(emulator.settings()),
-                   "alerts": AlertSink()},
+                   "alerts": AlertSink(database_url=db_url)},
         run_config={"ops": {"certification_state": config, "expiry_reminders": config}},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -124,7 +124,7 @@ def test_a_bad_run_date_fails_with_one_clear_line_and_changes_nothing(db_url, db
 def test_without_a_run_date_the_run_uses_todays_oslo_date(db_url, db, emulator):
     today = datetime.now(OSLO).date()
     mentor_id = mentor_expiring(db, expiring_on(today, 10))
-    result = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(), run_date=None)
+    result = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(database_url=db_url), run_date=None)
     assert metadata(result, "certification_state")["run_date"] == today.isoformat()
     assert db.execute("select threshold_day, run_date from cert_expiry_reminders where mentor_id = %s",
                       (mentor_id,)).fetchall() == [(14, today)]

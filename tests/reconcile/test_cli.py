@@ -84,7 +84,8 @@ def test_force_sync_exit_codes_for_bad_ids_and_missing_contacts(db, emulator, ro
 
     [no_contact] = hlf_mentors(db, 1)
     code, out, err = cli(capsys, "force-sync", "--mentor", str(no_contact))
-    assert code == 1 and "dead" in out and "no contact in Dynamics" in out
+    assert code == 5 and "dead" in out and "no contact in Dynamics" in out
+    assert "mentor-pipeline force-sync: left undone: 1 dead" in out
 
 
 def test_the_secret_is_prompted_for_when_unset_on_a_terminal(db_url, emulator, rotated):

@@ -41,8 +41,8 @@ def webhook():
 
 
 @pytest.fixture
-def alerts(webhook):
-    return AlertSink(webhook_url=webhook.url)
+def alerts(webhook, db_url):
+    return AlertSink(database_url=db_url, webhook_url=webhook.url)
 
 
 def stack_resources(db_url, emulator, alerts, **sync_settings) -> dict:

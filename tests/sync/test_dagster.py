@@ -11,7 +11,8 @@ import pytest
 from mentor_pipeline.resources import AppDatabase
 from mentor_pipeline.sync.assets import website_listing
 from mentor_pipeline.sync.definitions import defs as sync_defs
-from mentor_pipeline.sync.sensors import run_failure_alert_sensor, sync_queue_sensor
+from mentor_pipeline.operations.run_alerts import run_failure_alert_sensor
+from mentor_pipeline.sync.sensors import sync_queue_sensor
 from tests.support.factories import queue_rows
 from tests.support.stack import stack_resources
 from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses

@@ -1,0 +1,34 @@
+"""`mentor-pipeline incidents` and `incidents resolve` as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from mentor_pipeline.incidents import get_incident, raise_incident
+from tests.support.webhook import webhook_receiver
+
+
+def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_list_then_resolve_by_hand_posts_once(db_url, db):
+    for _ in range(4):
+        raise_incident(db, "sync_dead_rows", "", "2 website sync change(s) gave up")
+    with webhook_receiver() as hook:
+        env = {"DATABASE_URL": db_url, "ALERT_WEBHOOK_URL": hook.url}
+        listed = run_cli("incidents", env=env)
+        assert listed.returncode == 0
+        assert "| sync_dead_rows | open | 0 min | 4 |" in listed.stdout
+
+        resolved = run_cli("incidents", "resolve", "sync_dead_rows", "--note", "contacts created, mentors force-synced", env=env)
+        assert resolved.returncode == 0 and "resolved sync_dead_rows" in resolved.stdout
+        again = run_cli("incidents", "resolve", "sync_dead_rows", env=env)
+        assert again.returncode == 1
+        assert "no open incident sync_dead_rows" in again.stderr
+    assert [(p["state"], p["summary"]) for p in hook.posts] == [("resolved", "contacts created, mentors force-synced")]
+    assert get_incident(db, "sync_dead_rows").state == "resolved"
+    assert run_cli("incidents", env=env).stdout.startswith("No open incidents")

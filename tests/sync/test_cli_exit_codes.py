@@ -1,0 +1,178 @@
+"""Break-glass exit codes tell the truth: 0 only when nothing due is left undone; 3 for rows
+another process holds (with until when), 4 still pending after failed attempts, 5 dead; `--wait`
+waits for other processes' leases and finishes the work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mentor_pipeline.cli import main
+from mentor_pipeline.sync.leftover import queue_left
+from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def dynamics_env(emulator, monkeypatch):
+    for name, value in emulator.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def summary_line(out: str) -> str:
+    return out.strip().splitlines()[-1]
+
+
+def undone(db) -> int:
+    (count,) = db.execute("select count(*) from sync_queue where status in ('pending', 'processing')").fetchone()
+    return count
+
+
+def lease_to_a_crashed_process(db, seconds: float) -> None:
+    """What a processor that died mid-batch leaves: its rows leased to its token until the lease runs out."""
+    db.execute("update sync_queue set status = 'processing', lease_token = %s,"
+               " locked_until = now() + make_interval(secs => %s) where status = 'pending'", (uuid.uuid4(), seconds))
+
+
+def test_nothing_due_left_is_exit_0(db, emulator, dynamics_env, capsys):
+    mentors = hlf_mentors(db, 30)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    code, out, err = cli(capsys, "sync")
+    assert code == 0, out + err
+    assert summary_line(out) == "mentor-pipeline sync: nothing due is left undone"
+    assert queue_statuses(db) == {"done": 30}
+
+
+def test_a_sync_after_a_crash_reports_the_leased_rows_then_wait_finishes_them(db, emulator, dynamics_env, capsys):
+    mentors = hlf_mentors(db, 3000)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    lease_to_a_crashed_process(db, 4)
+    (until,) = db.execute("select max(locked_until) from sync_queue").fetchone()
+
+    code, out, err = cli(capsys, "sync")
+    assert code == 3, out + err
+    assert summary_line(out) == (f"mentor-pipeline sync: left undone: 3,000 leased by another process until "
+                                 f"{until:%H:%M:%S} UTC (mentor-pipeline sync --wait finishes them)")
+    assert sent_writes(emulator) == [] and queue_statuses(db) == {"processing": 3000}
+
+    code, out, err = cli(capsys, "sync", "--wait")
+    assert code == 0, out + err
+    assert "waiting for 3,000 row(s) leased by another process" in err
+    assert summary_line(out) == "mentor-pipeline sync: nothing due is left undone"
+    assert queue_statuses(db) == {"done": 3000}
+    assert Counter(Counter(m for m, _ in sent_writes(emulator)).values()) == {1: 3000}
+
+
+def test_dead_rows_are_exit_5(db, emulator, dynamics_env, capsys):
+    with_contact, without_contact = hlf_mentors(db, 2, status="paused")
+    seed_contacts(emulator, [with_contact], listed=False)
+    set_statuses(db, [with_contact, without_contact], "active")  # listing a missing contact: dead
+    code, out, err = cli(capsys, "sync")
+    assert code == 5, out + err
+    assert summary_line(out) == ("mentor-pipeline sync: left undone: 1 dead "
+                                 "(need a person: select * from sync_queue where status = 'dead')")
+    # An old dead row is not this command's news: the next sync is clean.
+    assert cli(capsys, "sync")[0] == 0
+
+
+def test_rows_waiting_for_their_retry_are_exit_4_with_the_next_retry(db, emulator, dynamics_env, capsys):
+    mentors = hlf_mentors(db, 5)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    db.execute("update sync_queue set attempts = 2, last_error = 'unavailable: HTTP 503',"
+               " available_at = date_trunc('second', now()) + interval '10 minutes'")
+    (retry_at,) = db.execute("select min(available_at) from sync_queue").fetchone()
+    code, out, err = cli(capsys, "sync")
+    assert code == 4, out + err
+    assert summary_line(out) == (f"mentor-pipeline sync: left undone: 5 still pending after failed attempts "
+                                 f"(next retry {retry_at:%H:%M:%S} UTC)")
+
+
+def test_the_highest_code_wins_and_every_part_is_named(db):
+    mentors = hlf_mentors(db, 4)
+    set_statuses(db, mentors, "paused")
+    ids = [row[0] for row in db.execute("select id from sync_queue order by id")]
+    db.execute("update sync_queue set status = 'dead', processed_at = now() where id = %s", (ids[0],))
+    db.execute("update sync_queue set attempts = 1, available_at = now() + interval '1 minute' where id = %s", (ids[1],))
+    db.execute("update sync_queue set status = 'processing', lease_token = gen_random_uuid(),"
+               " locked_until = now() + interval '1 minute' where id = %s", (ids[2],))
+    (started,) = db.execute("select now() - interval '1 second'").fetchone()
+    left = queue_left(db, started)
+    assert (left.dead_since, left.retry_pending, left.leased, left.due_untried) == (1, 1, 1, 1)
+    assert left.exit_code == 5
+    assert left.summary().startswith("left undone: 1 dead")
+    assert "1 still pending after failed attempts" in left.summary() and "1 leased by another process" in left.summary()
+    assert "1 due and not yet tried" in left.summary()
+
+
+def test_four_concurrent_syncs_never_claim_done_while_rows_are_left(db, db_url, emulator):
+    """The issue's probe: four `mentor-pipeline sync` at once. A process may only exit 0 when
+    nothing is left; the others say which rows another process still holds (exit 3). With
+    --wait, all four finish with 0. Every row is written exactly once either way."""
+    for wait in (False, True):
+        emulator.admin.clear_requests()
+        mentors = hlf_mentors(db, 2500)
+        seed_contacts(emulator, mentors)
+        set_statuses(db, mentors, "paused")
+        emulator.admin.set_faults(latency=0.15)  # each $batch of 100 takes a while: drains overlap
+        env = {**os.environ, **emulator.env(), "DATABASE_URL": db_url, "PYTHONPATH": str(REPO)}
+        env.pop("ALERT_WEBHOOK_URL", None)
+        argv = [sys.executable, "-m", "mentor_pipeline.cli", "sync"] + (["--wait"] if wait else [])
+        processes = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for _ in range(4)]
+        codes, lies = [], []
+        running = list(processes)
+        deadline = time.monotonic() + 240
+        while running and time.monotonic() < deadline:
+            for process in list(running):
+                if process.poll() is not None:
+                    running.remove(process)
+                    # Rows only get done during the test: anything undone now was undone at its exit.
+                    if process.returncode == 0 and undone(db):
+                        lies.append(undone(db))
+            time.sleep(0.02)
+        outputs = [p.communicate(timeout=10) for p in processes]
+        codes = [p.returncode for p in processes]
+        assert not running, "a sync did not finish"
+        assert lies == [], f"a sync exited 0 while {lies} row(s) were left"
+        for code, (out, err) in zip(codes, outputs):
+            assert code in ((0,) if wait else (0, 3)), out + err
+            if code == 3:
+                assert "leased by another process until" in summary_line(out)
+            else:
+                assert summary_line(out) == "mentor-pipeline sync: nothing due is left undone"
+        assert undone(db) == 0
+        writes = Counter(m for m, _ in sent_writes(emulator))
+        assert len(writes) == 2500 and set(writes.values()) == {1}
+        emulator.admin.clear_faults()
+        db.execute("delete from sync_queue")
+
+
+def test_reconcile_and_force_sync_report_rows_another_process_holds(db, emulator, dynamics_env, capsys):
+    mentors = hlf_mentors(db, 20)
+    seed_contacts(emulator, mentors)  # listed in Dynamics
+    set_statuses(db, mentors, "paused")
+    lease_to_a_crashed_process(db, 600)
+    for argv in (["force-sync", "--mentor", str(mentors[0])], ["reconcile"]):
+        code, out, err = cli(capsys, *argv)
+        assert code == 3, out + err
+        assert "leased by another process until" in summary_line(out)
+        assert summary_line(out).startswith(f"mentor-pipeline {argv[0]}: left undone: 20 leased")
+    assert sent_writes(emulator) == []  # the held mentors wait for their rows' owner
