@@ -15,7 +15,6 @@ from datetime import date, datetime, time as dtime, timedelta, timezone
 
 import pytest
 
-from mentor_pipeline.expiry.assets import run_config_for
 from mentor_pipeline.expiry.dates import OSLO, today_in_oslo
 from mentor_pipeline.expiry.run import run_nightly_expiry as nightly_expiry_once
 from tests.e2e.harness import Stack, wait_for
@@ -116,13 +115,25 @@ def status_of(stack: Stack, mentor_id: uuid.UUID) -> str:
         return conn.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0]
 
 
+def night_tags(night: date) -> dict[str, str]:
+    """What the UI's launchpad (or the schedule) sets to run one night's partition."""
+    return {"dagster/partition": night.isoformat()}
+
+
 def run_nightly_expiry(stack: Stack, run_date: date) -> str:
-    """Launch nightly_expiry_job for `run_date` through the webserver, as the schedule would."""
-    run_id = stack.submit_job("nightly_expiry_job", run_config=run_config_for(run_date),
-                              tags={"mentor_pipeline/run_date": run_date.isoformat()})
+    """Launch nightly_expiry_job for the night `run_date` through the webserver, as the schedule would."""
+    run_id = stack.submit_job("nightly_expiry_job", tags=night_tags(run_date))
     status = stack.wait_for_run(run_id)
     assert status == "SUCCESS", f"nightly_expiry_job for {run_date} ended {status}: {stack.run_failure_message(run_id)}"
     return run_id
+
+
+def runs_tagged(stack: Stack, tags: dict[str, str]) -> list[dict]:
+    data = stack.graphql(
+        "query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results { runId status jobName } } } }",
+        {"filter": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}},
+    )
+    return data["runsOrError"]["results"]
 
 
 def assert_sync_run_started_by_sensor(stack: Stack) -> None:
@@ -189,6 +200,14 @@ def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stac
     run_nightly_expiry(stack, today)
     assert status_of(stack, hlf) == "expired_cert"
     assert status_of(stack, nhf) == "expired_cert"
+    # Tonight's expiry succeeded, so the daemon's automation starts tonight's reconciliation (the
+    # older nights above are backfills and start none), tagged to share the Dynamics limit.
+    automatic = {**night_tags(today), "mentor_pipeline/dynamics": "reconciliation",
+                 "dagster/sensor_name": "nightly_reconciliation_automation"}
+    [reconciliation] = wait_for(lambda: runs_tagged(stack, automatic), timeout=SYNC_TIMEOUT,
+                                what="the night's reconciliation started by its expiry")
+    status = stack.wait_for_run(reconciliation["runId"], timeout=180)
+    assert status == "SUCCESS", stack.run_failure_message(reconciliation["runId"])
     wait_listed(stack, hlf, False, "HLF mentor with a lapsed certification removed")
     wait_for(lambda: queue(stack, hlf)[-1]["status"] == "done", timeout=SYNC_TIMEOUT, what="the remove row done")
     [row] = queue(stack, hlf)
@@ -199,7 +218,7 @@ def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stac
     with stack.connect() as conn:
         for threshold in (30, 14, 7):
             again = nightly_expiry_once(conn, expiry_day - timedelta(days=threshold))
-            assert (again.reminders.reminders, again.certification_state.transitions.total) == (0, 0)
+            assert (again.reminders.reminders, again.transitions.total) == (0, 0)
     result = subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", "expiry", "--date", today.isoformat()],
                             env=stack.env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -296,7 +315,7 @@ def test_hand_edit_in_dynamics_corrected_by_nightly_reconciliation(stack: Stack)
             assert result.outcome.value == "applied", result
     assert listed(stack, should_be_listed) is False and listed(stack, should_not_be_listed) is True
 
-    run_id = stack.submit_job("nightly_reconciliation_job")
+    run_id = stack.submit_job("nightly_reconciliation_job", tags=night_tags(today_in_oslo()))
     status = stack.wait_for_run(run_id)
     assert status == "SUCCESS", stack.run_failure_message(run_id)
     wait_listed(stack, should_be_listed, True, "hand-unlisted active mentor re-listed by reconciliation")
