@@ -128,6 +128,16 @@ def run_nightly_expiry(stack: Stack, run_date: date) -> str:
     return run_id
 
 
+def automation_has_ticked(stack: Stack, sensor: str) -> bool:
+    """Declarative automation reacts to changes after its first tick, not to those before it."""
+    data = stack.graphql(
+        "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor {"
+        " sensorState { ticks(limit: 1) { status } } } } }",
+        {"s": stack.sensor_selector(sensor)},
+    )
+    return bool(data["sensorOrError"]["sensorState"]["ticks"])
+
+
 def runs_tagged(stack: Stack, tags: dict[str, str]) -> list[dict]:
     data = stack.graphql(
         "query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results { runId status jobName } } } }",
@@ -197,6 +207,8 @@ def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stac
             assert notifications(stack, mentor) == expected
         assert status_of(stack, hlf) == "active" and queue(stack, hlf) == []
 
+    wait_for(lambda: automation_has_ticked(stack, "nightly_reconciliation_automation"), timeout=SYNC_TIMEOUT,
+             what="the reconciliation automation's first tick")
     run_nightly_expiry(stack, today)
     assert status_of(stack, hlf) == "expired_cert"
     assert status_of(stack, nhf) == "expired_cert"
@@ -204,7 +216,7 @@ def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stac
     # older nights above are backfills and start none), tagged to share the Dynamics limit.
     automatic = {**night_tags(today), "mentor_pipeline/dynamics": "reconciliation",
                  "dagster/sensor_name": "nightly_reconciliation_automation"}
-    [reconciliation] = wait_for(lambda: runs_tagged(stack, automatic), timeout=SYNC_TIMEOUT,
+    [reconciliation] = wait_for(lambda: runs_tagged(stack, automatic), timeout=150,
                                 what="the night's reconciliation started by its expiry")
     status = stack.wait_for_run(reconciliation["runId"], timeout=180)
     assert status == "SUCCESS", stack.run_failure_message(reconciliation["runId"])
