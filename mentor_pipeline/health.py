@@ -1,4 +1,4 @@
-"""Credential health check run at the start of every scheduled run (seed risk: silent rotation).
+"""Credential health check: WhoAmI before each nightly reconciliation (seed risk: silent rotation).
 
 One failed WhoAmI alerts at once, naming the cause (wrong or expired secret), never the
 secret itself; we do not wait for N consecutive failures. A passing check resolves the sign-in
@@ -35,25 +35,26 @@ CLEARED_BY_A_HEALTHY_CHECK = ("dynamics_auth_wrong_secret", "dynamics_auth_expir
 
 def check_dynamics_credentials(dynamics, alerts: AlertSink, log: logging.Logger | None = None) -> bool:
     """WhoAmI against Dataverse. True when healthy; alerts and returns False otherwise."""
+    return dynamics_credential_problem(dynamics, alerts, log) is None
+
+
+def dynamics_credential_problem(dynamics, alerts: AlertSink, log: logging.Logger | None = None) -> str | None:
+    """WhoAmI against Dataverse. None when healthy; otherwise alerts and returns the one-line summary."""
     log = log or logger
     try:
         with dynamics.open_client() as client:
             client.whoami()
     except DynamicsAuthError as exc:
         kind, summary = _AUTH_ADVICE.get(type(exc), ("dynamics_auth_failed", f"Dynamics authentication failed: {exc}"))
-        log.error(summary)
-        alerts.alert(kind, summary)
-        return False
     except DynamicsConfigError as exc:
-        log.error(str(exc))
-        alerts.alert("dynamics_not_configured", str(exc))
-        return False
+        kind, summary = "dynamics_not_configured", str(exc)
     except DynamicsError as exc:
-        summary = f"Dynamics health check failed: {exc}"
-        log.error(summary)
-        alerts.alert("dynamics_unreachable", summary)
-        return False
-    log.info("Dynamics credentials are valid (WhoAmI succeeded)")
-    for kind in CLEARED_BY_A_HEALTHY_CHECK:
-        alerts.resolve(kind, "Dynamics sign-in works again (WhoAmI succeeded)")
-    return True
+        kind, summary = "dynamics_unreachable", f"Dynamics health check failed: {exc}"
+    else:
+        log.info("Dynamics credentials are valid (WhoAmI succeeded)")
+        for kind in CLEARED_BY_A_HEALTHY_CHECK:
+            alerts.resolve(kind, "Dynamics sign-in works again (WhoAmI succeeded)")
+        return None
+    log.error(summary)
+    alerts.alert(kind, summary)
+    return summary

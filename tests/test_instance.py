@@ -41,3 +41,7 @@ def test_every_dynamics_job_tags_its_runs_however_they_are_launched():
         job = defs.resolve_job_def(name)
         assert limit["key"] in job.tags, name  # what a launch from the UI or GraphQL tags the run with
         assert limit["key"] in job.run_tags, name  # what a sensor's or schedule's run request gets
+    # The nightly reconciliation is started by declarative automation, as an asset run: the
+    # automation sensor tags those runs itself.
+    automation = defs.get_repository_def().get_sensor_def("nightly_reconciliation_automation")
+    assert limit["key"] in automation.run_tags

@@ -41,7 +41,7 @@ def _run(args) -> int:
 
     state = result.certification_state
     print(f"nightly expiry for {run_date.isoformat()} (Europe/Oslo)")
-    moved = state.transitions
+    moved = result.transitions
     print(f"  transitions: {moved.total} mentors moved from active to expired_cert"
           + (f" ({_by_org(moved.by_organization)})" if moved.total else ""))
     buckets = state.state.per_bucket()

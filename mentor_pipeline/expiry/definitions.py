@@ -1,4 +1,4 @@
-"""Expiry domain: certification state, reminders, auto-transitions and the nightly schedule."""
+"""Expiry domain: transitions, certification state and reminders per Oslo night, and the schedule."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import dagster as dg
 
 from mentor_pipeline.expiry.assets import (
     certification_state,
+    expired_cert_transitions,
     expiry_reminders,
     nightly_expiry_job,
     nightly_expiry_schedule,
 )
 
 defs = dg.Definitions(
-    assets=[certification_state, expiry_reminders],
+    assets=[expired_cert_transitions, certification_state, expiry_reminders],
     jobs=[nightly_expiry_job],
     schedules=[nightly_expiry_schedule],
 )
 
-__all__ = ["certification_state", "defs", "expiry_reminders", "nightly_expiry_job", "nightly_expiry_schedule"]
+__all__ = ["certification_state", "defs", "expired_cert_transitions", "expiry_reminders", "nightly_expiry_job",
+           "nightly_expiry_schedule"]

@@ -1,8 +1,10 @@
 """One nightly expiry run for one run date, in the order the Dagster job runs it.
 
 1. auto-transition: active mentors whose most recent certification lapsed -> expired_cert
-2. certification state snapshot (after the transitions, so it shows the statuses that hold)
-3. reminders and coordinator notifications
+   (`expired_cert_transitions`)
+2. certification state snapshot, after the transitions so it shows the statuses that hold
+   (`certification_state`)
+3. reminders and coordinator notifications (`expiry_reminders`)
 
 Each step is its own transaction and is idempotent, so a run killed anywhere is finished by
 running it again.
@@ -21,29 +23,27 @@ from mentor_pipeline.expiry import store
 @dataclass(frozen=True)
 class CertificationStateResult:
     run_date: date
-    transitions: store.Transitions
     state: store.CertificationState
     gaps: store.CertificationGaps
 
 
 @dataclass(frozen=True)
 class ExpiryRunResult:
+    run_date: date
+    transitions: store.Transitions
     certification_state: CertificationStateResult
     reminders: store.Reminders
 
-    @property
-    def run_date(self) -> date:
-        return self.certification_state.run_date
 
-
-def apply_certification_state(conn: psycopg.Connection, run_date: date) -> CertificationStateResult:
-    transitions = store.expire_lapsed_mentors(conn, run_date)
+def snapshot_certification_state(conn: psycopg.Connection, run_date: date) -> CertificationStateResult:
     state = store.refresh_certification_state(conn, run_date)
     gaps = store.certification_gaps(conn, total=state.active_without_certification)
-    return CertificationStateResult(run_date=run_date, transitions=transitions, state=state, gaps=gaps)
+    return CertificationStateResult(run_date=run_date, state=state, gaps=gaps)
 
 
 def run_nightly_expiry(conn: psycopg.Connection, run_date: date) -> ExpiryRunResult:
-    certification_state = apply_certification_state(conn, run_date)
+    transitions = store.expire_lapsed_mentors(conn, run_date)
+    certification_state = snapshot_certification_state(conn, run_date)
     reminders = store.create_reminders(conn, run_date)
-    return ExpiryRunResult(certification_state=certification_state, reminders=reminders)
+    return ExpiryRunResult(run_date=run_date, transitions=transitions,
+                           certification_state=certification_state, reminders=reminders)

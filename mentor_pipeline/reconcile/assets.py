@@ -1,5 +1,6 @@
 """Dagster ways into reconciliation and force sync: the nightly `website_reconciliation` asset
-and the `force_sync_job` (typed config: mentor ids, exact names or a chapter; dry run). Each is
+(one Oslo night per partition, started by that night's expiry or by a deadline) and the
+`force_sync_job` (typed config: mentor ids, exact names or a chapter; dry run). Each is
 resources in, one call into `run.py`, metadata out. Both run in the `dynamics` pool with the
 website_listing drain."""
 
@@ -9,8 +10,9 @@ from pydantic import Field
 
 from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
-from mentor_pipeline.health import check_dynamics_credentials
-from mentor_pipeline.reconcile.checks import WEBSITE_RECONCILIATION
+from mentor_pipeline.expiry.assets import expired_cert_transitions
+from mentor_pipeline.nights import NIGHTS, OSLO_TZ
+from mentor_pipeline.reconcile.checks import DYNAMICS_CREDENTIALS, WEBSITE_RECONCILIATION, check_dynamics_credentials_first
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
@@ -18,14 +20,31 @@ from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.assets import DYNAMICS_POOL, SyncSettings, report_metadata as drain_metadata
 
 WEBSITE_LISTING = "website_listing"
+DEADLINE_CRON = "0 5 * * *"  # 05:00 Oslo: the night is reconciled by then, with or without its expiry
+
+# When a night is reconciled. Only tonight's partition (in_latest_time_window): a backfilled
+# expiry of an older night does not start a reconciliation of its own.
+AFTER_EXPIRY = dg.AutomationCondition.eager().with_label("after that night's expired_cert_transitions")
+BY_DEADLINE = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.cron_tick_passed(DEADLINE_CRON, OSLO_TZ).since_last_handled()
+    & dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("by 05:00 Oslo if the night is not reconciled yet")
+NIGHTLY = (AFTER_EXPIRY | BY_DEADLINE).with_label("after the night's expiry, or by 05:00 Oslo without it")
 
 
 @dg.asset(
     name=WEBSITE_RECONCILIATION,
+    deps=[expired_cert_transitions],
+    partitions_def=NIGHTS,
+    automation_condition=NIGHTLY,
+    check_specs=[DYNAMICS_CREDENTIALS],
     description=(
         "Nightly reconciliation of website_listing: credential check, read every Dynamics listing, diff it with the "
         "rule (listed flag and chapter; listed contacts whose mentor is gone or has no website sync), re-sync the "
-        "divergent mentors through sync_queue and log the run in reconciliation_log."
+        "divergent mentors through sync_queue and log the run in reconciliation_log. Starts when the night's "
+        "expired_cert_transitions is materialised, or at 05:00 Oslo without it (metadata `ran_after_expiry`)."
     ),
     group_name="website_sync",
     owners=["team:hlf-website-sync"],
@@ -38,15 +57,33 @@ def website_reconciliation(
     dynamics: DynamicsResource,
     alerts: AlertSink,
     sync_settings: SyncSettings,
-) -> dg.MaterializeResult:
-    if not check_dynamics_credentials(dynamics, alerts, context.log):
-        raise dg.Failure(description="Dynamics credential check failed (alert sent); nothing was reconciled.")
+):
+    credentials = check_dynamics_credentials_first(dynamics, alerts, context.log)
+    yield credentials
+    if not credentials.passed:
+        raise dg.Failure(description=f"{credentials.description} Nothing was reconciled.")
+    expiry = night_expiry_metadata(context)
     report = _run(alerts, dynamics, lambda client: reconcile(
         app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
         dagster_run_id=context.run.run_id, time_budget_seconds=sync_settings.time_budget_seconds,
     ))
     context.log.info(" | ".join(report.text_lines()[2:]))
-    return dg.MaterializeResult(metadata=report_metadata(report))
+    yield dg.MaterializeResult(metadata={**expiry, **report_metadata(report)})
+
+
+def night_expiry_metadata(context: dg.AssetExecutionContext) -> dict[str, dg.MetadataValue]:
+    """Whether the night's transitions were in before this reconciliation (they queue the night's removals)."""
+    night = context.partition_key
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=expired_cert_transitions.key, asset_partitions=[night]), limit=1,
+    ).records
+    if not records:
+        context.log.warning(f"night {night}: reconciling without that night's expiry (expired_cert_transitions "
+                            "is not materialised for it); its lapsed certifications are removed when it runs")
+        return {"ran_after_expiry": dg.MetadataValue.bool(False),
+                "expiry": dg.MetadataValue.text(f"ran without night {night}'s expiry (not materialised)")}
+    return {"ran_after_expiry": dg.MetadataValue.bool(True),
+            "expiry": dg.MetadataValue.text(f"after night {night}'s expired_cert_transitions (run {records[0].run_id})")}
 
 
 class ForceSyncConfig(dg.Config):

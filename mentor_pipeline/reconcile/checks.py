@@ -1,19 +1,41 @@
-"""Asset checks on `website_reconciliation`, run after each nightly reconciliation: cheap
-reads of the database, never of Dynamics. The reconciliation run itself raises the alerts; a
-failed check is what the UI shows until someone fixes the cause."""
+"""Asset checks on `website_reconciliation`. `dynamics_credentials` comes first, from the
+reconciliation step itself (WhoAmI: nothing is read or written with bad credentials); the others
+run after each reconciliation and are cheap reads of the database, never of Dynamics. The
+reconciliation run itself raises the alerts; a failed check is what the UI shows until someone
+fixes the cause."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from mentor_pipeline import markdown
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.health import dynamics_credential_problem
 from mentor_pipeline.reconcile import store
-from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.resources import AppDatabase, DynamicsResource
 
 WEBSITE_RECONCILIATION = "website_reconciliation"
 
 DEAD_ROW_GRACE_SECONDS = 24 * 3600
 TABLE_LIMIT = 20
+
+
+DYNAMICS_CREDENTIALS = dg.AssetCheckSpec(
+    "dynamics_credentials",
+    asset=WEBSITE_RECONCILIATION,
+    description="Before anything is read: the pipeline can sign in to Dynamics (WhoAmI). A failure alerts at once "
+                "(wrong or expired secret, missing setting, unreachable) and fails the reconciliation run.",
+)
+
+
+def check_dynamics_credentials_first(dynamics: DynamicsResource, alerts: AlertSink, log) -> dg.AssetCheckResult:
+    problem = dynamics_credential_problem(dynamics, alerts, log)
+    return dg.AssetCheckResult(
+        check_name=DYNAMICS_CREDENTIALS.name,
+        passed=problem is None,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=problem or "Dynamics accepted the credentials (WhoAmI succeeded).",
+    )
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

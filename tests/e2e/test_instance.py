@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.instance import repository_instance
 from tests.e2e.harness import Stack
 
@@ -26,7 +27,8 @@ def test_the_webserver_runs_the_repositorys_run_queue_settings(stack: Stack):
 def test_dynamics_runs_take_turns(stack: Stack):
     """One run tagged mentor_pipeline/dynamics at a time: a reconciliation and a sync submitted
     together run one after the other, the second waiting in the queue."""
-    reconciliation = stack.submit_job("nightly_reconciliation_job")
+    tonight = {"dagster/partition": today_in_oslo().isoformat()}
+    reconciliation = stack.submit_job("nightly_reconciliation_job", tags=tonight)
     sync = stack.submit_job("website_sync_job")
     for run_id in (reconciliation, sync):
         assert stack.wait_for_run(run_id) == "SUCCESS", stack.run_failure_message(run_id)

@@ -1,35 +1,29 @@
-"""The Dagster side: assets over real Postgres, the credential check, config, job and schedule."""
+"""The Dagster side: one Oslo night per partition, three assets over real Postgres, the job and
+the schedule (including the spring-forward night, when 02:00 does not exist in Oslo)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
+import psycopg
 import pytest
 
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.expiry.definitions import certification_state, defs, expiry_reminders, nightly_expiry_job, nightly_expiry_schedule
-from mentor_pipeline.expiry.assets import run_config_for
-from mentor_pipeline.resources import AppDatabase, dynamics_resource_for
+from mentor_pipeline.expiry.definitions import (
+    certification_state, defs, expired_cert_transitions, expiry_reminders, nightly_expiry_schedule,
+)
+from mentor_pipeline.nights import NIGHTS
+from mentor_pipeline.resources import AppDatabase
 from tests.expiry.helpers import OSLO, RUN_DATE, build_scenario, expiring_on, mentor_expiring, outcome, run_expiry_sql
-from tests.support.emulator import running_emulator
-from tests.support.webhook import webhook_receiver
+from tests.support.db import fresh_database
+
+NIGHT = [expired_cert_transitions, certification_state, expiry_reminders]
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with running_emulator() as emu:
-        yield emu
-
-
-def materialize(db_url, dynamics, alerts, run_date=RUN_DATE, raise_on_error=True):
-    return dg.materialize(
-        [certification_state, expiry_reminders],
-        resources={"app_db": AppDatabase(url=db_url), "dynamics": dynamics, "alerts": alerts},
-        run_config=run_config_for(run_date) if run_date else None,
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=raise_on_error,
-    )
+def materialize(db_url, night: date = RUN_DATE, raise_on_error=True):
+    # Only the app database: nothing in the nightly expiry talks to Dynamics.
+    return dg.materialize(NIGHT, partition_key=night.isoformat(), resources={"app_db": AppDatabase(url=db_url)},
+                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
 
 
 def metadata(result, asset_name):
@@ -37,30 +31,29 @@ def metadata(result, asset_name):
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
-def test_materialising_both_assets_equals_the_sql_run(db_url, db, emulator, admin_url, migrated_template):
-    from tests.support.db import fresh_database
-    import psycopg
-
+def test_materialising_a_night_equals_the_sql_run_and_again_adds_nothing(db_url, db, admin_url, migrated_template):
     build_scenario(db)
-    with webhook_receiver() as hook:
-        result = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(database_url=db_url, webhook_url=hook.url))
+    result = materialize(db_url)
     assert result.success
-    assert hook.posts == []
 
     with fresh_database(admin_url, migrated_template) as url, psycopg.connect(url, autocommit=True) as twin:
         build_scenario(twin)
         run_expiry_sql(twin)
         assert outcome(db) == outcome(twin)
+    # The run date is the partition key (a past night), not the day the test runs.
+    assert {row[-1] for row in outcome(db)["reminders"]} == {RUN_DATE}
+    assert {row[-1] for row in outcome(db)["certification_state"]} == {RUN_DATE}
+
+    moved = metadata(result, "expired_cert_transitions")
+    assert moved["mentors_transitioned_to_expired_cert"] == 6  # active HLF and NHF with -400, -30, -1
+    assert moved["transitioned_by_organization"] == {"HLF": 3, "NHF": 3}
+    assert len(moved["transitioned_mentor_ids_sample"]) == 6
 
     state = metadata(result, "certification_state")
-    assert state["run_date"] == "2026-06-15"
-    assert state["dynamics_credentials_ok"] is True
     # Per organisation: 3 statuses x the scenario's days; "expired" includes mentors already expired_cert.
     assert state["mentors_no_certification"] == 6
     assert state["mentors_expired"] == 2 * 3 * 3  # -400, -30, -1 for every status
     assert state["mentors_lt_7_days"] == 2 * 3 * 4  # 0, 1, 5, 6
-    assert state["mentors_transitioned_to_expired_cert"] == 6  # active HLF and NHF with -400, -30, -1
-    assert state["transitioned_by_organization"] == {"HLF": 3, "NHF": 3}
     assert state["active_without_certification"] == 2
     assert "| HLF |" in state["mentors_by_organization_and_bucket"]
 
@@ -69,97 +62,100 @@ def test_materialising_both_assets_equals_the_sql_run(db_url, db, emulator, admi
     # 0..7 days -> 7 (5 values), 8..14 -> 14 (3), 15..30 -> 30 (3); x 2 organisations x 3 statuses.
     assert reminders["reminders_by_threshold"] == {"30": 18, "14": 18, "7": 30}
 
-    again = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(database_url=db_url))
+    again = materialize(db_url)
     assert metadata(again, "expiry_reminders")["reminders_created"] == 0
-    assert metadata(again, "certification_state")["mentors_transitioned_to_expired_cert"] == 0
+    assert metadata(again, "expired_cert_transitions")["mentors_transitioned_to_expired_cert"] == 0
 
 
-@pytest.mark.parametrize(("secret", "kind"), [("not-the-secret", "dynamics_auth_wrong_secret")])
-def test_a_dynamics_auth_failure_alerts_at_once_but_reminders_and_transitions_still_happen(db_url, db, emulator, secret, kind):
+def test_each_step_has_its_own_status_and_rerunning_the_night_finishes_it(db_url, db):
     lapsed = mentor_expiring(db, expiring_on(RUN_DATE, -1))
     expiring = mentor_expiring(db, expiring_on(RUN_DATE, 3))
-    with webhook_receiver() as hook:
-        result = materialize(db_url, dynamics_resource_for(emulator.settings(client_secret=secret)),
-                             AlertSink(database_url=db_url, webhook_url=hook.url))
-    assert result.success
-    assert hook.kinds() == [kind]
-    assert secret not in str(hook.posts)
-    assert metadata(result, "certification_state")["dynamics_credentials_ok"] is False
+    db.execute("alter table cert_expiry_reminders rename to cert_expiry_reminders_away")
+
+    broken = materialize(db_url, raise_on_error=False)
+    assert not broken.success
+    assert {e.asset_key.path[0] for e in broken.get_asset_materialization_events()} == {
+        "expired_cert_transitions", "certification_state"}
+    [failure] = broken.get_step_failure_events()
+    assert failure.step_key == "expiry_reminders"
     assert db.execute("select status from mentors where id = %s", (lapsed,)).fetchone() == ("expired_cert",)
-    assert db.execute("select count(*) from coordinator_notifications where mentor_id = %s", (expiring,)).fetchone() == (1,)
 
-
-def test_an_unreachable_dynamics_alerts_and_the_run_goes_on(db_url, db):
-    from mentor_pipeline.dynamics import DynamicsSettings
-
-    mentor_expiring(db, expiring_on(RUN_DATE, 3))
-    unreachable = DynamicsSettings(url="http://127.0.0.1:9", authority="http://127.0.0.1:9", tenant_id="t",
-                                   client_id="c", client_secret="s")
-    with webhook_receiver() as hook:
-        result = materialize(db_url, dynamics_resource_for(unreachable, timeout_seconds=1.0), AlertSink(database_url=db_url, webhook_url=hook.url))
-    assert result.success
-    assert len(hook.posts) == 1
-    assert metadata(result, "expiry_reminders")["reminders_created"] == 1
-
-
-@pytest.mark.parametrize("bad", ["2026-13-01", "15.06.2026", "2026-6-1", "tomorrow"])
-def test_a_bad_run_date_fails_with_one_clear_line_and_changes_nothing(db_url, db, emulator, bad):
-    mentor_expiring(db, expiring_on(RUN_DATE, -1))
-    config = {"config": {"run_date": bad}}
-    result = dg.materialize(
-        [certification_state, expiry_reminders],
-        resources={"app_db": AppDatabase(url=db_url), "dynamics": dynamics_resource_for(emulator.settings()),
-                   "alerts": AlertSink(database_url=db_url)},
-        run_config={"ops": {"certification_state": config, "expiry_reminders": config}},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
-    assert not result.success
-    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert f"invalid run date '{bad}': expected a calendar date as YYYY-MM-DD" in failure.step_failure_data.error.message
-    assert db.execute("select count(*) from mentors where status = 'expired_cert'").fetchone() == (0,)
-    assert db.execute("select count(*) from certification_state").fetchone() == (0,)
-
-
-def test_without_a_run_date_the_run_uses_todays_oslo_date(db_url, db, emulator):
-    today = datetime.now(OSLO).date()
-    mentor_id = mentor_expiring(db, expiring_on(today, 10))
-    result = materialize(db_url, dynamics_resource_for(emulator.settings()), AlertSink(database_url=db_url), run_date=None)
-    assert metadata(result, "certification_state")["run_date"] == today.isoformat()
+    db.execute("alter table cert_expiry_reminders_away rename to cert_expiry_reminders")
+    fixed = materialize(db_url)
+    assert metadata(fixed, "expired_cert_transitions")["mentors_transitioned_to_expired_cert"] == 0
+    assert metadata(fixed, "expiry_reminders")["reminders_created"] == 1
     assert db.execute("select threshold_day, run_date from cert_expiry_reminders where mentor_id = %s",
-                      (mentor_id,)).fetchall() == [(14, today)]
+                      (expiring,)).fetchall() == [(7, RUN_DATE)]
 
 
-def test_schedule_runs_the_job_nightly_at_two_oslo_time_for_that_oslo_date():
-    assert nightly_expiry_schedule.cron_schedule == "0 2 * * *"
-    assert nightly_expiry_schedule.execution_timezone == "Europe/Oslo"
-    assert nightly_expiry_schedule.job_name == "nightly_expiry_job"
-
-    # 02:00 Oslo on 26 October (winter time) is 01:00 UTC the same day; on 15 June it is 00:00 UTC.
-    for scheduled in [datetime(2026, 10, 26, 2, tzinfo=OSLO), datetime(2026, 6, 15, 2, tzinfo=OSLO)]:
-        context = dg.build_schedule_context(scheduled_execution_time=scheduled)
-        request = nightly_expiry_schedule.evaluate_tick(context).run_requests[0]
-        expected = scheduled.date().isoformat()
-        assert request.run_key == f"nightly_expiry:{expected}"
-        assert request.run_config == run_config_for(scheduled.date())
-        assert request.run_config["ops"]["certification_state"]["config"]["run_date"] == expected
+@pytest.mark.parametrize("night", ["tomorrow", "2026-13-01", "2025-12-31"])
+def test_a_night_that_is_not_a_partition_is_refused_before_anything_runs(db_url, db, night):
+    if night == "tomorrow":
+        night = (datetime.now(OSLO).date() + timedelta(days=1)).isoformat()
+    mentor_expiring(db, expiring_on(RUN_DATE, -1))
+    with pytest.raises(dg.DagsterUnknownPartitionError, match=night):
+        dg.materialize(NIGHT, partition_key=night, resources={"app_db": AppDatabase(url=db_url)},
+                       instance=dg.DagsterInstance.ephemeral())
+    assert db.execute("select count(*) from mentors where status = 'expired_cert'").fetchone() == (0,)
 
 
-def test_definitions_describe_the_assets():
-    repo = dg.Definitions.merge(
-        defs, dg.Definitions(resources={"app_db": AppDatabase(), "dynamics": dynamics_resource_for(
-            __import__("mentor_pipeline.dynamics", fromlist=["DynamicsSettings"]).DynamicsSettings(
-                url="http://x", authority="http://x", tenant_id="t", client_id="c", client_secret="s")),
-            "alerts": AlertSink()})
-    ).get_repository_def()
+def test_tonight_is_a_partition_from_midnight_oslo_time():
+    today = datetime.now(OSLO).date()
+    assert NIGHTS.get_last_partition_key() == today.isoformat()
+    assert NIGHTS.timezone == "Europe/Oslo"
+
+
+@pytest.fixture(scope="module")
+def repo():
+    return dg.Definitions.merge(defs, dg.Definitions(resources={"app_db": AppDatabase()})).get_repository_def()
+
+
+def schedule_request(repo, scheduled: datetime) -> dg.RunRequest:
+    context = dg.build_schedule_context(scheduled_execution_time=scheduled, repository_def=repo)
+    [request] = nightly_expiry_schedule.evaluate_tick(context).run_requests
+    return request
+
+
+@pytest.mark.parametrize(("tick", "night"), [
+    (datetime(2026, 6, 15, 2, tzinfo=OSLO), "2026-06-15"),  # summer time: 00:00 UTC
+    (datetime(2026, 10, 26, 2, tzinfo=OSLO), "2026-10-26"),  # winter time: 01:00 UTC
+    # Spring forward: 02:00 does not exist on 29 March; Dagster fires at the next existing
+    # time, 03:00 CEST (= 01:00 UTC), and that is still the night of the 29th.
+    (datetime(2026, 3, 29, 3, tzinfo=OSLO), "2026-03-29"),
+    # Fall back: 02:00 happens twice on 25 October; Dagster fires once, at the second.
+    (datetime(2026, 10, 25, 2, fold=1, tzinfo=OSLO), "2026-10-25"),
+])
+def test_the_schedule_requests_the_partition_of_the_oslo_night_it_fires_in(repo, tick, night):
+    assert (nightly_expiry_schedule.cron_schedule, nightly_expiry_schedule.execution_timezone) == ("0 2 * * *", "Europe/Oslo")
+    request = schedule_request(repo, tick)
+    assert request.partition_key == night
+    assert request.tags["dagster/partition"] == night
+    assert request.run_key == f"nightly_expiry:{night}"
+
+
+def test_the_short_and_the_long_night_are_each_one_partition():
+    def hours(key: str) -> float:
+        window = NIGHTS.time_window_for_partition_key(key)
+        return (window.end.timestamp() - window.start.timestamp()) / 3600
+
+    assert (hours("2026-03-28"), hours("2026-03-29"), hours("2026-03-30")) == (24, 23, 24)
+    assert hours("2026-10-25") == 25
+    keys = NIGHTS.get_partition_keys_in_range(dg.PartitionKeyRange("2026-03-28", "2026-03-30"))
+    assert keys == ["2026-03-28", "2026-03-29", "2026-03-30"]
+
+
+def test_definitions_describe_the_assets(repo):
     job = repo.get_job("nightly_expiry_job")
-    assert {node.name for node in job.nodes} == {"certification_state", "expiry_reminders"}
+    assert {node.name for node in job.nodes} == {"expired_cert_transitions", "certification_state", "expiry_reminders"}
+    assert job.partitions_def == NIGHTS
     graph = repo.asset_graph
-    for name in ["certification_state", "expiry_reminders"]:
+    for name in ["expired_cert_transitions", "certification_state", "expiry_reminders"]:
         spec = graph.get(dg.AssetKey(name))
         assert spec.group_name == "certification_expiry"
         assert spec.owners and spec.description
         assert "postgres" in spec.kinds
+        assert spec.partitions_def == NIGHTS
+    assert graph.get(dg.AssetKey("certification_state")).parent_keys == {dg.AssetKey("expired_cert_transitions")}
     assert graph.get(dg.AssetKey("expiry_reminders")).parent_keys == {dg.AssetKey("certification_state")}
 
 
@@ -167,6 +163,7 @@ def test_the_code_location_carries_the_job_and_schedule():
     from mentor_pipeline.definitions import defs as location
 
     repo = location.get_repository_def()
-    assert {node.name for node in repo.get_job("nightly_expiry_job").nodes} == {"certification_state", "expiry_reminders"}
+    assert {node.name for node in repo.get_job("nightly_expiry_job").nodes} == {
+        "expired_cert_transitions", "certification_state", "expiry_reminders"}
     schedule = repo.get_schedule_def("nightly_expiry_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Europe/Oslo")

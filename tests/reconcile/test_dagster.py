@@ -1,6 +1,7 @@
-"""The Dagster side: nightly_reconciliation_job (credential check first, reconcile, asset checks),
-its schedule, and force_sync_job (by id, name or chapter; dry run). Real PostgreSQL, the emulator
-over HTTP, a webhook receiver for alerts, an ephemeral instance."""
+"""The Dagster side: website_reconciliation per Oslo night (credential check first, reconcile,
+asset checks), when the night's run starts (after that night's expiry, or by the 05:00 deadline
+without it), and force_sync_job (by id, name or chapter; dry run). Real PostgreSQL, the emulator
+over HTTP, a webhook receiver for alerts, a test instance."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from mentor_pipeline.expiry.definitions import defs as expiry_defs
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
-from mentor_pipeline.reconcile.definitions import nightly_reconciliation_schedule
 from mentor_pipeline.reconcile.assets import ForceSyncConfig
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from tests.reconcile.helpers import (
@@ -26,15 +27,43 @@ def instance():
         yield test_instance
 
 
+OSLO = ZoneInfo("Europe/Oslo")
+NIGHT = "2026-03-29"  # the night clocks go forward: 02:00 does not exist in Oslo
+RECONCILIATION = dg.AssetKey("website_reconciliation")
+
+
 @pytest.fixture
 def test_defs(resources):
     shared = {k: v for k, v in resources.items() if k != "sync_settings"}
-    return dg.Definitions.merge(sync_defs, reconcile_defs, dg.Definitions(resources=shared))
+    return dg.Definitions.merge(sync_defs, expiry_defs, reconcile_defs, dg.Definitions(resources=shared))
 
 
-def run_nightly(test_defs, instance, **kwargs):
+def run_nightly(test_defs, instance, night: str = NIGHT, **kwargs):
     return test_defs.resolve_job_def("nightly_reconciliation_job").execute_in_process(
-        instance=instance, raise_on_error=False, **kwargs)
+        instance=instance, raise_on_error=False, partition_key=night, **kwargs)
+
+
+def run_expiry(test_defs, instance, night: str = NIGHT):
+    result = test_defs.resolve_job_def("nightly_expiry_job").execute_in_process(instance=instance, partition_key=night)
+    assert result.success
+
+
+def at(hour: int, minute: int = 0, day: str = NIGHT) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=OSLO)
+
+
+class Automation:
+    """The daemon's view of website_reconciliation's automation condition, tick by tick."""
+
+    def __init__(self, test_defs, instance):
+        self.defs, self.instance, self.cursor = test_defs, instance, None
+
+    def tick(self, when: datetime) -> set[str]:
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, asset_selection=dg.AssetSelection.assets(RECONCILIATION),
+            evaluation_time=when, cursor=self.cursor)
+        self.cursor = result.cursor
+        return set(result.get_requested_partitions(RECONCILIATION))
 
 
 def checks_of(result) -> dict[str, dg.AssetCheckEvaluation]:
@@ -73,8 +102,10 @@ def test_nightly_job_reconciles_and_its_checks_pass(db, emulator, instance, test
     assert metadata["in_sync"] == 4 and metadata["applied"] == 1 and metadata["still_divergent"] == 0
     assert f"`{mentors[0]}`" in metadata["differences"] and "| listed_but_should_not | remove |" in metadata["differences"]
     assert "| in_sync | 4 |" in metadata["classification_counts"]
+    assert metadata["ran_after_expiry"] is False and f"ran without night {NIGHT}'s expiry" in metadata["expiry"]
     checks = checks_of(result)
-    assert set(checks) == {"divergence_after_resync", "no_stale_dead_sync_rows", "no_duplicate_records"}
+    assert set(checks) == {"dynamics_credentials", "divergence_after_resync", "no_stale_dead_sync_rows",
+                           "no_duplicate_records"}
     assert all(c.passed for c in checks.values())
     assert checks["divergence_after_resync"].metadata["resynced"].value == 1
     assert db.execute("select dagster_run_id from reconciliation_runs").fetchone()[0] == result.run_id
@@ -130,21 +161,56 @@ def test_credential_check_runs_first_and_alerts_at_once(db, emulator, instance, 
     result = run_nightly(test_defs, instance)
 
     assert not result.success
+    [check] = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == ("dynamics_credentials", False)
+    assert "DYNAMICS_CLIENT_SECRET" in check.description  # what to do, from the alert's advice
+    assert "Nothing was reconciled" in result.get_step_failure_events()[0].step_failure_data.error.message
+    assert result.asset_materializations_for_node("website_reconciliation") == []
     assert webhook.kinds() == ["dynamics_auth_wrong_secret"]
     assert emulator.admin.requests() == []  # no listing was read, nothing written
     assert db.execute("select count(*) from reconciliation_runs").fetchone()[0] == 0
     assert "rotated-by-hlf-it" not in str(webhook.posts)
 
 
-def test_schedule_runs_the_nightly_job_at_three_oslo_time(test_defs):
-    schedule = test_defs.resolve_schedule_def("nightly_reconciliation_schedule")
-    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
-        "0 3 * * *", "Europe/Oslo", "nightly_reconciliation_job")
-    expiry_hour = 2  # nightly_expiry_schedule: 02:00 Oslo; reconciliation follows it
-    assert int(schedule.cron_schedule.split()[1]) > expiry_hour
-    tick = datetime(2026, 3, 29, 3, 0, tzinfo=ZoneInfo("Europe/Oslo"))  # the night clocks go forward
-    request = nightly_reconciliation_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
-    assert request.run_key == "nightly_reconciliation:2026-03-29"
+def test_the_night_is_reconciled_as_soon_as_its_expiry_succeeded(db, emulator, instance, test_defs):
+    in_sync_world(db, emulator, 2)
+    automation = Automation(test_defs, instance)
+    assert automation.tick(at(0, 30)) == set()  # tonight's expiry has not run
+
+    run_expiry(test_defs, instance, "2026-03-27")  # a backfilled older night starts nothing
+    assert automation.tick(at(1, 0)) == set()
+
+    run_expiry(test_defs, instance)  # the schedule's 02:00 run, at 03:00 CEST on this night
+    assert automation.tick(at(3, 1)) == {NIGHT}
+    result = run_nightly(test_defs, instance)
+    assert result.success
+    metadata = metadata_of(result)
+    assert metadata["ran_after_expiry"] is True and f"after night {NIGHT}'s expired_cert_transitions" in metadata["expiry"]
+
+    # Reconciled: the deadline leaves the night alone.
+    assert automation.tick(at(4, 59)) == set()
+    assert automation.tick(at(5, 1)) == set()
+
+
+def test_without_its_expiry_the_night_is_reconciled_by_the_deadline_and_says_so(db, emulator, instance, test_defs):
+    in_sync_world(db, emulator, 2)
+    automation = Automation(test_defs, instance)
+    assert automation.tick(at(0, 30)) == set()
+    # The expiry failed (or never ran): nothing before the deadline...
+    assert automation.tick(at(3, 0)) == set()
+    assert automation.tick(at(4, 59)) == set()
+    # ... then the night's reconciliation, once.
+    assert automation.tick(at(5, 1)) == {NIGHT}
+    assert automation.tick(at(5, 2)) == set()
+
+    result = run_nightly(test_defs, instance)
+    assert result.success
+    metadata = metadata_of(result)
+    assert metadata["ran_after_expiry"] is False and f"ran without night {NIGHT}'s expiry" in metadata["expiry"]
+    assert automation.tick(at(5, 10)) == set()
+    # A late expiry (fixed and re-run by hand) is followed by the night's reconciliation again.
+    run_expiry(test_defs, instance)
+    assert automation.tick(at(9, 0)) == {NIGHT}
 
 
 def test_force_sync_job_with_default_config_resyncs_every_hlf_mentor(db, emulator, instance, test_defs):
