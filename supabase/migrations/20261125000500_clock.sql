@@ -42,14 +42,17 @@ begin
         raise exception 'unknown triggered_by_event %: use one of %', quote_literal(p_event), sync_trigger_events()
             using errcode = 'check_violation';
     end if;
+    -- The operation: the caller's, or the rule's answer for all the keys in one set-based read
+    -- (an organisation toggle marks 100,000 at once).
     insert into sync_queue (mentor_id, operation, triggered_by_event, available_at)
-    select k.id,
-           coalesce(p_operation,
-                    case when (select d.should_be_listed from website_desired_listing(array[k.id], p_at) d) then 'add'
-                         else 'remove' end),
-           p_event,
-           p_at
-      from (select distinct unnest(p_mentor_ids) as id) k
+    select k.id, coalesce(p_operation, case when k.should_be_listed then 'add' else 'remove' end), p_event, p_at
+      from (select d.mentor_id as id, d.should_be_listed
+              from website_desired_listing(p_mentor_ids, p_at) d
+             where p_operation is null
+            union all
+            select distinct u.id, null::boolean
+              from unnest(p_mentor_ids) u(id)
+             where p_operation is not null) k
      where k.id is not null
     on conflict (mentor_id) where status = 'pending' do update
         set operation = excluded.operation,
