@@ -30,7 +30,7 @@ def scratch_database(*, keep: bool = False) -> Iterator[str]:
     name = create_database(server)
     url = with_database(server, name)
     try:
-        migrate(url)
+        migrate(url, with_app_standin=True)
         yield url
     finally:
         if keep:

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     processes = []
     lags: list[float] = []
     try:
-        migrate(app_url)
+        migrate(app_url, with_app_standin=True)
         mentors = seed(app_url, args.mentors)
         with tempfile.TemporaryDirectory(prefix="bench-lag-") as tmp, running_emulator() as emu:
             emu.admin.seed_contacts([{"mentor_id": m, "chapter": "HLF Oslo", "listed": True} for m in mentors])

@@ -53,7 +53,7 @@ def setup_database(admin_url: str) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
     url = with_database(admin_url, name)
-    migrate(url)
+    migrate(url, with_app_standin=True)
     return url
 
 

@@ -11,7 +11,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("db", help="database: show the URL, apply migrations, load demo data")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("url", help="print the database URL in use (starts the embedded server if needed)").set_defaults(func=_url)
-    actions.add_parser("migrate", help="apply pending migrations from supabase/migrations").set_defaults(func=_migrate)
+    migrate_parser = actions.add_parser("migrate", help="apply pending migrations from supabase/migrations")
+    migrate_parser.add_argument(
+        "--with-app-standin", action="store_true",
+        help="first create stand-ins for the app's own tables (demo and test databases only; "
+             "in production the app's tables exist already)")
+    migrate_parser.set_defaults(func=_migrate)
     actions.add_parser("seed", help="load the demo organisations, chapters, mentors and certifications").set_defaults(func=_seed)
 
 
@@ -21,11 +26,11 @@ def _url(args) -> int:
 
 
 def _migrate(args) -> int:
-    applied = migrate()
+    applied = migrate(with_app_standin=args.with_app_standin)
     if not applied:
         print("database is up to date")
     for migration in applied:
-        print(f"applied {migration.path.name}")
+        print(f"applied {migration.label}")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import psycopg
 
@@ -79,15 +79,17 @@ class CertificationGaps:
     sample: list[dict] = field(default_factory=list)
 
 
-def expire_lapsed_mentors(conn: psycopg.Connection, run_date: date) -> Transitions:
+def expire_lapsed_mentors(conn: psycopg.Connection, run_date: date, now: datetime | None = None) -> Transitions:
+    """Expire mentors lapsed by the start of `run_date`, deciding at `now` (default: the database's now())."""
     with conn.transaction():
         rows = conn.execute(
             "with moved as ("
-            "  select t.mentor_id from expire_mentors_with_lapsed_certifications(expiry_run_start(%s)) t)"
+            "  select t.mentor_id from expire_mentors_with_lapsed_certifications("
+            "      expiry_run_start(%s), coalesce(%s::timestamptz, now())) t)"
             " select o.code, count(*), (array_agg(moved.mentor_id::text order by moved.mentor_id))[1:%s]"
             " from moved join mentors m on m.id = moved.mentor_id join organizations o on o.id = m.organization_id"
             " group by o.code order by o.code",
-            (run_date, SAMPLE_SIZE),
+            (run_date, now, SAMPLE_SIZE),
         ).fetchall()
     sample = sorted(mentor_id for _, _, ids in rows for mentor_id in ids)[:SAMPLE_SIZE]
     return Transitions(by_organization={code: n for code, n, _ in rows}, sample_mentor_ids=sample)

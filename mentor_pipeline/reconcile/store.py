@@ -105,13 +105,16 @@ def select_mentors(
     return list(keys)
 
 
-def app_state(conn: psycopg.Connection, mentor_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """`reconciliation_app_state()` as a frame (every HLF mentor, or the given ones)."""
+def app_state(
+    conn: psycopg.Connection, mentor_ids: Sequence[str] | None = None, now: datetime | None = None
+) -> pd.DataFrame:
+    """`reconciliation_app_state()` at `now` (default: the database's now()) as a frame (every
+    HLF mentor, or the given ones)."""
     with conn.cursor(binary=True) as cur:
         cur.execute(
             "select mentor_id::text, status, should_be_listed, chapter_name, confirmed_listed, in_queue"
-            " from reconciliation_app_state(%s::uuid[])",
-            (None if mentor_ids is None else list(mentor_ids),),
+            " from reconciliation_app_state(%s::uuid[], coalesce(%s::timestamptz, now()))",
+            (None if mentor_ids is None else list(mentor_ids), now),
         )
         return d.app_frame(cur.fetchall())
 
@@ -216,9 +219,12 @@ def duplicates(conn: psycopg.Connection) -> list[dict]:
         return cur.fetchall()
 
 
-def unresolved_dead_rows(conn: psycopg.Connection, older_than_seconds: float = 86400) -> list[dict]:
+def unresolved_dead_rows(
+    conn: psycopg.Connection, older_than_seconds: float = 86400, now: datetime | None = None
+) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("select * from unresolved_dead_sync_rows(make_interval(secs => %s))", (older_than_seconds,))
+        cur.execute("select * from unresolved_dead_sync_rows(make_interval(secs => %s), coalesce(%s::timestamptz, now()))",
+                    (older_than_seconds, now))
         return cur.fetchall()
 
 

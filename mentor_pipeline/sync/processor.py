@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -88,6 +88,7 @@ def drain_queue(
     linger_seconds: float = 0.0,
     poll_interval_seconds: float = 0.25,
     archive: bool = True,
+    clock: Callable[[], datetime | None] = lambda: None,
 ) -> DrainReport:
     """Process due sync_queue rows until none is due (or a limit is reached); returns the report.
 
@@ -98,16 +99,19 @@ def drain_queue(
     `linger_seconds` > 0 keeps a warm drain waiting that long after its last batch, checking
     every `poll_interval_seconds` (an index-only look at what is due), so a change that arrives
     meanwhile is written within a fraction of a second instead of waiting for a new run.
+
+    `clock` says what time it is for every decision (due, lease, backoff, the rule); the default
+    None is the database's now(). Tests pass a later moment instead of sleeping.
     """
     log = log or logger
     report = DrainReport()
     started = last_work = time.monotonic()
     conn = connect()
     conn.autocommit = True
-    keeper = _LeaseKeeper(connect, policy.lease, log)
+    keeper = _LeaseKeeper(connect, policy.lease, log, clock)
     try:
         # The tick first: a certification that lapsed since the last one is written in this drain.
-        queue.due_summary(conn)
+        queue.due_summary(conn, clock())
         while True:
             if max_batches is not None and report.batches >= max_batches:
                 report.stopped_reason = f"stopped after {max_batches} batches"
@@ -116,20 +120,21 @@ def drain_queue(
                 report.stopped_reason = f"stopped after the {time_budget_seconds:.0f} s time budget; the sensor starts the next run"
                 break
             token = uuid.uuid4()
-            rows = queue.claim_batch(conn, policy.batch_size, policy.lease, token)
+            rows = queue.claim_batch(conn, policy.batch_size, policy.lease, token, clock())
             if not rows:
                 if linger_seconds > 0 and _wait_for_due(conn, last_work + linger_seconds, poll_interval_seconds,
-                                                         started + time_budget_seconds if time_budget_seconds else None):
+                                                         started + time_budget_seconds if time_budget_seconds else None,
+                                                         clock):
                     continue
                 break
             report.batches += 1
             with keeper.holding(token):
-                stop = _process_batch(conn, client, rows, token, policy, report, alerts, log)
+                stop = _process_batch(conn, client, rows, token, policy, report, alerts, log, clock)
             last_work = time.monotonic()
             if stop:
                 break
         if archive:
-            report.archived = queue.archive_finished(conn, policy)
+            report.archived = queue.archive_finished(conn, policy, now=clock())
     finally:
         keeper.close()
         conn.close()
@@ -145,12 +150,12 @@ def drain_queue(
     return report
 
 
-def _wait_for_due(conn: psycopg.Connection, until: float, interval: float, budget_end: float | None) -> bool:
+def _wait_for_due(conn: psycopg.Connection, until: float, interval: float, budget_end: float | None, clock) -> bool:
     """Poll (cheaply) until something is due; False when `until` or the time budget passes first."""
     end = min(until, budget_end) if budget_end is not None else until
     while time.monotonic() < end:
         time.sleep(interval)
-        if queue.due_summary(conn).anything_due:
+        if queue.due_summary(conn, clock()).anything_due:
             return True
     return False
 
@@ -164,9 +169,10 @@ def _process_batch(
     report: DrainReport,
     alerts: Alerts | None,
     log: logging.Logger,
+    clock: Callable[[], datetime | None],
 ) -> bool:
     """One claimed batch, start to finish. Returns True when the drain must stop."""
-    decisions = plan_batch(rows, queue.desired_listing(conn, [row.mentor_id for row in rows]))
+    decisions = plan_batch(rows, queue.desired_listing(conn, [row.mentor_id for row in rows], clock()))
     outcomes: dict[int, Outcome] = {}
     results: dict[int, UpdateResult] = {}
     stop = False
@@ -199,13 +205,13 @@ def _process_batch(
         # leaving the rows to their lease, then let it propagate.
         for d in decisions:
             outcomes[d.row.id] = Outcome(d.row.id, "retry", f"processor error: {type(exc).__name__}: {exc}")
-        queue.record_outcomes(conn, token, list(outcomes.values()), policy)
+        queue.record_outcomes(conn, token, list(outcomes.values()), policy, clock())
         raise
     else:
         for d, answer in zip(decisions, answers):
             results[d.row.id] = answer
             outcomes[d.row.id] = _outcome_for(d, answer)
-    recorded = {r.id: r for r in queue.record_outcomes(conn, token, list(outcomes.values()), policy)}
+    recorded = {r.id: r for r in queue.record_outcomes(conn, token, list(outcomes.values()), policy, clock())}
 
     lost = []
     for d in decisions:
@@ -227,7 +233,7 @@ def _process_batch(
         # land after theirs. Queue one more write of whatever is right by then, so the last
         # write to Dynamics is always a fresh one.
         with conn.transaction():
-            queue.enqueue(conn, [d.row.mentor_id for d in lost], "reconciliation")
+            queue.enqueue(conn, [d.row.mentor_id for d in lost], "reconciliation", now=clock())
         log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
     return stop
 
@@ -252,10 +258,12 @@ def _outcome_for(decision: Decision, answer: UpdateResult) -> Outcome:
 class _LeaseKeeper:
     """Extends the lease of the batch in flight every third of the lease, on its own connection."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], lease: timedelta, log: logging.Logger):
+    def __init__(self, connect: Callable[[], psycopg.Connection], lease: timedelta, log: logging.Logger,
+                 clock: Callable[[], datetime | None]):
         self._connect = connect
         self._lease = lease
         self._log = log
+        self._clock = clock
         self._token: uuid.UUID | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -295,7 +303,7 @@ class _LeaseKeeper:
                     if conn is None or conn.closed:
                         conn = self._connect()
                         conn.autocommit = True
-                    queue.extend_lease(conn, token, self._lease)
+                    queue.extend_lease(conn, token, self._lease, self._clock())
                 except psycopg.Error as exc:  # the next beat tries again; the lease is the backstop
                     self._log.warning("could not extend the sync lease: %s", exc)
                     conn = None

@@ -4,6 +4,9 @@ Every function here is one short statement on the connection it is given. Caller
 autocommit connection (or commit right after), so no transaction and no row lock is ever open
 while the processor talks to Dynamics; the lease (`locked_until`) is what keeps other
 processors away from claimed rows, and it runs out on its own when a processor dies.
+
+Functions that decide by time take `now` (default: the database's clock), so tests and
+callers can say which moment they mean instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from datetime import datetime, timedelta
 
 import psycopg
 from psycopg.rows import class_row
+
+# Every `now` parameter: the moment the SQL function decides at; None is the database's now().
+_AT = "coalesce(%s::timestamptz, now())"
 
 
 @dataclass(frozen=True)
@@ -92,24 +98,32 @@ class ListingState:
     last_queue_id: int | None
 
 
-def claim_batch(conn: psycopg.Connection, limit: int, lease: timedelta, token: uuid.UUID) -> list[QueueRow]:
-    """Lease up to `limit` due rows (and rows whose lease ran out), at most one per mentor."""
+def claim_batch(
+    conn: psycopg.Connection, limit: int, lease: timedelta, token: uuid.UUID, now: datetime | None = None
+) -> list[QueueRow]:
+    """Lease up to `limit` rows due at `now` (and rows whose lease ran out by then), at most one
+    per mentor."""
     with conn.cursor(row_factory=class_row(QueueRow)) as cur:
-        cur.execute("select * from claim_sync_batch(%s, %s, %s)", (limit, lease, token))
+        cur.execute(f"select * from claim_sync_batch(%s, %s, %s, {_AT})", (limit, lease, token, now))
         rows = cur.fetchall()
     _commit(conn)
     return rows
 
 
-def extend_lease(conn: psycopg.Connection, token: uuid.UUID, lease: timedelta) -> int:
-    """Push the lease of the rows still held under `token`; returns how many are still held."""
-    (held,) = conn.execute("select extend_sync_lease(%s, %s)", (token, lease)).fetchone()
+def extend_lease(conn: psycopg.Connection, token: uuid.UUID, lease: timedelta, now: datetime | None = None) -> int:
+    """Push the lease of the rows still held under `token` to `now` + `lease`; returns how many
+    are still held."""
+    (held,) = conn.execute(f"select extend_sync_lease(%s, %s, {_AT})", (token, lease, now)).fetchone()
     _commit(conn)
     return held
 
 
 def record_outcomes(
-    conn: psycopg.Connection, token: uuid.UUID, outcomes: Sequence[Outcome], policy: QueuePolicy
+    conn: psycopg.Connection,
+    token: uuid.UUID,
+    outcomes: Sequence[Outcome],
+    policy: QueuePolicy,
+    now: datetime | None = None,
 ) -> list[RecordedRow]:
     """Record outcomes of rows claimed under `token`. Rows no longer held (lease lost) are left
     alone and missing from the result."""
@@ -122,27 +136,31 @@ def record_outcomes(
     ])
     with conn.cursor(row_factory=class_row(RecordedRow)) as cur:
         cur.execute(
-            "select * from record_sync_outcomes(%s, %s::jsonb, %s, %s, %s)",
-            (token, payload, policy.max_attempts, policy.backoff_base, policy.backoff_max),
+            f"select * from record_sync_outcomes(%s, %s::jsonb, %s, %s, %s, {_AT})",
+            (token, payload, policy.max_attempts, policy.backoff_base, policy.backoff_max, now),
         )
         rows = cur.fetchall()
     _commit(conn)
     return rows
 
 
-def due_summary(conn: psycopg.Connection) -> DueSummary:
+def due_summary(conn: psycopg.Connection, now: datetime | None = None) -> DueSummary:
     """The drain path's tick: first mark mentors whose certification lapsed (or took effect)
     since the last tick, then count due pending rows and expired leases from the partial
     indexes (the sensor's and the lingering drain's check)."""
-    row = conn.execute("select clock_marked, due_count, max_due_id, expired_leases from website_sync_tick()").fetchone()
+    row = conn.execute(
+        f"select clock_marked, due_count, max_due_id, expired_leases from website_sync_tick({_AT})", (now,)
+    ).fetchone()
     _commit(conn)
     return DueSummary(int(row[1]), row[2], int(row[3]), clock_marked=int(row[0]))
 
 
-def archive_finished(conn: psycopg.Connection, policy: QueuePolicy, limit: int = 5000) -> int:
-    """Move finished rows past their retention to sync_queue_archive; returns how many moved."""
+def archive_finished(
+    conn: psycopg.Connection, policy: QueuePolicy, limit: int = 5000, now: datetime | None = None
+) -> int:
+    """Move finished rows past their retention at `now` to sync_queue_archive; returns how many moved."""
     (moved,) = conn.execute(
-        "select archive_sync_queue(%s, %s, %s)", (policy.done_retention, policy.dead_retention, limit)
+        f"select archive_sync_queue(%s, %s, %s, {_AT})", (policy.done_retention, policy.dead_retention, limit, now)
     ).fetchone()
     _commit(conn)
     return moved
@@ -153,6 +171,7 @@ def enqueue(
     mentor_ids: Iterable[uuid.UUID | str],
     event: str,
     operation: str | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Mark mentor keys for a website write through the one enqueue function in SQL
     (`queue_website_sync`): one pending row per mentor, the processor writes what the rule says
@@ -163,7 +182,7 @@ def enqueue(
     if not ids:
         return 0
     (marked,) = conn.execute(
-        "select queue_website_sync(%s::uuid[], %s, %s)", (ids, event, operation)
+        f"select queue_website_sync(%s::uuid[], %s, %s, {_AT})", (ids, event, operation, now)
     ).fetchone()
     return marked
 
@@ -182,8 +201,10 @@ class DesiredListing:
     reason: str | None
 
 
-def desired_listing(conn: psycopg.Connection, mentor_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, DesiredListing]:
-    """What the website should show for each mentor key now, read from the one rule. Keys of
+def desired_listing(
+    conn: psycopg.Connection, mentor_ids: Iterable[uuid.UUID | str], now: datetime | None = None
+) -> dict[uuid.UUID, DesiredListing]:
+    """What the website should show for each mentor key at `now`, read from the one rule. Keys of
     mentors no longer in the app are in the result too (never listed)."""
     ids = [str(m) for m in mentor_ids]
     if not ids:
@@ -192,7 +213,7 @@ def desired_listing(conn: psycopg.Connection, mentor_ids: Iterable[uuid.UUID | s
         # Not the expiry timestamp: 'infinity' is a valid certification date and the reason
         # already names the lapse date.
         cur.execute("select mentor_id, in_app, organization_code, full_name, status, chapter_name, should_be_listed,"
-                    " reason from website_desired_listing(%s::uuid[])", (ids,))
+                    f" reason from website_desired_listing(%s::uuid[], {_AT})", (ids, now))
         return {row.mentor_id: row for row in cur.fetchall()}
 
 

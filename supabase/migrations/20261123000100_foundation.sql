@@ -1,64 +1,76 @@
--- Foundation: organisations, chapters, mentors, certifications, the website sync outbox
--- (sync_queue) filled by a trigger in the same transaction as the status change, and the
--- audit trail of status transitions.
+-- Foundation: the website sync outbox (sync_queue) filled by a trigger in the same transaction
+-- as the status change, and the audit trail of status transitions.
+--
+-- The pipeline's migrations apply on top of the app's existing tables (organizations, chapters,
+-- mentors, certifications): they never create them. docs/design/schema-contract.md lists what
+-- the pipeline reads, the triggers it adds and the roles it expects; the demo and the tests
+-- create stand-in tables first (supabase/app_standin/, `db migrate --with-app-standin`).
 
--- Supabase ships these roles; create them elsewhere (embedded and plain PostgreSQL) so the
--- same files apply everywhere. A concurrent runner may win the race: that is fine.
+-- The contract, checked before anything is created: one clear error naming everything missing.
 do $$
 declare
-    role_name text;
+    missing text;
 begin
-    foreach role_name in array array['anon', 'authenticated', 'service_role'] loop
-        if not exists (select 1 from pg_roles where rolname = role_name) then
-            begin
-                execute format('create role %I nologin', role_name);
-            exception when duplicate_object or unique_violation then
-                null;
-            end;
-        end if;
-    end loop;
+    with required (table_name, column_name, data_type) as (values
+        ('organizations', 'id', 'uuid'),
+        ('organizations', 'code', 'text'),
+        ('organizations', 'website_sync_enabled', 'boolean'),
+        ('chapters', 'id', 'uuid'),
+        ('chapters', 'organization_id', 'uuid'),
+        ('chapters', 'name', 'text'),
+        ('mentors', 'id', 'uuid'),
+        ('mentors', 'organization_id', 'uuid'),
+        ('mentors', 'chapter_id', 'uuid'),
+        ('mentors', 'full_name', 'text'),
+        ('mentors', 'status', 'text'),
+        ('mentors', 'updated_at', 'timestamp with time zone'),
+        ('certifications', 'id', 'uuid'),
+        ('certifications', 'mentor_id', 'uuid'),
+        ('certifications', 'issued_at', 'timestamp with time zone'),
+        ('certifications', 'expires_at', 'timestamp with time zone')
+    ),
+    checked as (
+        select r.*, to_regclass(format('public.%I', r.table_name)) as table_oid, a.attnum,
+               format_type(a.atttypid, a.atttypmod) as actual_type
+          from required r
+          left join pg_attribute a
+            on a.attrelid = to_regclass(format('public.%I', r.table_name))
+           and a.attname = r.column_name and a.attnum > 0 and not a.attisdropped
+    ),
+    problems (ord, problem) as (
+        select distinct 1, format('table public.%I', table_name) from checked where table_oid is null
+        union all
+        select 2, format('column public.%I.%I (%s)', table_name, column_name, data_type)
+          from checked where table_oid is not null and attnum is null
+        union all
+        select 3, format('column public.%I.%I as %s (it is %s)', table_name, column_name, data_type, actual_type)
+          from checked where attnum is not null and actual_type <> data_type
+        union all
+        -- The pipeline's own tables reference these ids: they must be unique.
+        select 4, format('a primary key on public.%I (id)', c.table_name)
+          from checked c
+         where c.column_name = 'id' and c.attnum is not null
+           and not exists (select 1 from pg_index i
+                            where i.indrelid = c.table_oid and i.indisunique and i.indpred is null
+                              and i.indnatts = 1 and i.indkey[0] = c.attnum)
+        union all
+        select 5, format('role %I', role_name)
+          from unnest(array['anon', 'authenticated']) role_name
+         where not exists (select 1 from pg_roles where rolname = role_name)
+    )
+    select string_agg(problem, ', ' order by ord, problem) into missing from problems;
+    if missing is not null then
+        raise exception 'the app''s database lacks what the pipeline needs: %. Add it to the app''s schema '
+            '(docs/design/schema-contract.md), or for a demo or test database run '
+            '`mentor-pipeline db migrate --with-app-standin`', missing
+            using errcode = 'object_not_in_prerequisite_state';
+    end if;
 end
 $$;
 
-create table organizations (
-    id uuid primary key default gen_random_uuid(),
-    code text not null unique,
-    name text not null,
-    -- Whether this organisation lists its mentors on a website fed by Dynamics.
-    website_sync_enabled boolean not null default false,
-    created_at timestamptz not null default now()
-);
-
-create table chapters (
-    id uuid primary key default gen_random_uuid(),
-    organization_id uuid not null references organizations (id),
-    name text not null,
-    unique (organization_id, name),
-    -- Lets mentors reference (chapter, organisation) so a mentor's chapter is in their organisation.
-    unique (id, organization_id)
-);
-
-create table mentors (
-    id uuid primary key default gen_random_uuid(),
-    organization_id uuid not null references organizations (id),
-    chapter_id uuid,
-    full_name text not null,
-    status text not null default 'active'
-        constraint mentors_status_check check (status in ('active', 'paused', 'expired_cert')),
-    created_at timestamptz not null default now(),
-    updated_at timestamptz not null default now(),
-    foreign key (chapter_id, organization_id) references chapters (id, organization_id)
-);
+-- The pipeline's own indexes on the app's tables: the per-organisation passes and "a mentor's
+-- most recent certification" are index lookups.
 create index mentors_organization_status on mentors (organization_id, status);
-
-create table certifications (
-    id uuid primary key default gen_random_uuid(),
-    mentor_id uuid not null references mentors (id) on delete cascade,
-    issued_at timestamptz not null default now(),
-    expires_at timestamptz not null,
-    created_at timestamptz not null default now(),
-    constraint certifications_expires_after_issue check (expires_at > issued_at)
-);
 create index certifications_mentor_recent on certifications (mentor_id, issued_at desc, expires_at desc, id desc);
 
 -- The one definition of "a mentor's most recent certification": the latest issued
@@ -222,13 +234,9 @@ for each row
 when (old.status is distinct from new.status)
 execute function enqueue_website_sync();
 
--- Row Level Security everywhere. No policies for anon/authenticated on the pipeline's tables:
--- they see and change nothing there. The app's own policies for mentors and certifications
--- belong to the app. The pipeline connects as the owner (or service_role), which bypasses RLS.
-alter table organizations enable row level security;
-alter table chapters enable row level security;
-alter table mentors enable row level security;
-alter table certifications enable row level security;
+-- Row Level Security on the pipeline's tables, with no policies for anon/authenticated: they
+-- see and change nothing there. The app's tables, their RLS and policies belong to the app. The
+-- pipeline connects as the owner (or service_role), which bypasses RLS.
 alter table sync_queue enable row level security;
 alter table mentor_status_audit enable row level security;
 alter table cert_expiry_reminders enable row level security;

@@ -47,6 +47,24 @@ def test_migrate_reports_up_to_date_and_seed_is_repeatable(db_url, db):
     assert all((op == "add") == listed and event == "certification_change" for op, listed, event in marked)
 
 
+def test_migrate_needs_the_apps_tables_or_the_standin_flag(admin_url):
+    from mentor_pipeline.db.connection import with_database
+    from tests.support.db import create_database, drop_database
+
+    name = create_database(admin_url)
+    try:
+        url = with_database(admin_url, name)
+        refused = run_cli("db", "migrate", env_url=url)
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "lacks what the pipeline needs: table public.certifications, table public.chapters" in refused.stderr
+        demo = run_cli("db", "migrate", "--with-app-standin", env_url=url)
+        assert demo.returncode == 0, demo.stderr
+        assert demo.stdout.splitlines()[:2] == [
+            "applied app stand-in 20261123000000_app_tables.sql", "applied 20261123000100_foundation.sql"]
+    finally:
+        drop_database(admin_url, name)
+
+
 def test_unreachable_database_is_one_clear_line(tmp_path):
     result = run_cli("db", "migrate", env_url="postgresql://postgres@127.0.0.1:1/nowhere")
     assert result.returncode == 1

@@ -136,6 +136,24 @@ def test_a_future_as_of_is_refused(db):
     assert db.execute("select count(*) from mentors where status = 'expired_cert'").fetchone() == (0,)
 
 
+def test_the_transition_decides_at_the_time_it_is_given(db):
+    # A night a month from now, run at its own time instead of waiting for it.
+    night = datetime.now(timezone.utc).date() + timedelta(days=30)
+    lapsed = mentor_expiring(db, expiring_on(night, -1))
+    renewed_in_time = mentor_expiring(db, expiring_on(night, -1))
+    add_certification(db, renewed_in_time, expiring_on(night, 700), issued_at=expiring_on(night, -1, hour=6))
+    renewed_too_late = mentor_expiring(db, expiring_on(night, -1))
+    add_certification(db, renewed_too_late, expiring_on(night, 700), issued_at=expiring_on(night, 1))
+    (start,) = db.execute("select expiry_run_start(%s)", (night,)).fetchone()
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="in the future"):
+        store.expire_lapsed_mentors(db, night)  # the database's clock has not got there
+    moved = store.expire_lapsed_mentors(db, night, now=start + timedelta(hours=1))
+
+    assert sorted(moved.sample_mentor_ids) == sorted([str(lapsed), str(renewed_too_late)])
+    assert status_of(db, renewed_in_time) == "active"
+
+
 def test_the_callers_triggered_by_event_setting_is_restored(db_url, db):
     lapsed = mentor_expiring(db, expiring_on(RUN_DATE, -2))
     other = mentor_expiring(db, expiring_on(RUN_DATE, 100))

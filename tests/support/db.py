@@ -46,7 +46,7 @@ def drop_database(admin_url: str, name: str) -> None:
 
 def create_migrated_template(admin_url: str) -> str:
     name = create_database(admin_url)
-    migrate(with_database(admin_url, name))
+    migrate(with_database(admin_url, name), with_app_standin=True)
     return name
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 from mentor_pipeline.sync import QueuePolicy
@@ -48,6 +49,22 @@ def hlf_mentors(db, count: int, *, status: str = "active", org: str = "HLF", cer
     db.execute("delete from sync_queue where status = 'pending' and triggered_by_event = 'certification_change'"
                " and mentor_id = any(%s::uuid[])", (ids,))
     return ids
+
+
+def db_now(db) -> datetime:
+    """The database's clock: the moment tests count from when they pass a time instead of waiting."""
+    return db.execute("select now()").fetchone()[0]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
+    """Thread and process coordination only (never a lease or backoff: those take a clock)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
 
 
 def seed_contacts(emulator, mentor_ids, *, listed: bool = True) -> None:

@@ -16,19 +16,17 @@ import psycopg
 
 from mentor_pipeline.sync import QueuePolicy, drain_queue
 from tests.support.factories import queue_rows, set_status
-from tests.sync.helpers import hlf_mentors, listed_in_dynamics, queue_statuses, seed_contacts, sent_writes, set_statuses
+from tests.sync.helpers import (
+    hlf_mentors,
+    listed_in_dynamics,
+    queue_statuses,
+    seed_contacts,
+    sent_writes,
+    set_statuses,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def test_four_processors_apply_2000_rows_each_exactly_once(db, connect, emulator):
@@ -82,10 +80,12 @@ def test_processor_killed_mid_batch_another_finishes_after_the_lease(db, db_url,
     set_statuses(db, reinstated, "active")
     emulator.admin.clear_faults()
 
-    # The survivor finds nothing it may take until the lease runs out, then takes it all.
-    time.sleep(1.6)
+    # The survivor runs once the dead processor's leases have run out, and takes it all.
+    (lease_end,) = db.execute("select max(locked_until) from sync_queue where status = 'processing'").fetchone()
+    after_the_lease = lease_end + timedelta(milliseconds=1)
     with emulator.client() as client:
-        report = drain_queue(connect, client, policy=QueuePolicy(batch_size=500, lease=timedelta(seconds=30)))
+        report = drain_queue(connect, client, policy=QueuePolicy(batch_size=500, lease=timedelta(seconds=30)),
+                             clock=lambda: after_the_lease)
 
     statuses = queue_statuses(db)
     assert set(statuses) <= {"done", "superseded"} and statuses.get("done", 0) >= 120  # nothing lost

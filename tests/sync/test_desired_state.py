@@ -20,8 +20,9 @@ def pending(db, mentor_id) -> list[tuple[str, str]]:
     return [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, mentor_id) if r["status"] == "pending"]
 
 
-def drain(connect, client):
-    return drain_queue(connect, client, policy=FAST)
+def drain(connect, client, at=None):
+    """A drain at `at` (default: the database's now())."""
+    return drain_queue(connect, client, policy=FAST, clock=lambda: at)
 
 
 def test_a_deleted_mentor_is_unlisted_and_the_change_survives_the_delete(db, connect, client, emulator):
@@ -41,12 +42,13 @@ def test_a_deleted_mentor_is_unlisted_and_the_change_survives_the_delete(db, con
 def test_a_lapsed_certification_is_unlisted_without_the_nightly_job(db, connect, client, emulator):
     [mentor] = hlf_mentors(db, 1)
     seed_contacts(emulator, [mentor])
-    # The certification lapses a moment from now; nothing writes to any table when it does.
-    db.execute("update certifications set expires_at = now() + interval '1 second' where mentor_id = %s", (mentor,))
+    # The certification lapses a minute from now; nothing writes to any table when it does.
+    [(lapse,)] = db.execute("update certifications set expires_at = now() + interval '1 minute' where mentor_id = %s"
+                            " returning expires_at", (mentor,)).fetchall()
     db.execute("delete from sync_queue")
-    db.execute("select pg_sleep(1.2)")
 
-    report = drain(connect, client)  # its tick marks the lapse
+    assert drain(connect, client, at=lapse - timedelta(microseconds=1)).rows == []  # valid until then
+    report = drain(connect, client, at=lapse)  # its tick marks the lapse
 
     assert [(r.operation, r.triggered_by_event, r.listed) for r in report.rows] == [
         ("remove", "certification_lapsed", False)]
@@ -86,10 +88,12 @@ def test_a_renewal_recorded_in_advance_counts_from_its_issue_date(db, connect, c
     assert listed_in_dynamics(emulator) == {str(mentor): False}
 
     # The day the renewal takes effect, the clock scan lists the mentor.
-    db.execute("update certifications set issued_at = now() + interval '1 second'"
-               " where mentor_id = %s and issued_at > now()", (mentor,))
-    db.execute("select pg_sleep(1.2)")
-    report = drain(connect, client)
+    [(takes_effect,)] = db.execute(
+        "update certifications set issued_at = now() + interval '1 minute'"
+        " where mentor_id = %s and issued_at > now() returning issued_at", (mentor,)).fetchall()
+    # The edit is a change of its own: written at once, and it says "not yet".
+    assert [(r.triggered_by_event, r.listed) for r in drain(connect, client).rows] == [("certification_change", False)]
+    report = drain(connect, client, at=takes_effect)
     assert [(r.triggered_by_event, r.listed) for r in report.rows] == [("certification_lapsed", True)]
     assert listed_in_dynamics(emulator) == {str(mentor): True}
 

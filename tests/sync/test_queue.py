@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import timedelta
 
@@ -12,19 +11,20 @@ import pytest
 
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy
-from tests.sync.helpers import FAST, hlf_mentors, queue_statuses, set_statuses
+from tests.sync.helpers import FAST, db_now, hlf_mentors, queue_statuses, set_statuses
 from tests.support.factories import queue_rows, set_status
 
 LEASE = timedelta(seconds=30)
 
 
-def claim(db, limit=100, lease=LEASE):
+def claim(db, limit=100, lease=LEASE, now=None):
     token = uuid.uuid4()
-    return token, queue.claim_batch(db, limit, lease, token)
+    return token, queue.claim_batch(db, limit, lease, token, now)
 
 
-def expire_leases(db):
-    db.execute("update sync_queue set locked_until = now() - interval '1 second' where status = 'processing'")
+def after_the_lease(row):
+    """The first moment the lease of a claimed row has run out."""
+    return row.locked_until + timedelta(microseconds=1)
 
 
 def test_claim_leases_due_rows_oldest_first_and_commits(db, db_url):
@@ -66,9 +66,9 @@ def test_expired_lease_is_claimable_again_and_counts_as_an_attempt(db):
     [mentor] = hlf_mentors(db, 1)
     set_status(db, mentor, "paused")
     old_token, [row] = claim(db)
-    expire_leases(db)
+    assert claim(db, now=row.locked_until)[1] == []  # held up to the last moment of the lease
 
-    new_token, [again] = claim(db)
+    new_token, [again] = claim(db, now=after_the_lease(row))
     assert again.id == row.id and again.lease_token == new_token != old_token
     assert again.attempts == 1 and "lease expired" in again.last_error
     # The first processor comes back late: its outcome is fenced off by the token.
@@ -82,9 +82,8 @@ def test_stale_lease_with_a_newer_pending_row_is_superseded_not_reapplied(db):
     set_status(db, mentor, "paused")
     _, [stale] = claim(db)  # this processor dies mid-HTTP
     set_status(db, mentor, "active")  # newer wish: restore
-    expire_leases(db)
 
-    _, claimed = claim(db)
+    _, claimed = claim(db, now=after_the_lease(stale))
     assert [(r.operation, r.status) for r in claimed] == [("restore", "processing")]
     rows = {r["id"]: r for r in queue_rows(db, mentor)}
     assert rows[stale.id]["status"] == "superseded"
@@ -94,11 +93,18 @@ def test_stale_lease_with_a_newer_pending_row_is_superseded_not_reapplied(db):
 def test_extend_lease_keeps_rows_held(db):
     [mentor] = hlf_mentors(db, 1)
     set_status(db, mentor, "paused")
-    token, _ = claim(db, lease=timedelta(milliseconds=300))
-    for _ in range(3):
-        time.sleep(0.15)
-        assert queue.extend_lease(db, token, timedelta(milliseconds=300)) == 1
-    assert claim(db)[1] == []  # still held after 0.45 s > the 0.3 s lease
+    lease = timedelta(minutes=1)
+    start = db_now(db)
+    token, [row] = claim(db, lease=lease, now=start)
+    beat = start
+    for _ in range(3):  # a heartbeat every 40 s, each pushing the lease a minute ahead
+        beat += timedelta(seconds=40)
+        assert queue.extend_lease(db, token, lease, beat) == 1
+    assert claim(db, now=after_the_lease(row))[1] == []  # 2 min in: still held, far past the first lease
+    assert claim(db, now=beat + lease)[1] == []
+    _, [taken] = claim(db, now=beat + lease + timedelta(microseconds=1))  # the heartbeat stopped: taken over
+    assert taken.id == row.id and taken.attempts == 1
+    assert queue.extend_lease(db, token, lease, beat) == 0  # the first holder lost it
     assert queue.extend_lease(db, uuid.uuid4(), LEASE) == 0
 
 
@@ -106,27 +112,29 @@ def test_retry_backs_off_exponentially_then_dies(db):
     [mentor] = hlf_mentors(db, 1)
     set_status(db, mentor, "paused")
     policy = QueuePolicy(max_attempts=3, backoff_base=timedelta(seconds=10), backoff_max=timedelta(seconds=15))
+    at = db_now(db)
     delays = []
     for attempt in range(1, 4):
-        db.execute("update sync_queue set available_at = now() where status = 'pending'")
-        token, [row] = claim(db)
-        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503: down")], policy)
+        if attempt > 1:
+            assert claim(db, now=at - timedelta(microseconds=1))[1] == []  # backing off: not due a moment earlier
+        token, [row] = claim(db, now=at)
+        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503: down")], policy, at)
         assert rec.attempts == attempt
         if rec.status == "pending":
-            (delay,) = db.execute("select extract(epoch from available_at - now()) from sync_queue where id = %s",
-                                  (row.id,)).fetchone()
-            delays.append(float(delay))
+            delays.append(rec.available_at - at)
+            at = rec.available_at
     assert rec.status == "dead" and rec.last_error == "gave up after 3 attempts: HTTP 503: down"
-    assert 9 < delays[0] <= 10 and 14 < delays[1] <= 15  # 10 s, then 20 s capped at 15 s
+    assert delays == [timedelta(seconds=10), timedelta(seconds=15)]  # 10 s, then 20 s capped at 15 s
 
 
 def test_throttled_retry_does_not_consume_an_attempt(db):
     [mentor] = hlf_mentors(db, 1)
     set_status(db, mentor, "paused")
+    at = db_now(db)
     for _ in range(5):
-        db.execute("update sync_queue set available_at = now() where status = 'pending'")
-        token, [row] = claim(db)
-        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "429", consume_attempt=False)], FAST)
+        token, [row] = claim(db, now=at)
+        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "429", consume_attempt=False)], FAST, at)
+        at = rec.available_at
     assert (rec.status, rec.attempts) == ("pending", 0)
 
 
@@ -191,10 +199,13 @@ def test_archive_moves_old_finished_rows_only(db):
     mentors = hlf_mentors(db, 3)
     set_statuses(db, mentors, "paused")
     token, rows = claim(db, limit=2)
-    queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=False) for r in rows], FAST)
-    db.execute("update sync_queue set processed_at = now() - interval '8 days' where id = %s", (rows[0].id,))
+    start = db_now(db)
+    queue.record_outcomes(db, token, [Outcome(rows[0].id, "done", listed=False)], FAST, start)
+    queue.record_outcomes(db, token, [Outcome(rows[1].id, "done", listed=False)], FAST, start + timedelta(days=2))
 
-    assert queue.archive_finished(db, QueuePolicy()) == 1
+    # Done rows stay 7 days: 8 days after the first one, only that one moves.
+    assert queue.archive_finished(db, QueuePolicy(), now=start + timedelta(days=7)) == 0
+    assert queue.archive_finished(db, QueuePolicy(), now=start + timedelta(days=8)) == 1
     assert queue_statuses(db) == {"done": 1, "pending": 1}
     assert db.execute("select id, status from sync_queue_archive").fetchall() == [(rows[0].id, "done")]
 
@@ -202,9 +213,9 @@ def test_archive_moves_old_finished_rows_only(db):
 def test_due_summary_counts_due_rows_and_expired_leases(db):
     mentors = hlf_mentors(db, 3)
     set_statuses(db, mentors, "paused")
-    claim(db, limit=1)
-    expire_leases(db)
-    due = queue.due_summary(db)
+    _, [row] = claim(db, limit=1)
+    assert queue.due_summary(db, row.locked_until).expired_leases == 0
+    due = queue.due_summary(db, after_the_lease(row))
     assert (due.due_count, due.expired_leases) == (2, 1)
     assert due.max_due_id == max(r["id"] for r in queue_rows(db))
 
