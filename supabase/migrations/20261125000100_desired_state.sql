@@ -459,133 +459,13 @@ begin
 end
 $$;
 
--- ---------------------------------------------------------------------------------------------
--- The processor records the chapter it wrote, too.
-
-create or replace function record_sync_outcomes(
-    p_token uuid,
-    p_results jsonb,
-    p_max_attempts integer,
-    p_backoff_base interval,
-    p_backoff_max interval)
-returns table (id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
-               last_error text, processed_at timestamptz)
-language plpgsql
-set search_path = public, pg_temp
-as $$
-#variable_conflict use_column
-declare
-    tries integer := 0;
-    recorded jsonb;
-begin
-    loop
-        begin
-            with r as (
-                select x.id, x.outcome, x.error, x.listed, x.chapter, coalesce(x.consume_attempt, true) as consume_attempt
-                  from jsonb_to_recordset(p_results)
-                       as x(id bigint, outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
-            ),
-            mine as (
-                select q.id, q.mentor_id, r.outcome, r.error, r.listed, r.chapter,
-                       q.attempts + case when r.outcome = 'retry' and r.consume_attempt then 1 else 0 end as new_attempts,
-                       exists (select 1 from sync_queue p
-                                where p.mentor_id = q.mentor_id and p.status = 'pending') as newer_pending
-                  from sync_queue q
-                  join r on r.id = q.id
-                 where q.status = 'processing' and q.lease_token = p_token
-                   for update of q
-            ),
-            decided as (
-                select m.*,
-                       case
-                           when m.outcome in ('done', 'dead', 'superseded') then m.outcome
-                           when m.outcome = 'retry' and m.new_attempts >= p_max_attempts then 'dead'
-                           when m.outcome in ('retry', 'release') and m.newer_pending then 'superseded'
-                           when m.outcome in ('retry', 'release') then 'pending'
-                       end as new_status
-                  from mine m
-            ),
-            updated as (
-                update sync_queue q
-                   set status = d.new_status,
-                       attempts = d.new_attempts,
-                       locked_until = null,
-                       lease_token = null,
-                       updated_at = now(),
-                       processed_at = case when d.new_status = 'pending' then null else now() end,
-                       available_at = case
-                           when d.new_status <> 'pending' then q.available_at
-                           when d.outcome = 'retry' and d.new_attempts > 0 then
-                               now() + least(p_backoff_max, p_backoff_base * power(2, d.new_attempts - 1))
-                           else now()
-                       end,
-                       last_error = case
-                           when d.new_status = 'done' then d.error
-                           when d.outcome = 'retry' and d.new_status = 'dead' then
-                               format('gave up after %s attempts: %s', d.new_attempts, d.error)
-                           when d.outcome in ('retry', 'release') and d.new_status = 'superseded' then
-                               coalesce(d.error || '; ', '') || 'superseded by a newer queued change'
-                           else coalesce(d.error, q.last_error)
-                       end
-                  from decided d
-                 where q.id = d.id
-                returning q.id, q.mentor_id, q.status, q.attempts, q.available_at, q.last_error, q.processed_at
-            ),
-            listing as (
-                -- The confirmed write is what the website listing now is.
-                insert into website_listing_state as w (mentor_id, listed, chapter_name, last_synced_at, last_queue_id, updated_at)
-                select d.mentor_id, d.listed, d.chapter, now(), d.id, now()
-                  from decided d
-                 where d.new_status = 'done' and d.listed is not null
-                on conflict (mentor_id) do update
-                    set listed = excluded.listed,
-                        chapter_name = coalesce(excluded.chapter_name, w.chapter_name),
-                        last_synced_at = excluded.last_synced_at,
-                        last_queue_id = excluded.last_queue_id,
-                        updated_at = excluded.updated_at
-            )
-            select coalesce(jsonb_agg(to_jsonb(u) order by u.id), '[]'::jsonb) into recorded from updated u;
-            exit;
-        exception when unique_violation then
-            -- The outbox trigger queued a newer pending row between our check and our update:
-            -- decide again, now seeing it.
-            tries := tries + 1;
-            if tries >= 5 then
-                raise;
-            end if;
-        end;
-    end loop;
-    return query
-        select x.id, x.mentor_id, x.status, x.attempts, x.available_at, x.last_error, x.processed_at
-          from jsonb_to_recordset(recorded)
-               as x(id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
-                    last_error text, processed_at timestamptz);
-end
-$$;
+-- (The processor records the chapter it wrote: record_sync_outcomes takes "chapter" in its JSON
+-- from 20261125000500_clock.sql on, which replaces it with the clock argument.)
 
 -- ---------------------------------------------------------------------------------------------
 -- Reconciliation: the app side per mentor key of a syncing organisation, with the chapter.
 
-drop function reconciliation_app_state(uuid[]);
-create function reconciliation_app_state(p_mentor_ids uuid[] default null)
-returns table (mentor_id uuid, status text, should_be_listed boolean, chapter_name text,
-               confirmed_listed boolean, in_queue boolean)
-language sql
-stable
-set search_path = public, pg_temp
-as $$
-    select d.mentor_id,
-           d.status,
-           d.should_be_listed,
-           d.chapter_name,
-           w.listed,
-           exists (select 1 from sync_queue q
-                    where q.mentor_id = d.mentor_id and q.status in ('pending', 'processing'))
-      from website_listing_rule(now()) d
-      left join website_listing_state w on w.mentor_id = d.mentor_id
-     where d.website_sync_enabled
-       and (p_mentor_ids is null or d.mentor_id = any (p_mentor_ids))
-$$;
+-- (reconciliation_app_state gains the chapter name in 20261125000500_clock.sql.)
 
 alter table reconciliation_log drop constraint reconciliation_log_classification_check;
 alter table reconciliation_log add constraint reconciliation_log_classification_check
@@ -610,7 +490,6 @@ revoke execute on function
     enqueue_organization_change(),
     enqueue_chapter_rename(),
     enqueue_certification_clock(timestamptz),
-    website_sync_tick(timestamptz),
-    reconciliation_app_state(uuid[])
+    website_sync_tick(timestamptz)
 from public, anon, authenticated;
 revoke all on mentor_website_desired_state from anon, authenticated;
