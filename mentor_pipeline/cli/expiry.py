@@ -6,9 +6,11 @@ reminders. Safe to repeat: a second run for the same date creates nothing new.
 
 from __future__ import annotations
 
+import sys
+
 from mentor_pipeline.db import connect
 from mentor_pipeline.expiry.dates import parse_run_date
-from mentor_pipeline.expiry.run import run_nightly_expiry
+from mentor_pipeline.expiry.run import alert_skipped_organizations, run_nightly_expiry
 from mentor_pipeline.expiry.store import BUCKETS
 
 _BUCKET_LABELS = {
@@ -56,4 +58,10 @@ def _run(args) -> int:
     per_threshold = ", ".join(f"{days}-day {n}" for days, n in reminders.per_threshold().items())
     print(f"  reminders: {reminders.reminders} new" + (f" ({per_threshold})" if per_threshold else "")
           + f", coordinator notifications: {reminders.notifications} new")
+    if reminders.skipped:
+        from mentor_pipeline.alerts import alert_sink_from_env
+
+        # Printed (stderr) and alerted; the run is complete for everyone else, so exit 0.
+        alert_skipped_organizations(reminders, alert_sink_from_env(),
+                                    lambda summary: print(f"warning: {summary}", file=sys.stderr))
     return 0

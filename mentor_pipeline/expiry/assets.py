@@ -60,6 +60,7 @@ def reminders_metadata(reminders: store.Reminders) -> dict:
         "notifications_created": dg.MetadataValue.int(reminders.notifications),
         "reminders_by_threshold": dg.MetadataValue.json({str(k): v for k, v in reminders.per_threshold().items()}),
         "reminders_by_organization_and_threshold": dg.MetadataValue.md(table),
+        "organizations_skipped_invalid_thresholds": dg.MetadataValue.json(reminders.skipped),
     }
 
 
@@ -108,7 +109,8 @@ def certification_state(context: dg.AssetExecutionContext, app_db: AppDatabase) 
         "One reminder per (mentor, threshold_day, certification_expiry_date) in `cert_expiry_reminders`"
         " and one coordinator notification per reminder in `coordinator_notifications`, for valid"
         " certifications within a threshold (per-organisation thresholds, default 30/14/7; only the"
-        " tightest threshold reached is sent). Unique constraints make a re-run add nothing."
+        " tightest threshold reached is sent). Unique constraints make a re-run add nothing. An"
+        " organisation whose own thresholds are invalid gets no reminders and an alert; the others run."
     ),
     partitions_def=NIGHTS,
     owners=OWNERS,

@@ -12,12 +12,16 @@ running it again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import psycopg
 
+from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.expiry import store
+
+INVALID_THRESHOLDS_ALERT = "expiry_thresholds_invalid"
 
 
 @dataclass(frozen=True)

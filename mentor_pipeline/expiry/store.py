@@ -55,6 +55,8 @@ class CertificationState:
 class Reminders:
     # (organisation code, threshold_day) -> (reminders, notifications) created by this call
     counts: dict[tuple[str, int], tuple[int, int]]
+    # organisation code -> why its own thresholds are invalid (it got no reminders this run)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def reminders(self) -> int:
@@ -108,7 +110,11 @@ def refresh_certification_state(conn: psycopg.Connection, run_date: date) -> Cer
 def create_reminders(conn: psycopg.Connection, run_date: date) -> Reminders:
     with conn.transaction():
         rows = conn.execute("select * from create_expiry_reminders(%s)", (run_date,)).fetchall()
-    return Reminders(counts={(org, threshold): (r, n) for org, threshold, r, n in rows})
+        skipped = conn.execute(
+            "select organization_code, threshold_problem from organization_expiry_thresholds"
+            " where threshold_problem is not null order by 1"
+        ).fetchall()
+    return Reminders(counts={(org, threshold): (r, n) for org, threshold, r, n in rows}, skipped=dict(skipped))
 
 
 def certification_gaps(conn: psycopg.Connection, total: int | None = None) -> CertificationGaps:

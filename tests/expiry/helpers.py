@@ -123,3 +123,19 @@ def wait_for_lock_waiters(conn: psycopg.Connection, count: int, timeout: float =
             return pids
         time.sleep(0.05)
     raise AssertionError(f"expected {count} sessions waiting on a lock within {timeout}s")
+
+
+def plant_thresholds(conn: psycopg.Connection, org_code: str, days_literal: str) -> None:
+    """An organisation's thresholds written past every check, as a row saved before the current
+    rule or a direct edit with the checks switched off would be. (Superuser only.)"""
+    from tests.support.factories import organization
+
+    org_id = organization(conn, org_code)
+    conn.execute("alter table expiry_threshold_config drop constraint expiry_threshold_config_valid")
+    conn.execute("alter table expiry_threshold_config disable trigger expiry_threshold_config_validate")
+    conn.execute(
+        "insert into expiry_threshold_config (organization_id, threshold_overrides_enabled, threshold_days)"
+        " values (%s, true, %s::numeric[])", (org_id, days_literal))
+    conn.execute("alter table expiry_threshold_config enable trigger expiry_threshold_config_validate")
+    conn.execute("alter table expiry_threshold_config add constraint expiry_threshold_config_valid"
+                 " check (expiry_threshold_days_problem(threshold_days) is null) not valid")

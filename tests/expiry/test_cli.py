@@ -57,3 +57,23 @@ def test_default_date_is_today_in_oslo(db, capsys):
     assert main(["expiry"]) == 0
     assert f"nightly expiry for {today.isoformat()}" in capsys.readouterr().out
     assert db.execute("select run_date, threshold_day from cert_expiry_reminders").fetchall() == [(today, 7)]
+
+
+def test_an_organisation_with_invalid_thresholds_is_skipped_with_a_warning_and_the_others_run(db, capsys):
+    from mentor_pipeline.expiry.dates import today_in_oslo
+    from tests.expiry.helpers import plant_thresholds, reminders_of, status_of
+
+    today = today_in_oslo()
+    hlf = mentor_expiring(db, expiring_on(today, 3))
+    nhf_soon = mentor_expiring(db, expiring_on(today, 3), org="NHF")
+    nhf_lapsed = mentor_expiring(db, expiring_on(today, -1), org="NHF")
+    plant_thresholds(db, "NHF", "{400}")
+
+    assert main(["expiry"]) == 0
+    captured = capsys.readouterr()
+    assert "reminders: 1 new (7-day 1)" in captured.out
+    assert captured.err.strip().splitlines()[-1] == (
+        "warning: no expiry reminders for NHF: its thresholds are invalid (thresholds are at most 365 days, got 400);"
+        " other organisations ran as usual. Fix expiry_threshold_config for NHF.")
+    assert reminders_of(db, hlf) and not reminders_of(db, nhf_soon)
+    assert status_of(db, nhf_lapsed) == "expired_cert"
