@@ -103,3 +103,18 @@ cross join lateral (
 
 revoke all on organization_expiry_thresholds from anon, authenticated;
 revoke execute on function expiry_threshold_days_problem(numeric[]) from public, anon, authenticated;
+
+-- ---------------------------------------------------------------------------------------------
+-- Every certification date the column allows
+
+-- expires_at = 'infinity' (never expires) is valid; it has no Oslo calendar day to count to, so
+-- its days left are unknown (null) instead of "cannot subtract infinite dates". Finite dates up
+-- to year 294276 fit: the day count stays far inside integer. Still inlined (one CASE).
+create or replace function certification_days_left(p_expires_at timestamptz, p_run_date date)
+returns integer
+language sql
+immutable
+parallel safe
+as $$
+    select case when isfinite(p_expires_at) then oslo_date(p_expires_at) - p_run_date end
+$$;
