@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--date", metavar="YYYY-MM-DD",
                         help="the night to run (Europe/Oslo); default today. Re-running a night adds nothing.")
+    parser.add_argument("--backfill", action="store_true",
+                        help="allow a night more than 3 days back (at most a year); reminders then go out"
+                             " only for certifications still valid today")
     parser.set_defaults(func=_run)
 
 
@@ -37,7 +40,7 @@ def _by_org(counts: dict[str, int]) -> str:
 
 
 def _run(args) -> int:
-    run_date = parse_run_date(args.date)  # bad input fails here, before any connection
+    run_date = parse_run_date(args.date, backfill=args.backfill)  # bad input fails here, before any connection
     with connect() as conn:
         result = run_nightly_expiry(conn, run_date)
 

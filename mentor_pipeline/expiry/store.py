@@ -107,9 +107,10 @@ def refresh_certification_state(conn: psycopg.Connection, run_date: date) -> Cer
     )
 
 
-def create_reminders(conn: psycopg.Connection, run_date: date) -> Reminders:
+def create_reminders(conn: psycopg.Connection, run_date: date, sent_on: date | None = None) -> Reminders:
+    """Reminders due on `run_date`, sent on `sent_on` (None: today in Oslo, as the database sees it)."""
     with conn.transaction():
-        rows = conn.execute("select * from create_expiry_reminders(%s)", (run_date,)).fetchall()
+        rows = conn.execute("select * from create_expiry_reminders(%s, %s)", (run_date, sent_on)).fetchall()
         skipped = conn.execute(
             "select organization_code, threshold_problem from organization_expiry_thresholds"
             " where threshold_problem is not null order by 1"

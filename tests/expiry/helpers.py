@@ -64,10 +64,12 @@ def status_of(conn: psycopg.Connection, mentor_id: uuid.UUID) -> str:
     return conn.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0]
 
 
-def run_expiry_sql(conn: psycopg.Connection, run_date: date = RUN_DATE) -> None:
+def run_expiry_sql(conn: psycopg.Connection, run_date: date = RUN_DATE, *, on_time: bool = True) -> None:
+    """The night of `run_date`; on_time: as if it ran that night (reminders sent that day), else
+    run today as a backfill would."""
     from mentor_pipeline.expiry.run import run_nightly_expiry
 
-    run_nightly_expiry(conn, run_date)
+    run_nightly_expiry(conn, run_date, sent_on=run_date if on_time else None)
 
 
 def outcome(conn: psycopg.Connection) -> dict[str, list]:

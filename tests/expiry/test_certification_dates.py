@@ -53,7 +53,7 @@ def test_views_and_the_nightly_run_take_any_expiry_date(db, expires):
     far = far_mentor(db, expires, "Far Future")
     soon = mentor_expiring(db, expiring_on(RUN_DATE, 3), name="Soon Solberg")
 
-    result = run_nightly_expiry(db, RUN_DATE)
+    result = run_nightly_expiry(db, RUN_DATE, sent_on=RUN_DATE)
 
     # Every column of every row, computed by the server and handed over as JSON text.
     rows = {row["full_name"]: row for (row,) in db.execute(

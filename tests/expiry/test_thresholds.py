@@ -122,7 +122,7 @@ def test_an_invalid_configuration_already_stored_is_skipped_and_the_other_organi
                       " where organization_code = 'NHF'").fetchone() == (
         None, "thresholds are at most 365 days, got 2147483647")
 
-    result = run_nightly_expiry(db, RUN_DATE)
+    result = run_nightly_expiry(db, RUN_DATE, sent_on=RUN_DATE)
 
     assert result.reminders.skipped == {"NHF": "thresholds are at most 365 days, got 2147483647"}
     assert reminders_of(db, hlf) == [(7, RUN_DATE + timedelta(days=3))]
