@@ -21,6 +21,7 @@ from mentor_pipeline.db.connection import connect, embedded_data_dir, project_ro
 from mentor_pipeline.db.migrate import migrate
 from mentor_pipeline.db.seed import seed
 from mentor_pipeline.instance import ensure_database, write_instance_yaml, write_workspace_yaml
+from mentor_pipeline.redaction import redact_url
 
 # Demo-only identity for the emulator; a real org's ids and secret come from HLF IT.
 DEMO_TENANT = "hlf-demo-tenant"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mentor_pipeline.db import database_url
 from mentor_pipeline.db.migrate import migrate
 from mentor_pipeline.db.seed import seed
+from mentor_pipeline.redaction import redact_url
 
 
 def register(subparsers) -> None:
@@ -21,7 +22,8 @@ def register(subparsers) -> None:
 
 
 def _url(args) -> int:
-    print(database_url())
+    url = database_url()
+    print(url if args.show_password else redact_url(url))
     return 0
 
 

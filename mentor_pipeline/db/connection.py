@@ -9,12 +9,17 @@ all share one server. Everything else asks `connect()` for a connection.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+from mentor_pipeline.redaction import redact, redact_url
+
+_QUOTED = re.compile(r'"[^"]*"')
 
 
 class DatabaseError(RuntimeError):
@@ -110,22 +115,21 @@ def connect(url: str | None = None, *, autocommit: bool = False, **kwargs) -> ps
     try:
         return psycopg.connect(target, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"cannot connect to {redact(target)}: {first_line(exc)}") from exc
+        raise DatabaseError(f"cannot connect to {redact_url(target)}: {redact(first_line(exc))}") from exc
+    except psycopg.ProgrammingError as exc:
+        # libpq could not parse the URL, and its message quotes pieces of it (the password too).
+        reason = _QUOTED.sub('"…"', redact(first_line(exc)))
+        raise DatabaseError(
+            f"the database URL {redact_url(target)} is malformed ({reason}): expected"
+            " postgresql://USER:PASSWORD@HOST:PORT/DBNAME with special characters in the password"
+            " percent-encoded; check DATABASE_URL"
+        ) from exc
 
 
 def with_database(url: str, dbname: str) -> str:
     """The same server URL pointing at another database (works for socket URLs too)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + dbname))
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
 
 
 def first_line(exc: BaseException) -> str:
