@@ -207,3 +207,29 @@ end
 $$;
 
 revoke execute on function create_expiry_reminders(date, date) from public, anon, authenticated;
+
+-- ---------------------------------------------------------------------------------------------
+-- Privileges: under Supabase's default grants the app roles get everything on every sequence
+-- and function created in public. They need none of the pipeline's: nextval/setval on
+-- sync_queue_id_seq would let any signed-in user break every later status change, and the
+-- helpers are the pipeline's business. (Tables and views are revoked where they are created.)
+revoke all on sequence
+    sync_queue_id_seq,
+    mentor_status_audit_id_seq,
+    cert_expiry_reminders_id_seq,
+    certification_state_runs_id_seq,
+    coordinator_notifications_id_seq,
+    reconciliation_log_id_seq
+from anon, authenticated;
+
+-- PUBLIC too: PostgreSQL grants EXECUTE to everyone on every new function. The trigger runs them
+-- as their owner (SECURITY DEFINER); the pipeline is the owner or service_role.
+revoke execute on function
+    has_valid_certification(uuid, timestamptz),
+    sync_trigger_events(),
+    expiry_run_start(date),
+    oslo_date(timestamptz),
+    certification_valid_as_of(timestamptz, date),
+    certification_days_left(timestamptz, date),
+    expiry_default_threshold_days()
+from public, anon, authenticated;
