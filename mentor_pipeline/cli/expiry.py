@@ -12,6 +12,7 @@ from mentor_pipeline.db import connect
 from mentor_pipeline.expiry.dates import parse_run_date
 from mentor_pipeline.expiry.run import alert_skipped_organizations, run_nightly_expiry
 from mentor_pipeline.expiry.store import BUCKETS
+from mentor_pipeline.text import plain
 
 _BUCKET_LABELS = {
     "expired": "expired",
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def _by_org(counts: dict[str, int]) -> str:
-    return ", ".join(f"{org} {n}" for org, n in sorted(counts.items()))
+    return ", ".join(f"{plain(org)} {n}" for org, n in sorted(counts.items()))
 
 
 def _run(args) -> int:
@@ -54,7 +55,8 @@ def _run(args) -> int:
           + ", ".join(f"{_BUCKET_LABELS[b]} {buckets[b]}" for b in BUCKETS))
     print(f"  active without any certification (not transitioned): {state.gaps.total}")
     for gap in state.gaps.sample:
-        print(f"    - {gap['full_name']} ({gap['organization']}, {gap['chapter'] or 'no chapter'}) {gap['mentor_id']}")
+        print(f"    - {plain(gap['full_name'])} ({plain(gap['organization'])}, {plain(gap['chapter'] or 'no chapter')})"
+              f" {gap['mentor_id']}")
     if state.gaps.total > len(state.gaps.sample):
         print(f"    ... and {state.gaps.total - len(state.gaps.sample)} more")
     reminders = result.reminders

@@ -26,6 +26,24 @@ class DatabaseError(RuntimeError):
     """A database problem an operator can act on; the message is one line."""
 
 
+class SchemaMissing(DatabaseError):
+    """A table or function of the pipeline is not there: the database was not migrated."""
+
+
+class _MigrateHintCursor(psycopg.Cursor):
+    """Adds the next step to "relation/function ... does not exist": a database without the
+    pipeline's migrations otherwise fails deep inside a sensor with no hint at all."""
+
+    def execute(self, *args, **kwargs):
+        try:
+            return super().execute(*args, **kwargs)
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            raise SchemaMissing(
+                f"{first_line(exc)} in database {self.connection.info.dbname!r}: is it migrated?"
+                " Run `mentor-pipeline db migrate` (or `supabase db push`)"
+            ) from exc
+
+
 def project_root() -> Path:
     package_parent = Path(__file__).resolve().parents[2]
     if (package_parent / "pyproject.toml").exists():
@@ -113,6 +131,7 @@ def stop_embedded_server(data_dir: Path | None = None) -> None:
 def connect(url: str | None = None, *, autocommit: bool = False, **kwargs) -> psycopg.Connection:
     target = url or database_url()
     try:
+        kwargs.setdefault("cursor_factory", _MigrateHintCursor)
         return psycopg.connect(target, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to {redact_url(target)}: {redact(first_line(exc))}") from exc

@@ -20,6 +20,7 @@ import psycopg
 
 from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.expiry import store
+from mentor_pipeline.text import plain
 
 INVALID_THRESHOLDS_ALERT = "expiry_thresholds_invalid"
 

@@ -170,3 +170,24 @@ def test_the_code_location_carries_the_job_and_schedule():
         "expired_cert_transitions", "certification_state", "expiry_reminders"}
     schedule = repo.get_schedule_def("nightly_expiry_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Europe/Oslo")
+
+
+def test_names_are_escaped_in_markdown_metadata_and_the_cli(db, capsys):
+    from mentor_pipeline.cli import main
+    from mentor_pipeline.expiry.assets import certification_state_metadata
+    from mentor_pipeline.expiry.run import apply_certification_state
+
+    evil = "Eve\n| forged | row |\x1b[31m*x*"
+    mentor_expiring(db, None, name=evil)  # active without a certification: listed by name
+    mentor_expiring(db, None, name="Kari Nordmann")
+    table = certification_state_metadata(apply_certification_state(db, NIGHT), None)[
+        "active_without_certification_list"].value
+    rows = table.splitlines()
+    assert len(rows) == 4  # header, rule, one row per mentor
+    assert "\x1b" not in table
+    [evil_row] = [row for row in rows if row.startswith("| Eve")]
+    assert evil_row.startswith("| Eve \\| forged \\| row \\| \\[31m*x* | HLF |")  # mentor_pipeline.markdown
+
+    assert main(["expiry", "--date", NIGHT.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "    - Eve\\n| forged | row |\\x1b[31m*x* (HLF, HLF Oslo)" in out
