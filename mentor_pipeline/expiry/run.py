@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.expiry import store
 from mentor_pipeline.text import plain
+
+if TYPE_CHECKING:  # the CLI imports this module without Dagster
+    from mentor_pipeline.alerts import AlertSink
 
 INVALID_THRESHOLDS_ALERT = "expiry_thresholds_invalid"
 

@@ -5,6 +5,7 @@ line with the next step, and nothing is written."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ def test_an_unmigrated_database_names_the_next_step(unmigrated_url):
 
     with connect(unmigrated_url) as conn, pytest.raises(SchemaMissing) as caught:
         due_summary(conn)
-    assert str(caught.value).startswith("function sync_queue_due() does not exist in database 'mp_test_")
+    assert re.match(r"function \w+\(\) does not exist in database 'mp_test_\w+': is it migrated\? ", str(caught.value))
     assert str(caught.value).endswith("is it migrated? Run `mentor-pipeline db migrate` (or `supabase db push`)")
 
 
@@ -43,7 +44,7 @@ def test_an_unmigrated_database_is_one_line_in_the_cli_and_stays_empty(unmigrate
                             text=True, env=env, timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith('mentor-pipeline mentor: error: relation "mentors" does not exist')
+    assert re.match(r'mentor-pipeline mentor: error: relation "\w+" does not exist in database ', line)
     assert line.endswith("Run `mentor-pipeline db migrate` (or `supabase db push`)")
     with connect(unmigrated_url) as conn:
         assert conn.execute("select count(*) from pg_tables where schemaname = 'public'").fetchone() == (0,)

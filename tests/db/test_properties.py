@@ -2,7 +2,11 @@
 and threshold configurations (valid, invalid, saved behind the checks' back), on real
 PostgreSQL. Whatever the input, the pending queue rows, the audit trail and the reminders agree
 with the rule, computed here independently, and nothing raises except the refusal of an
-invalid threshold save.
+invalid threshold save. The rule: a certification recorded marks an HLF mentor with what the
+website should show (add/remove); paused/expired_cert -> pending 'remove' for HLF; reinstated
+with a valid latest certification -> 'restore', otherwise no new row and a warning in the audit;
+NHF never enqueues; reminders only at configured thresholds, never for lapsed certifications,
+never twice.
 
 Each example runs in one transaction that is rolled back, so examples never see each other.
 """
@@ -90,6 +94,11 @@ def valid_at(expiry, instant: datetime) -> bool:
 def expected_changes(spec: dict, latest_expiry, now: datetime) -> Expected:
     valid_now = valid_at(latest_expiry, now)
     state = Expected(spec["initial"])
+    if spec["certifications"] and spec["org"] == "HLF":
+        # Each certification insert marks the mentor with what the rule says now; the last one
+        # inserted (the latest) decides.
+        listed = state.status == "active" and valid_now
+        state.pending = ("add" if listed else "remove", "certification_change")
     for new, event in spec["changes"]:
         old = state.status
         if new == old:
