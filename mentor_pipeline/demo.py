@@ -54,7 +54,7 @@ def run_demo(options: DemoOptions) -> int:
 
     uses_embedded = not os.environ.get("DATABASE_URL")
     url = database_url()
-    say(f"database: {url}")
+    say(f"database: {redact_url(url)}")
     migrate(url, with_app_standin=True)
     created = seed(url)
     say(f"demo data loaded ({created} new mentors)")

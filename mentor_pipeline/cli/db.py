@@ -11,7 +11,9 @@ from mentor_pipeline.redaction import redact_url
 def register(subparsers) -> None:
     parser = subparsers.add_parser("db", help="database: show the URL, apply migrations, load demo data")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("url", help="print the database URL in use (starts the embedded server if needed)").set_defaults(func=_url)
+    url = actions.add_parser("url", help="print the database URL in use, credentials hidden (starts the embedded server if needed)")
+    url.add_argument("--show-password", action="store_true", help="print it whole, e.g. for psql (mind who sees your terminal)")
+    url.set_defaults(func=_url)
     migrate_parser = actions.add_parser("migrate", help="apply pending migrations from supabase/migrations")
     migrate_parser.add_argument(
         "--with-app-standin", action="store_true",

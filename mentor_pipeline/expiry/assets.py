@@ -9,7 +9,8 @@ import dagster as dg
 
 from mentor_pipeline import markdown
 from mentor_pipeline.expiry import store
-from mentor_pipeline.expiry.run import CertificationStateResult, snapshot_certification_state
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.expiry.run import CertificationStateResult, alert_skipped_organizations, snapshot_certification_state
 from mentor_pipeline.nights import NIGHTS, OSLO_TZ, night_at, night_of
 from mentor_pipeline.resources import AppDatabase
 
@@ -117,10 +118,11 @@ def certification_state(context: dg.AssetExecutionContext, app_db: AppDatabase) 
     group_name=GROUP,
     kinds={"postgres"},
 )
-def expiry_reminders(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
+def expiry_reminders(context: dg.AssetExecutionContext, app_db: AppDatabase, alerts: AlertSink) -> dg.MaterializeResult:
     night = night_of(context)
     with app_db.connect() as conn:
         reminders = store.create_reminders(conn, night)
+    alert_skipped_organizations(reminders, alerts, context.log.warning)
     context.log.info(f"{reminders.reminders} reminders and {reminders.notifications} notifications created for {night}")
     return dg.MaterializeResult(metadata=reminders_metadata(reminders))
 

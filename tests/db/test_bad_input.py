@@ -34,7 +34,7 @@ def test_an_unmigrated_database_names_the_next_step(unmigrated_url):
 
     with connect(unmigrated_url) as conn, pytest.raises(SchemaMissing) as caught:
         due_summary(conn)
-    assert re.match(r"function \w+\(\) does not exist in database 'mp_test_\w+': is it migrated\? ", str(caught.value))
+    assert re.match(r"function \w+\([\w ]*\) does not exist in database 'mp_test_\w+': is it migrated\? ", str(caught.value))
     assert str(caught.value).endswith("is it migrated? Run `mentor-pipeline db migrate` (or `supabase db push`)")
 
 

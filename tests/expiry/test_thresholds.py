@@ -144,7 +144,7 @@ def test_the_migration_keeps_a_row_saved_under_the_old_rule(admin_url, tmp_path)
     name = create_database(admin_url)
     try:
         url = with_database(admin_url, name)
-        migrate(url, tmp_path)
+        migrate(url, tmp_path, with_app_standin=True)
         with psycopg.connect(url, autocommit=True) as conn:
             save(conn, "NHF", [400])
             migrate(url, MIGRATIONS_DIR)

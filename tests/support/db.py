@@ -56,7 +56,9 @@ def apply_supabase_default_grants(url: str) -> None:
 def create_migrated_template(admin_url: str) -> str:
     """Migrated the way a Supabase project is: on top of Supabase's default grants."""
     name = create_database(admin_url)
-    migrate(with_database(admin_url, name), with_app_standin=True)
+    url = with_database(admin_url, name)
+    apply_supabase_default_grants(url)
+    migrate(url, with_app_standin=True)
     return name
 
 
