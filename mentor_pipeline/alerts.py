@@ -17,23 +17,26 @@ import psycopg
 
 from mentor_pipeline import incidents
 from mentor_pipeline.db.connection import DatabaseError, first_line
-from mentor_pipeline.redaction import redact, redact_value
+from mentor_pipeline.redaction import redact, redact_url, redact_value
 from mentor_pipeline.resources import AppDatabase
 
 logger = logging.getLogger("mentor_pipeline.alerts")
 
 
 class _HideWebhookUrls(logging.Filter):
-    """httpx logs every request URL at INFO; a webhook URL is a credential, so mask it."""
+    """httpx logs every request URL at INFO: a webhook URL is a credential as a whole (its path
+    is the secret), and any other URL loses its user info and credential query values."""
 
     urls: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(url in message for url in self.urls):
-            for url in self.urls:
-                message = message.replace(url, "<alert webhook>")
-            record.msg, record.args = message, ()
+        safe = message
+        for url in self.urls:
+            safe = safe.replace(url, redact_url(url, hide_path=True))
+        safe = redact(safe)
+        if safe != message:
+            record.msg, record.args = safe, ()
         return True
 
 

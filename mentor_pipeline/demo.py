@@ -21,6 +21,7 @@ from mentor_pipeline.db.connection import connect, embedded_data_dir, project_ro
 from mentor_pipeline.db.migrate import migrate
 from mentor_pipeline.db.seed import seed
 from mentor_pipeline.instance import ensure_database, write_instance_yaml, write_workspace_yaml
+from mentor_pipeline.redaction import redact_url
 
 # Demo-only identity for the emulator; a real org's ids and secret come from HLF IT.
 DEMO_TENANT = "hlf-demo-tenant"
@@ -53,7 +54,7 @@ def run_demo(options: DemoOptions) -> int:
 
     uses_embedded = not os.environ.get("DATABASE_URL")
     url = database_url()
-    say(f"database: {url}")
+    say(f"database: {redact_url(url)}")
     migrate(url, with_app_standin=True)
     created = seed(url)
     say(f"demo data loaded ({created} new mentors)")

@@ -15,7 +15,8 @@ import dagster as dg
 OSLO_TZ = "Europe/Oslo"
 OSLO = ZoneInfo(OSLO_TZ)
 # The first night the UI offers. Nights before the pipeline went live show as missing there:
-# backfill only nights that were really missed (a backfilled night sends that night's reminders).
+# backfill only nights that were really missed (a backfilled night sends that night's reminders,
+# for certifications still valid today).
 FIRST_NIGHT = "2026-01-01"
 
 # end_offset=1: tonight's partition exists from 00:00, so the 02:00 run can be for today's date;

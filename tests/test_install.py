@@ -31,7 +31,7 @@ def test_light_commands_need_neither_dagster_nor_the_demo_extra(db_url):
     missing = ("dagster", *DEMO_EXTRA)
     assert run(cli_argv("db", "seed"), DATABASE_URL=db_url).returncode == 0
     commands = {
-        ("db", "url"): db_url,
+        ("db", "url", "--show-password"): db_url,
         ("db", "migrate"): "database is up to date",
         ("mentor", "list", "--org", "HLF"): "Ingrid Hansen",
         ("mentor", "set-status", "Ingrid Hansen", "paused"): "Ingrid Hansen: active -> paused",

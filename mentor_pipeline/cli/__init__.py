@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # one clear line, never a traceback, never a secret
         from mentor_pipeline.db.connection import first_line
+        from mentor_pipeline.redaction import redact
 
-        print(f"mentor-pipeline {args.command}: error: {first_line(exc)}", file=sys.stderr)
+        print(f"mentor-pipeline {args.command}: error: {redact(first_line(exc))}", file=sys.stderr)
         return 1
 
 

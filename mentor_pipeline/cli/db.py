@@ -5,12 +5,15 @@ from __future__ import annotations
 from mentor_pipeline.db import database_url
 from mentor_pipeline.db.migrate import migrate
 from mentor_pipeline.db.seed import seed
+from mentor_pipeline.redaction import redact_url
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("db", help="database: show the URL, apply migrations, load demo data")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("url", help="print the database URL in use (starts the embedded server if needed)").set_defaults(func=_url)
+    url = actions.add_parser("url", help="print the database URL in use, credentials hidden (starts the embedded server if needed)")
+    url.add_argument("--show-password", action="store_true", help="print it whole, e.g. for psql (mind who sees your terminal)")
+    url.set_defaults(func=_url)
     migrate_parser = actions.add_parser("migrate", help="apply pending migrations from supabase/migrations")
     migrate_parser.add_argument(
         "--with-app-standin", action="store_true",
@@ -21,7 +24,8 @@ def register(subparsers) -> None:
 
 
 def _url(args) -> int:
-    print(database_url())
+    url = database_url()
+    print(url if args.show_password else redact_url(url))
     return 0
 
 

@@ -6,10 +6,13 @@ reminders. Safe to repeat: a second run for the same date creates nothing new.
 
 from __future__ import annotations
 
+import sys
+
 from mentor_pipeline.db import connect
 from mentor_pipeline.expiry.dates import parse_run_date
-from mentor_pipeline.expiry.run import run_nightly_expiry
+from mentor_pipeline.expiry.run import alert_skipped_organizations, run_nightly_expiry
 from mentor_pipeline.expiry.store import BUCKETS
+from mentor_pipeline.text import plain
 
 _BUCKET_LABELS = {
     "expired": "expired",
@@ -27,15 +30,18 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--date", metavar="YYYY-MM-DD",
                         help="the night to run (Europe/Oslo); default today. Re-running a night adds nothing.")
+    parser.add_argument("--backfill", action="store_true",
+                        help="allow a night more than 3 days back (at most a year); reminders then go out"
+                             " only for certifications still valid today")
     parser.set_defaults(func=_run)
 
 
 def _by_org(counts: dict[str, int]) -> str:
-    return ", ".join(f"{org} {n}" for org, n in sorted(counts.items()))
+    return ", ".join(f"{plain(org)} {n}" for org, n in sorted(counts.items()))
 
 
 def _run(args) -> int:
-    run_date = parse_run_date(args.date)  # bad input fails here, before any connection
+    run_date = parse_run_date(args.date, backfill=args.backfill)  # bad input fails here, before any connection
     with connect() as conn:
         result = run_nightly_expiry(conn, run_date)
 
@@ -49,11 +55,18 @@ def _run(args) -> int:
           + ", ".join(f"{_BUCKET_LABELS[b]} {buckets[b]}" for b in BUCKETS))
     print(f"  active without any certification (not transitioned): {state.gaps.total}")
     for gap in state.gaps.sample:
-        print(f"    - {gap['full_name']} ({gap['organization']}, {gap['chapter'] or 'no chapter'}) {gap['mentor_id']}")
+        print(f"    - {plain(gap['full_name'])} ({plain(gap['organization'])}, {plain(gap['chapter'] or 'no chapter')})"
+              f" {gap['mentor_id']}")
     if state.gaps.total > len(state.gaps.sample):
         print(f"    ... and {state.gaps.total - len(state.gaps.sample)} more")
     reminders = result.reminders
     per_threshold = ", ".join(f"{days}-day {n}" for days, n in reminders.per_threshold().items())
     print(f"  reminders: {reminders.reminders} new" + (f" ({per_threshold})" if per_threshold else "")
           + f", coordinator notifications: {reminders.notifications} new")
+    if reminders.skipped:
+        from mentor_pipeline.alerts import alert_sink_from_env
+
+        # Printed (stderr) and alerted; the run is complete for everyone else, so exit 0.
+        alert_skipped_organizations(reminders, alert_sink_from_env(),
+                                    lambda summary: print(f"warning: {summary}", file=sys.stderr))
     return 0

@@ -7,6 +7,8 @@ what reaches the website; this command adds no rules of its own.
 from __future__ import annotations
 
 from mentor_pipeline.db import connect
+from mentor_pipeline.text import plain
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("mentor", help="list mentors or change a mentor's status (as the app would)")
@@ -36,12 +38,17 @@ def _list(args) -> int:
     """
     with connect() as conn:
         rows = conn.execute(query, {"org": args.org}).fetchall()
+        if args.org is not None and not rows:
+            known = [code for (code,) in conn.execute("select code from organizations order by code")]
+            if args.org not in known:
+                raise ValueError(f"no organisation with code {plain(args.org)!r}: known codes are "
+                                 f"{', '.join(map(plain, known)) or 'none (run mentor-pipeline db seed?)'}")
     print(f"{'id':36}  {'org':4} {'chapter':15} {'name':22} {'status':12} {'cert expires':12} "
           f"{'website should show':40} Dynamics confirmed")
     for mentor_id, org, chapter, name, status, expires, listed, reason, confirmed, synced_at in rows:
         wish = "listed" if listed else f"not listed: {reason}"
         seen = "-" if confirmed is None else f"{'listed' if confirmed else 'not listed'} at {synced_at}"
-        print(f"{mentor_id!s:36}  {org:4} {chapter or '-':15} {name:22} {status:12} "
+        print(f"{mentor_id!s:36}  {plain(org):4} {plain(chapter or '-'):15} {plain(name):22} {status:12} "
               f"{expires or 'none':12} {wish:40} {seen}")
     return 0
 
@@ -65,7 +72,7 @@ def _set_status(args) -> int:
         warning = conn.execute(
             "select warning from mentor_status_audit where mentor_id = %s order by id desc limit 1", (mentor_id,)
         ).fetchone()
-    print(f"{name}: {old_status} -> {args.status}")
+    print(f"{plain(name)}: {old_status} -> {args.status}")
     if old_status != args.status:
         print(f"website sync queued: {queued[0]}" if queued else "website sync: nothing queued")
         if warning and warning[0]:

@@ -9,6 +9,7 @@ all share one server. Everything else asks `connect()` for a connection.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -16,9 +17,31 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from mentor_pipeline.redaction import redact, redact_url
+
+_QUOTED = re.compile(r'"[^"]*"')
+
 
 class DatabaseError(RuntimeError):
     """A database problem an operator can act on; the message is one line."""
+
+
+class SchemaMissing(DatabaseError):
+    """A table or function of the pipeline is not there: the database was not migrated."""
+
+
+class _MigrateHintCursor(psycopg.Cursor):
+    """Adds the next step to "relation/function ... does not exist": a database without the
+    pipeline's migrations otherwise fails deep inside a sensor with no hint at all."""
+
+    def execute(self, *args, **kwargs):
+        try:
+            return super().execute(*args, **kwargs)
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            raise SchemaMissing(
+                f"{first_line(exc)} in database {self.connection.info.dbname!r}: is it migrated?"
+                " Run `mentor-pipeline db migrate` (or `supabase db push`)"
+            ) from exc
 
 
 def project_root() -> Path:
@@ -108,24 +131,24 @@ def stop_embedded_server(data_dir: Path | None = None) -> None:
 def connect(url: str | None = None, *, autocommit: bool = False, **kwargs) -> psycopg.Connection:
     target = url or database_url()
     try:
+        kwargs.setdefault("cursor_factory", _MigrateHintCursor)
         return psycopg.connect(target, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"cannot connect to {redact(target)}: {first_line(exc)}") from exc
+        raise DatabaseError(f"cannot connect to {redact_url(target)}: {redact(first_line(exc))}") from exc
+    except psycopg.ProgrammingError as exc:
+        # libpq could not parse the URL, and its message quotes pieces of it (the password too).
+        reason = _QUOTED.sub('"…"', redact(first_line(exc)))
+        raise DatabaseError(
+            f"the database URL {redact_url(target)} is malformed ({reason}): expected"
+            " postgresql://USER:PASSWORD@HOST:PORT/DBNAME with special characters in the password"
+            " percent-encoded; check DATABASE_URL"
+        ) from exc
 
 
 def with_database(url: str, dbname: str) -> str:
     """The same server URL pointing at another database (works for socket URLs too)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + dbname))
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
 
 
 def first_line(exc: BaseException) -> str:

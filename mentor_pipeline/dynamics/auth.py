@@ -21,6 +21,7 @@ from mentor_pipeline.dynamics.errors import (
     InvalidClientSecret,
 )
 from mentor_pipeline.dynamics.settings import DynamicsSettings
+from mentor_pipeline.redaction import redact
 
 # Renew this long before expiry (or at half-life for short tokens), so a request never leaves
 # with a token that dies in flight.
@@ -100,8 +101,10 @@ def auth_error_from(status: int, body: dict, settings: DynamicsSettings) -> Dyna
     codes = body.get("error_codes") or []
     code = codes[0] if codes and isinstance(codes[0], int) else None
     error = body.get("error", "unknown_error")
-    # error_description holds trace ids and newlines; keep its first sentence only.
+    # error_description holds trace ids and newlines; keep its first sentence only. It may echo
+    # the scope, i.e. DYNAMICS_URL with whatever credentials someone put in it.
     description = str(body.get("error_description", "")).splitlines()[0] if body.get("error_description") else ""
+    description = redact(description)
     app = settings.client_id
     if code == 7000215:
         return InvalidClientSecret(

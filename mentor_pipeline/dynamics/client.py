@@ -37,6 +37,7 @@ from mentor_pipeline.dynamics.errors import (
 from mentor_pipeline.dynamics.results import ClientStats, ListingUpdate, UpdateOutcome, UpdateResult, unavailable_code
 from mentor_pipeline.dynamics.settings import DynamicsSettings
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS, SharedThrottle
+from mentor_pipeline.redaction import redact, redact_url
 
 logger = logging.getLogger("mentor_pipeline.dynamics")
 
@@ -90,7 +91,7 @@ class DataverseClient:
         self._http.close()
 
     def __repr__(self) -> str:
-        return f"DataverseClient(url={self.settings.org_url!r}, client_id={self.settings.client_id!r})"
+        return f"DataverseClient(url={redact_url(self.settings.org_url)!r}, client_id={self.settings.client_id!r})"
 
     # -- public operations -------------------------------------------------------------------
 
@@ -274,7 +275,7 @@ class DataverseClient:
             response, _ = self._with_retries(send, "the token request", count_request=False, service="Entra ID")
         except DynamicsUnavailable as exc:
             raise DynamicsUnavailable(
-                f"{exc} Check DYNAMICS_AUTHORITY ({self.settings.authority}) is reachable.", status=exc.status
+                f"{exc} Check DYNAMICS_AUTHORITY ({redact_url(self.settings.authority)}) is reachable.", status=exc.status
             ) from None
         return response
 
@@ -382,7 +383,7 @@ class DataverseClient:
         if not isinstance(link, str) or not link.startswith(self.settings.api_base):
             raise DynamicsProtocolError(
                 "Dataverse's listing page has an @odata.nextLink that is not a link into "
-                f"{self.settings.api_base}: refusing to follow it; check DYNAMICS_URL."
+                f"{redact_url(self.settings.api_base)}: refusing to follow it; check DYNAMICS_URL."
             )
         return link
 
@@ -428,7 +429,8 @@ def _error_of(body: object) -> tuple[str, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return "unknown", "no error details in the answer"
-    return str(error.get("code") or "unknown"), str(error.get("message") or "no message")
+    # Dataverse's message may quote a URL; it ends up in sync_queue.last_error and metadata.
+    return str(error.get("code") or "unknown"), redact(str(error.get("message") or "no message"))
 
 
 def _retry_after(headers: httpx.Headers | dict) -> float | None:

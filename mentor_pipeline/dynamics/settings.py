@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mentor_pipeline.dynamics.errors import DynamicsConfigError
+from mentor_pipeline.redaction import redact_url
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 API_PATH = "/api/data/v9.2/"
@@ -71,6 +72,12 @@ class DynamicsSettings:
     def scope(self) -> str:
         # Client credentials take the resource's static permissions: "{resource}/.default".
         return f"{self.org_url}/.default"
+
+    def __repr__(self) -> str:
+        # The URLs too: someone may have put credentials in DYNAMICS_URL or the authority.
+        return (f"DynamicsSettings(url={redact_url(self.url)!r}, tenant_id={self.tenant_id!r},"
+                f" client_id={self.client_id!r}, authority={redact_url(self.authority)!r},"
+                f" entity_set={self.entity_set!r})")
 
     def __str__(self) -> str:
         return repr(self)

@@ -9,7 +9,8 @@ import dagster as dg
 
 from mentor_pipeline import markdown
 from mentor_pipeline.expiry import store
-from mentor_pipeline.expiry.run import CertificationStateResult, snapshot_certification_state
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.expiry.run import CertificationStateResult, alert_skipped_organizations, snapshot_certification_state
 from mentor_pipeline.nights import NIGHTS, OSLO_TZ, night_at, night_of
 from mentor_pipeline.resources import AppDatabase
 
@@ -60,6 +61,7 @@ def reminders_metadata(reminders: store.Reminders) -> dict:
         "notifications_created": dg.MetadataValue.int(reminders.notifications),
         "reminders_by_threshold": dg.MetadataValue.json({str(k): v for k, v in reminders.per_threshold().items()}),
         "reminders_by_organization_and_threshold": dg.MetadataValue.md(table),
+        "organizations_skipped_invalid_thresholds": dg.MetadataValue.json(reminders.skipped),
     }
 
 
@@ -108,17 +110,19 @@ def certification_state(context: dg.AssetExecutionContext, app_db: AppDatabase) 
         "One reminder per (mentor, threshold_day, certification_expiry_date) in `cert_expiry_reminders`"
         " and one coordinator notification per reminder in `coordinator_notifications`, for valid"
         " certifications within a threshold (per-organisation thresholds, default 30/14/7; only the"
-        " tightest threshold reached is sent). Unique constraints make a re-run add nothing."
+        " tightest threshold reached is sent). Unique constraints make a re-run add nothing. An"
+        " organisation whose own thresholds are invalid gets no reminders and an alert; the others run."
     ),
     partitions_def=NIGHTS,
     owners=OWNERS,
     group_name=GROUP,
     kinds={"postgres"},
 )
-def expiry_reminders(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
+def expiry_reminders(context: dg.AssetExecutionContext, app_db: AppDatabase, alerts: AlertSink) -> dg.MaterializeResult:
     night = night_of(context)
     with app_db.connect() as conn:
         reminders = store.create_reminders(conn, night)
+    alert_skipped_organizations(reminders, alerts, context.log.warning)
     context.log.info(f"{reminders.reminders} reminders and {reminders.notifications} notifications created for {night}")
     return dg.MaterializeResult(metadata=reminders_metadata(reminders))
 

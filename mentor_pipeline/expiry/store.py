@@ -55,6 +55,10 @@ class CertificationState:
 class Reminders:
     # (organisation code, threshold_day) -> (reminders, notifications) created by this call
     counts: dict[tuple[str, int], tuple[int, int]]
+    # organisation code -> why its own thresholds are invalid (it got no reminders this run)
+    skipped: dict[str, str] = field(default_factory=dict)
+    # the organisations whose thresholds were fine
+    thresholds_ok: list[str] = field(default_factory=list)
 
     @property
     def reminders(self) -> int:
@@ -105,10 +109,16 @@ def refresh_certification_state(conn: psycopg.Connection, run_date: date) -> Cer
     )
 
 
-def create_reminders(conn: psycopg.Connection, run_date: date) -> Reminders:
+def create_reminders(conn: psycopg.Connection, run_date: date, sent_on: date | None = None) -> Reminders:
+    """Reminders due on `run_date`, sent on `sent_on` (None: today in Oslo, as the database sees it)."""
     with conn.transaction():
-        rows = conn.execute("select * from create_expiry_reminders(%s)", (run_date,)).fetchall()
-    return Reminders(counts={(org, threshold): (r, n) for org, threshold, r, n in rows})
+        rows = conn.execute("select * from create_expiry_reminders(%s, %s)", (run_date, sent_on)).fetchall()
+        problems = conn.execute(
+            "select organization_code, threshold_problem from organization_expiry_thresholds order by 1"
+        ).fetchall()
+    return Reminders(counts={(org, threshold): (r, n) for org, threshold, r, n in rows},
+                     skipped={org: problem for org, problem in problems if problem is not None},
+                     thresholds_ok=[org for org, problem in problems if problem is None])
 
 
 def certification_gaps(conn: psycopg.Connection, total: int | None = None) -> CertificationGaps:

@@ -215,7 +215,10 @@ def write_log(conn: psycopg.Connection, run_id: uuid.UUID, entries: Iterable[Log
 def duplicates(conn: psycopg.Connection) -> list[dict]:
     """Hits of the compensation query (`reconciliation_duplicates`), for manual review."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("select * from reconciliation_duplicates order by kind, mentor_id, first_at")
+        # The expiry date as text: 'infinity' and years past 9999 are valid there but not in Python.
+        cur.execute("select kind, mentor_id, certification_expiry_date::text as certification_expiry_date,"
+                    " threshold_day, reconciliation_run_id, occurrences, first_at, last_at, row_ids"
+                    " from reconciliation_duplicates order by kind, mentor_id, first_at")
         return cur.fetchall()
 
 

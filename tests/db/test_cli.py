@@ -18,7 +18,7 @@ def run_cli(*args: str, env_url: str | None) -> subprocess.CompletedProcess:
 
 
 def test_db_url_prints_the_configured_url(db_url):
-    result = run_cli("db", "url", env_url=db_url)
+    result = run_cli("db", "url", "--show-password", env_url=db_url)
     assert result.returncode == 0
     assert result.stdout.strip() == db_url
 
@@ -70,7 +70,7 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("mentor-pipeline db: error: cannot connect to postgresql://postgres@127.0.0.1:1/nowhere")
+    assert lines[0].startswith("mentor-pipeline db: error: cannot connect to postgresql://<redacted>@127.0.0.1:1/nowhere")
     assert "Traceback" not in result.stderr
 
 

@@ -197,11 +197,12 @@ def test_pause_removes_from_website_and_reinstatement_restores(stack: Stack):
 
 def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stack: Stack):
     today = today_in_oslo()
-    expiry_day = today - timedelta(days=1)
-    # Lapsed yesterday at noon Oslo time: valid on the reminder nights, expired by tonight's run.
-    # A lapse is no change event: the certification is settled data, and the website hears of
-    # the lapse from the nightly expiry, as in production.
-    expires_at = datetime.combine(expiry_day, dtime(12, 0), tzinfo=OSLO)
+    expiry_day = today
+    # Valid through tonight (23:00 Oslo): the reminder nights, backfilled today, remind about it
+    # (reminders go out only while a certification is valid on the day they are sent). A lapse is
+    # no change event: the certification is settled data, and the website hears of the lapse from
+    # the nightly expiry, as in production.
+    expires_at = datetime.combine(expiry_day, dtime(23, 0), tzinfo=OSLO)
     hlf = new_mentor(stack, "HLF", "E2E Berit Expiry", cert_expires_at=expires_at, listed_in_dynamics=True,
                      settled=True)
     nhf = new_mentor(stack, "NHF", "E2E Nora Expiry", cert_expires_at=expires_at, settled=True)
@@ -215,6 +216,12 @@ def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stac
             assert notifications(stack, mentor) == expected
         assert status_of(stack, hlf) == "active" and queue(stack, hlf) == []
 
+    # Then the days pass (nobody edits anything, so no trigger fires): the certification lapsed
+    # yesterday at noon, and tonight's run expires it.
+    with stack.connect() as conn:
+        conn.execute("set session_replication_role = replica")
+        conn.execute("update certifications set expires_at = %s where mentor_id = any(%s)",
+                     (datetime.combine(today - timedelta(days=1), dtime(12, 0), tzinfo=OSLO), [hlf, nhf]))
     wait_for(lambda: automation_has_ticked(stack, "nightly_reconciliation_automation"), timeout=SYNC_TIMEOUT,
              what="the reconciliation automation's first tick")
     run_nightly_expiry(stack, today)

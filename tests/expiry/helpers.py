@@ -64,10 +64,12 @@ def status_of(conn: psycopg.Connection, mentor_id: uuid.UUID) -> str:
     return conn.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0]
 
 
-def run_expiry_sql(conn: psycopg.Connection, run_date: date = RUN_DATE) -> None:
+def run_expiry_sql(conn: psycopg.Connection, run_date: date = RUN_DATE, *, on_time: bool = True) -> None:
+    """The night of `run_date`; on_time: as if it ran that night (reminders sent that day), else
+    run today as a backfill would."""
     from mentor_pipeline.expiry.run import run_nightly_expiry
 
-    run_nightly_expiry(conn, run_date)
+    run_nightly_expiry(conn, run_date, sent_on=run_date if on_time else None)
 
 
 def outcome(conn: psycopg.Connection) -> dict[str, list]:
@@ -123,3 +125,19 @@ def wait_for_lock_waiters(conn: psycopg.Connection, count: int, timeout: float =
             return pids
         time.sleep(0.05)
     raise AssertionError(f"expected {count} sessions waiting on a lock within {timeout}s")
+
+
+def plant_thresholds(conn: psycopg.Connection, org_code: str, days_literal: str) -> None:
+    """An organisation's thresholds written past every check, as a row saved before the current
+    rule or a direct edit with the checks switched off would be. (Superuser only.)"""
+    from tests.support.factories import organization
+
+    org_id = organization(conn, org_code)
+    conn.execute("alter table expiry_threshold_config drop constraint expiry_threshold_config_valid")
+    conn.execute("alter table expiry_threshold_config disable trigger expiry_threshold_config_validate")
+    conn.execute(
+        "insert into expiry_threshold_config (organization_id, threshold_overrides_enabled, threshold_days)"
+        " values (%s, true, %s::numeric[])", (org_id, days_literal))
+    conn.execute("alter table expiry_threshold_config enable trigger expiry_threshold_config_validate")
+    conn.execute("alter table expiry_threshold_config add constraint expiry_threshold_config_valid"
+                 " check (expiry_threshold_days_problem(threshold_days) is null) not valid")

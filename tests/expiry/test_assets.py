@@ -12,17 +12,24 @@ import pytest
 from mentor_pipeline.expiry.definitions import (
     certification_state, defs, expired_cert_transitions, expiry_reminders, nightly_expiry_schedule,
 )
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.nights import NIGHTS
 from mentor_pipeline.resources import AppDatabase
-from tests.expiry.helpers import OSLO, RUN_DATE, build_scenario, expiring_on, mentor_expiring, outcome, run_expiry_sql
+from tests.expiry.helpers import OSLO, build_scenario, expiring_on, mentor_expiring, outcome, run_expiry_sql
 from tests.support.db import fresh_database
+from tests.support.webhook import webhook_receiver
 
 NIGHT = [expired_cert_transitions, certification_state, expiry_reminders]
+# Last night: a past night (the partition key, not the day the test runs), recent enough that
+# its reminders, sent today, are still due for certifications valid today.
+LAST_NIGHT = today_in_oslo() - timedelta(days=1)
 
 
-def materialize(db_url, night: date = RUN_DATE, raise_on_error=True):
-    # Only the app database: nothing in the nightly expiry talks to Dynamics.
-    return dg.materialize(NIGHT, partition_key=night.isoformat(), resources={"app_db": AppDatabase(url=db_url)},
+def materialize(db_url, night: date = LAST_NIGHT, raise_on_error=True, alerts: AlertSink | None = None):
+    # The app database and the alerts: nothing in the nightly expiry talks to Dynamics.
+    return dg.materialize(NIGHT, partition_key=night.isoformat(),
+                          resources={"app_db": AppDatabase(url=db_url), "alerts": alerts or AlertSink()},
                           instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
 
 
@@ -32,17 +39,17 @@ def metadata(result, asset_name):
 
 
 def test_materialising_a_night_equals_the_sql_run_and_again_adds_nothing(db_url, db, admin_url, migrated_template):
-    build_scenario(db)
+    build_scenario(db, LAST_NIGHT)
     result = materialize(db_url)
     assert result.success
 
     with fresh_database(admin_url, migrated_template) as url, psycopg.connect(url, autocommit=True) as twin:
-        build_scenario(twin)
-        run_expiry_sql(twin)
+        build_scenario(twin, LAST_NIGHT)
+        run_expiry_sql(twin, LAST_NIGHT, on_time=False)  # reminders sent today, as the asset does
         assert outcome(db) == outcome(twin)
     # The run date is the partition key (a past night), not the day the test runs.
-    assert {row[-1] for row in outcome(db)["reminders"]} == {RUN_DATE}
-    assert {row[-1] for row in outcome(db)["certification_state"]} == {RUN_DATE}
+    assert {row[-1] for row in outcome(db)["reminders"]} == {LAST_NIGHT}
+    assert {row[-1] for row in outcome(db)["certification_state"]} == {LAST_NIGHT}
 
     moved = metadata(result, "expired_cert_transitions")
     assert moved["mentors_transitioned_to_expired_cert"] == 6  # active HLF and NHF with -400, -30, -1
@@ -59,8 +66,9 @@ def test_materialising_a_night_equals_the_sql_run_and_again_adds_nothing(db_url,
 
     reminders = metadata(result, "expiry_reminders")
     assert reminders["reminders_created"] == reminders["notifications_created"] == len(outcome(db)["reminders"])
-    # 0..7 days -> 7 (5 values), 8..14 -> 14 (3), 15..30 -> 30 (3); x 2 organisations x 3 statuses.
-    assert reminders["reminders_by_threshold"] == {"30": 18, "14": 18, "7": 30}
+    # 1..7 days -> 7 (4 values; the one expiring that night has lapsed by today, when reminders
+    # are sent), 8..14 -> 14 (3), 15..30 -> 30 (3); x 2 organisations x 3 statuses.
+    assert reminders["reminders_by_threshold"] == {"30": 18, "14": 18, "7": 24}
 
     again = materialize(db_url)
     assert metadata(again, "expiry_reminders")["reminders_created"] == 0
@@ -68,8 +76,8 @@ def test_materialising_a_night_equals_the_sql_run_and_again_adds_nothing(db_url,
 
 
 def test_each_step_has_its_own_status_and_rerunning_the_night_finishes_it(db_url, db):
-    lapsed = mentor_expiring(db, expiring_on(RUN_DATE, -1))
-    expiring = mentor_expiring(db, expiring_on(RUN_DATE, 3))
+    lapsed = mentor_expiring(db, expiring_on(LAST_NIGHT, -1))
+    expiring = mentor_expiring(db, expiring_on(LAST_NIGHT, 3))
     db.execute("alter table cert_expiry_reminders rename to cert_expiry_reminders_away")
 
     broken = materialize(db_url, raise_on_error=False)
@@ -85,16 +93,16 @@ def test_each_step_has_its_own_status_and_rerunning_the_night_finishes_it(db_url
     assert metadata(fixed, "expired_cert_transitions")["mentors_transitioned_to_expired_cert"] == 0
     assert metadata(fixed, "expiry_reminders")["reminders_created"] == 1
     assert db.execute("select threshold_day, run_date from cert_expiry_reminders where mentor_id = %s",
-                      (expiring,)).fetchall() == [(7, RUN_DATE)]
+                      (expiring,)).fetchall() == [(7, LAST_NIGHT)]
 
 
 @pytest.mark.parametrize("night", ["tomorrow", "2026-13-01", "2025-12-31"])
 def test_a_night_that_is_not_a_partition_is_refused_before_anything_runs(db_url, db, night):
     if night == "tomorrow":
         night = (datetime.now(OSLO).date() + timedelta(days=1)).isoformat()
-    mentor_expiring(db, expiring_on(RUN_DATE, -1))
+    mentor_expiring(db, expiring_on(LAST_NIGHT, -1))
     with pytest.raises(dg.DagsterUnknownPartitionError, match=night):
-        dg.materialize(NIGHT, partition_key=night, resources={"app_db": AppDatabase(url=db_url)},
+        dg.materialize(NIGHT, partition_key=night, resources={"app_db": AppDatabase(url=db_url), "alerts": AlertSink()},
                        instance=dg.DagsterInstance.ephemeral())
     assert db.execute("select count(*) from mentors where status = 'expired_cert'").fetchone() == (0,)
 
@@ -107,7 +115,8 @@ def test_tonight_is_a_partition_from_midnight_oslo_time():
 
 @pytest.fixture(scope="module")
 def repo():
-    return dg.Definitions.merge(defs, dg.Definitions(resources={"app_db": AppDatabase()})).get_repository_def()
+    return dg.Definitions.merge(defs, dg.Definitions(resources={"app_db": AppDatabase(), "alerts": AlertSink()})
+                                ).get_repository_def()
 
 
 def schedule_request(repo, scheduled: datetime) -> dg.RunRequest:
@@ -167,3 +176,53 @@ def test_the_code_location_carries_the_job_and_schedule():
         "expired_cert_transitions", "certification_state", "expiry_reminders"}
     schedule = repo.get_schedule_def("nightly_expiry_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Europe/Oslo")
+
+
+def test_names_are_escaped_in_markdown_metadata_and_the_cli(db, capsys):
+    from mentor_pipeline.cli import main
+    from mentor_pipeline.expiry.assets import certification_state_metadata
+    from mentor_pipeline.expiry.run import snapshot_certification_state
+
+    evil = "Eve\n| forged | row |\x1b[31m*x*"
+    mentor_expiring(db, None, name=evil)  # active without a certification: listed by name
+    mentor_expiring(db, None, name="Kari Nordmann")
+    table = certification_state_metadata(snapshot_certification_state(db, LAST_NIGHT))[
+        "active_without_certification_list"].value
+    rows = table.splitlines()
+    assert len(rows) == 4  # header, rule, one row per mentor
+    assert "\x1b" not in table
+    [evil_row] = [row for row in rows if row.startswith("| Eve")]
+    assert evil_row.startswith("| Eve \\| forged \\| row \\| \\[31m*x* | HLF |")  # mentor_pipeline.markdown
+
+    assert main(["expiry", "--date", LAST_NIGHT.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "    - Eve\\n| forged | row |\\x1b[31m*x* (HLF, HLF Oslo)" in out
+
+
+def test_invalid_thresholds_of_one_organisation_alert_and_the_others_get_their_reminders(db_url, db):
+    from mentor_pipeline.incidents import get_incident
+    from tests.expiry.helpers import plant_thresholds, reminders_of
+
+    hlf = mentor_expiring(db, expiring_on(LAST_NIGHT, 3))
+    nhf = mentor_expiring(db, expiring_on(LAST_NIGHT, 3), org="NHF")
+    plant_thresholds(db, "NHF", "{30,7.5}")
+    with webhook_receiver() as hook:
+        result = materialize(db_url, alerts=AlertSink(webhook_url=hook.url))
+    assert result.success
+    assert hook.kinds() == ["expiry_thresholds_invalid"]
+    [post] = hook.posts
+    assert post["summary"].startswith("no expiry reminders for NHF: its thresholds are invalid"
+                                      " (thresholds are whole days, got 7.5)")
+    assert metadata(result, "expiry_reminders")["organizations_skipped_invalid_thresholds"] == {
+        "NHF": "thresholds are whole days, got 7.5"}
+    assert reminders_of(db, hlf) and reminders_of(db, nhf) == []
+    assert get_incident(db, "expiry_thresholds_invalid", "NHF").state == "open"
+
+    # Fixed: the next run reminds NHF too and resolves the incident.
+    db.execute("update expiry_threshold_config set threshold_days = '{30,7}'")
+    with webhook_receiver() as hook:
+        again = materialize(db_url, alerts=AlertSink(webhook_url=hook.url))
+    assert again.success
+    assert [(p["incident"], p["state"]) for p in hook.posts] == [("expiry_thresholds_invalid:NHF", "resolved")]
+    assert reminders_of(db, nhf) == [(7, LAST_NIGHT + timedelta(days=3))]
+    assert metadata(again, "expiry_reminders")["organizations_skipped_invalid_thresholds"] == {}

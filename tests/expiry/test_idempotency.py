@@ -9,16 +9,20 @@ import signal
 import psycopg
 import pytest
 
-from tests.expiry.helpers import RUN_DATE, build_scenario, cli, outcome, run_expiry_sql, wait_for_lock_waiters
+from mentor_pipeline.expiry.dates import today_in_oslo
+from tests.expiry.helpers import build_scenario, cli, outcome, run_expiry_sql, wait_for_lock_waiters
 from tests.support.db import fresh_database
+
+# Tonight, as the CLI runs it (reminders are sent today, so the night must be today's).
+NIGHT = today_in_oslo()
 
 
 @pytest.fixture
 def clean_outcome(admin_url, migrated_template):
     """What one clean run produces for the scenario, on a database of its own."""
     with fresh_database(admin_url, migrated_template) as url, psycopg.connect(url, autocommit=True) as conn:
-        build_scenario(conn)
-        run_expiry_sql(conn)
+        build_scenario(conn, NIGHT)
+        run_expiry_sql(conn, NIGHT)
         result = outcome(conn)
     # The scenario exercises everything: reminders, notifications, HLF removals, NHF transitions.
     assert result["reminders"] and len(result["notifications"]) == len(result["reminders"])
@@ -28,18 +32,18 @@ def clean_outcome(admin_url, migrated_template):
 
 
 def test_twice_in_a_row_equals_one_clean_run(db, clean_outcome):
-    build_scenario(db)
-    run_expiry_sql(db)
-    run_expiry_sql(db)
+    build_scenario(db, NIGHT)
+    run_expiry_sql(db, NIGHT)
+    run_expiry_sql(db, NIGHT)
     assert outcome(db) == clean_outcome
 
 
 def test_two_processes_at_the_same_time_equal_one_clean_run(db_url, db, clean_outcome):
-    build_scenario(db)
+    build_scenario(db, NIGHT)
     with psycopg.connect(db_url) as gate:
         # Hold both runs at their first statement so they really overlap, then let them race.
         gate.execute("lock table mentors in exclusive mode")
-        runs = [cli("expiry", "--date", RUN_DATE.isoformat(), db_url=db_url) for _ in range(2)]
+        runs = [cli("expiry", "--date", NIGHT.isoformat(), db_url=db_url) for _ in range(2)]
         wait_for_lock_waiters(db, 2)
         gate.rollback()
     outputs = [run.communicate(timeout=120) for run in runs]
@@ -62,10 +66,10 @@ def test_two_processes_at_the_same_time_equal_one_clean_run(db_url, db, clean_ou
     ids=["during-transitions", "during-reminders"],
 )
 def test_killed_midway_then_rerun_equals_one_clean_run(db_url, db, clean_outcome, blocked_table, committed_before_the_kill):
-    build_scenario(db)
+    build_scenario(db, NIGHT)
     with psycopg.connect(db_url) as blocker:
         blocker.execute(f"lock table {blocked_table} in share mode")
-        run = cli("expiry", "--date", RUN_DATE.isoformat(), db_url=db_url)
+        run = cli("expiry", "--date", NIGHT.isoformat(), db_url=db_url)
         [backend_pid] = wait_for_lock_waiters(db, 1)
         os.kill(run.pid, signal.SIGKILL)
         run.wait(30)
@@ -79,20 +83,22 @@ def test_killed_midway_then_rerun_equals_one_clean_run(db_url, db, clean_outcome
     assert bool(partial["reminders"]) == committed_before_the_kill["reminders"]
     assert partial["notifications"] == [] and partial["reminders"] == []
 
-    rerun = cli("expiry", "--date", RUN_DATE.isoformat(), db_url=db_url)
+    rerun = cli("expiry", "--date", NIGHT.isoformat(), db_url=db_url)
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
     assert outcome(db) == clean_outcome
 
 
-def test_rerunning_a_past_night_after_later_nights_adds_nothing(db, clean_outcome):
+def test_rerunning_a_past_night_after_later_nights_adds_nothing(db):
     from datetime import timedelta
 
-    build_scenario(db)
-    run_expiry_sql(db)
-    run_expiry_sql(db, RUN_DATE + timedelta(days=1))
+    last_night = NIGHT - timedelta(days=1)
+    build_scenario(db, last_night)
+    run_expiry_sql(db, last_night)
+    run_expiry_sql(db, NIGHT)
     after_next_night = outcome(db)
-    run_expiry_sql(db)
+    assert after_next_night["reminders"]
+    run_expiry_sql(db, last_night)
     again = outcome(db)
     for table in ["reminders", "notifications", "sync_queue", "audit", "statuses"]:
         assert again[table] == after_next_night[table]

@@ -171,7 +171,7 @@ def test_counts_come_back_per_organisation_and_threshold(db):
         mentor_expiring(db, expiring_on(RUN_DATE, days))
     mentor_expiring(db, expiring_on(RUN_DATE, 2), org="NHF")
 
-    first = store.create_reminders(db, RUN_DATE)
+    first = store.create_reminders(db, RUN_DATE, sent_on=RUN_DATE)
     assert first.counts == {("HLF", 30): (2, 2), ("HLF", 14): (1, 1), ("HLF", 7): (1, 1), ("NHF", 7): (1, 1)}
     assert (first.reminders, first.notifications) == (5, 5)
-    assert store.create_reminders(db, RUN_DATE).counts == {}
+    assert store.create_reminders(db, RUN_DATE, sent_on=RUN_DATE).counts == {}

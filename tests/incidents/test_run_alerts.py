@@ -102,7 +102,7 @@ def test_an_exception_gives_its_own_line_and_each_job_has_its_own_incident(db, s
     assert [(p["incident"], p["state"]) for p in webhook.posts] == [
         ("run_failed:flaky_job", "open"), ("run_failed:other_job", "open"), ("run_failed:other_job", "resolved")]
     assert webhook.posts[0]["summary"] == ("Dagster run of flaky_job failed: step: RuntimeError: cannot connect to "
-                                           "postgresql://pipeline:<redacted>@db.example/app")
+                                           "postgresql://<redacted>@db.example/app")  # user info goes whole
     assert get_incident(db, "run_failed", "flaky_job").state == "open"
 
 

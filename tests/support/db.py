@@ -44,9 +44,21 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+SUPABASE_DEFAULT_GRANTS = Path(__file__).with_name("supabase_default_grants.sql")
+
+
+def apply_supabase_default_grants(url: str) -> None:
+    """Supabase's default privileges for anon, authenticated and service_role in schema public."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_DEFAULT_GRANTS.read_text())
+
+
 def create_migrated_template(admin_url: str) -> str:
+    """Migrated the way a Supabase project is: on top of Supabase's default grants."""
     name = create_database(admin_url)
-    migrate(with_database(admin_url, name), with_app_standin=True)
+    url = with_database(admin_url, name)
+    apply_supabase_default_grants(url)
+    migrate(url, with_app_standin=True)
     return name
 
 
