@@ -67,6 +67,8 @@ create table website_sync_requests (
 create index website_sync_requests_mentor on website_sync_requests (mentor_id, requested_at);
 alter table website_sync_requests enable row level security;
 revoke all on website_sync_requests from anon, authenticated;
+-- Supabase's default grants give the app roles every new sequence: a setval would break the button.
+revoke all on sequence website_sync_requests_id_seq from anon, authenticated;
 
 -- How long Power Pages may keep showing the old listing after a confirmed Dataverse write.
 create function portal_cache_delay()

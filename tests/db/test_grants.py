@@ -15,9 +15,6 @@ APP_TABLES = {"organizations", "chapters", "mentors", "certifications"}
 # What the app uses on purpose (20261125000400_coordinators.sql): authenticated reads its own
 # coordinators rows (RLS) and calls the dashboard's two functions, which check who is asking.
 APP_FACING = {"anon": set(), "authenticated": {"coordinators", "request_website_sync(uuid)", "website_sync_status(uuid)"}}
-# Created by a migration that runs after 20261125000200_bad_input.sql, which therefore cannot revoke
-# it: open to the app roles until a later migration does (setval would break the dashboard button).
-LATER_SEQUENCES = {"website_sync_requests_id_seq"}
 SEQUENCES = ["sync_queue_id_seq", "mentor_status_audit_id_seq", "cert_expiry_reminders_id_seq",
              "certification_state_runs_id_seq", "coordinator_notifications_id_seq", "reconciliation_log_id_seq"]
 
@@ -66,9 +63,7 @@ def test_no_pipeline_sequence_is_granted_to_app_roles(db, role):
     assert set(SEQUENCES) <= set(sequences)
     granted = [s for s in sequences
                if db.execute("select has_sequence_privilege(%s, %s, 'usage, select, update')", (role, s)).fetchone()[0]]
-    assert set(granted) <= LATER_SEQUENCES
-    if granted:
-        pytest.xfail(f"{', '.join(granted)} (a later migration) is still open to {role}: revoke it in a new migration")
+    assert granted == []
 
 
 @pytest.mark.parametrize("role", APP_ROLES)
