@@ -88,3 +88,40 @@ def test_a_hostile_search_path_cannot_redirect_the_trigger(db_url, db):
 
     assert len(queue_rows(db, mentor_id)) == 1
     assert db.execute("select count(*) from evil.sync_queue").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("event, allowed", [
+    ("manual_coordinator_action", True),
+    ("status_change", True),
+    ("nightly_expiry", False),
+    ("reconciliation", False),
+    ("force_sync", False),
+])
+def test_the_app_may_mark_only_its_own_changes(db_url, db, event, allowed):
+    # The pipeline's own events come only from the pipeline's role: the audit trail cannot be
+    # forged from the app (PostgREST: JWT claims, `set local role authenticated`).
+    mentor_id = mentor(db)
+    db.execute("grant select, update on mentors to authenticated")
+    db.execute("create policy test_all on mentors for all to authenticated using (true) with check (true)")
+    with psycopg.connect(db_url) as conn:
+        conn.execute("select set_config('request.jwt.claims', '{\"sub\": \"c1\", \"role\": \"authenticated\"}', true)")
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('mentor_pipeline.triggered_by_event', %s, true)", (event,))
+        if allowed:
+            conn.execute("update mentors set status = 'paused' where id = %s", (mentor_id,))
+            conn.commit()
+        else:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="reserved for the pipeline"):
+                conn.execute("update mentors set status = 'paused' where id = %s", (mentor_id,))
+    rows = queue_rows(db, mentor_id)
+    assert [r["triggered_by_event"] for r in rows] == ([event] if allowed else [])
+    status = db.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0]
+    assert status == ("paused" if allowed else "active")
+
+
+def test_the_pipeline_role_may_mark_its_own_events(db):
+    mentor_id = mentor(db)
+    with db.transaction():
+        db.execute("select set_config('mentor_pipeline.triggered_by_event', 'reconciliation', true)")
+        db.execute("update mentors set status = 'paused' where id = %s", (mentor_id,))
+    assert [r["triggered_by_event"] for r in queue_rows(db, mentor_id)] == ["reconciliation"]
