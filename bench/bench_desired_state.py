@@ -4,6 +4,7 @@ organisation of 100,000 mentors switching website sync on (enqueue, then the `$b
 1. Tick: N mentors (1,000,000 by default, HLF with website sync) with certifications whose
    expiries are spread over two years; the watermark is set 2 s behind and `website_sync_tick()`
    is timed, repeatedly (median of the runs); the plan of its scan is printed. Target < 50 ms.
+   Then a one-day window: the catch-up after the daemon was down for a day.
 2. Toggle: an organisation with M mentors (100,000) switches `website_sync_enabled` on: the
    UPDATE (one statement marks every mentor) is timed (target < 5 s), then `drain_queue` writes
    them to the Dataverse emulator with `$batch`.
@@ -56,11 +57,11 @@ def generate(url: str, mentors: int, toggle: int) -> float:
     return time.perf_counter() - started
 
 
-def bench_tick(url: str, runs: int) -> None:
+def bench_tick(url: str, runs: int, window: str = "2 seconds") -> None:
     timings, marked = [], []
     with psycopg.connect(url, autocommit=True) as conn:
         for _ in range(runs):
-            conn.execute("update website_sync_clock set checked_until = now() - interval '2 seconds'")
+            conn.execute("update website_sync_clock set checked_until = now() - %s::interval", (window,))
             conn.execute("delete from sync_queue")
             started = time.perf_counter()
             (count,) = conn.execute("select clock_marked from website_sync_tick()").fetchone()
@@ -72,9 +73,11 @@ def bench_tick(url: str, runs: int) -> None:
             " where expires_at > (select checked_until from website_sync_clock) and expires_at <= now()"
             " union all select mentor_id from certifications"
             " where issued_at > (select checked_until from website_sync_clock) and issued_at <= now()").fetchall()
-    print(f"tick over the clock window (2 s), {runs} runs: median {statistics.median(timings):.2f} ms, "
+    print(f"tick over a clock window of {window}, {runs} runs: median {statistics.median(timings):.2f} ms, "
           f"max {max(timings):.2f} ms, mentors marked per tick {statistics.median(marked):.0f}; target < 50 ms -> "
           f"{'met' if statistics.median(timings) < 50 else 'MISSED'}")
+    if window != "2 seconds":
+        return
     print("plan of the scan:")
     for (line,) in plan:
         print("   ", line)
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {args.mentors} + {args.toggle_mentors} mentors in "
               f"{generate(url, args.mentors, args.toggle_mentors):.1f} s", flush=True)
         bench_tick(url, args.runs)
+        # The catch-up after the daemon was down for a day: every crossing of that day at once.
+        bench_tick(url, 5, "1 day")
         bench_toggle(url)
     return 0
 
