@@ -155,20 +155,22 @@ create function sync_event(p_default text)
 returns text
 language plpgsql
 stable
-set search_path = public, pg_temp
+-- No pinned search_path (names are qualified): the triggers call it on every status change, and a
+-- SET clause costs a configuration save and restore per call.
 as $$
 declare
     event text := coalesce(nullif(current_setting('mentor_pipeline.triggered_by_event', true), ''), p_default);
 begin
-    if not event = any (sync_trigger_events()) then
-        raise exception 'invalid mentor_pipeline.triggered_by_event %: use one of %', quote_literal(event), sync_trigger_events()
+    if not event = any (public.sync_trigger_events()) then
+        raise exception 'invalid mentor_pipeline.triggered_by_event %: use one of %', quote_literal(event),
+            public.sync_trigger_events()
             using errcode = 'check_violation';
     end if;
     -- SECURITY DEFINER changes current_user, not the `role` setting that SET ROLE (PostgREST) made.
     if current_setting('role') in ('anon', 'authenticated') and event <> p_default
-       and not event = any (sync_app_events()) then
+       and not event = any (public.sync_app_events()) then
         raise exception 'mentor_pipeline.triggered_by_event % is reserved for the pipeline: the app may mark % only',
-            quote_literal(event), sync_app_events()
+            quote_literal(event), public.sync_app_events()
             using errcode = 'insufficient_privilege';
     end if;
     return event;

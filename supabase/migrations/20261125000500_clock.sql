@@ -32,36 +32,47 @@ create function queue_website_sync(p_mentor_ids uuid[], p_event text, p_operatio
                                    p_at timestamptz default now())
 returns integer
 language plpgsql
-security definer
-set search_path = public, pg_temp
+-- Neither SECURITY DEFINER nor a pinned search_path: every caller already runs as the owner
+-- (the triggers, the pipeline, the coordinator RPC), the app roles cannot call it, and a SET
+-- clause costs a configuration save and restore on every status change. Names are qualified.
 as $$
 declare
     marked integer;
 begin
-    if not p_event = any (sync_trigger_events()) then
-        raise exception 'unknown triggered_by_event %: use one of %', quote_literal(p_event), sync_trigger_events()
+    if not p_event = any (public.sync_trigger_events()) then
+        raise exception 'unknown triggered_by_event %: use one of %', quote_literal(p_event), public.sync_trigger_events()
             using errcode = 'check_violation';
     end if;
-    -- The operation: the caller's, or the rule's answer for all the keys in one set-based read
-    -- (an organisation toggle marks 100,000 at once).
-    insert into sync_queue (mentor_id, operation, triggered_by_event, available_at)
-    select k.id, coalesce(p_operation, case when k.should_be_listed then 'add' else 'remove' end), p_event, p_at
-      from (select d.mentor_id as id, d.should_be_listed
-              from website_desired_listing(p_mentor_ids, p_at) d
-             where p_operation is null
-            union all
-            select distinct u.id, null::boolean
-              from unnest(p_mentor_ids) u(id)
-             where p_operation is not null) k
-     where k.id is not null
-    on conflict (mentor_id) where status = 'pending' do update
-        set operation = excluded.operation,
-            triggered_by_event = excluded.triggered_by_event,
-            attempts = 0,
-            -- least(): an already-due row keeps its value, so its index entry need not move.
-            available_at = least(sync_queue.available_at, p_at),
-            last_error = null,
-            updated_at = now();
+    if p_operation is null then
+        -- The rule's answer for all the keys in one set-based read (an organisation toggle marks
+        -- 100,000 at once).
+        insert into public.sync_queue as q (mentor_id, operation, triggered_by_event, available_at)
+        select d.mentor_id, case when d.should_be_listed then 'add' else 'remove' end, p_event, p_at
+          from public.website_desired_listing(p_mentor_ids, p_at) d
+         where d.mentor_id is not null
+        on conflict (mentor_id) where status = 'pending' do update
+            set operation = excluded.operation,
+                triggered_by_event = excluded.triggered_by_event,
+                attempts = 0,
+                -- least(): an already-due row keeps its value, so its index entry need not move.
+                available_at = least(q.available_at, p_at),
+                last_error = null,
+                updated_at = now();
+    else
+        -- The caller's operation (the status trigger, on every status change): a plain upsert,
+        -- no read of the rule, so the outbox costs one write.
+        insert into public.sync_queue as q (mentor_id, operation, triggered_by_event, available_at)
+        select distinct u.id, p_operation, p_event, p_at
+          from unnest(p_mentor_ids) u(id)
+         where u.id is not null
+        on conflict (mentor_id) where status = 'pending' do update
+            set operation = excluded.operation,
+                triggered_by_event = excluded.triggered_by_event,
+                attempts = 0,
+                available_at = least(q.available_at, p_at),
+                last_error = null,
+                updated_at = now();
+    end if;
     get diagnostics marked = row_count;
     return marked;
 end
