@@ -231,3 +231,15 @@ def test_auth_failure_fails_the_run_and_alerts_once_not_again_as_run_failed(
     assert webhook.kinds() == ["dynamics_auth_wrong_secret"]
     assert get_incident(db, "run_failed", "website_sync_job") is None
     assert "rotated-by-hlf-it" not in str(webhook.posts) and emulator.options.client_secret not in str(webhook.posts)
+
+
+def test_alerting_bounds_come_from_the_environment():
+    from mentor_pipeline.sync.assets import sync_settings_from_env
+
+    assert sync_settings_from_env({}) == SyncSettings()
+    settings = sync_settings_from_env({"MENTOR_PIPELINE_STALL_ALERT_MINUTES": "0.25",
+                                       "MENTOR_PIPELINE_FRESHNESS_MINUTES": "30",
+                                       "MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES": "0.1"})
+    assert (settings.stall_alert_minutes, settings.freshness_minutes, settings.credential_check_minutes) == (0.25, 30, 0.1)
+    with pytest.raises(ValueError, match=r"^MENTOR_PIPELINE_FRESHNESS_MINUTES must be a positive number of minutes"):
+        sync_settings_from_env({"MENTOR_PIPELINE_FRESHNESS_MINUTES": "fifteen"})
