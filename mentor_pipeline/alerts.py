@@ -9,6 +9,7 @@ environment only, and neither it nor a delivery error that might echo it is ever
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -163,8 +164,25 @@ def _key(kind: str, scope: str) -> str:
     return f"{kind}:{scope}" if scope else kind
 
 
+REMINDER_MINUTES_ENV = "ALERT_REMINDER_MINUTES"
+
+
+def reminder_minutes_from_env(environ=os.environ) -> list[float]:
+    """ALERT_REMINDER_MINUTES, e.g. "60,240,1440" (the default): when reminders of an open
+    incident go out, the last interval repeating. A bad value stops with one line naming it."""
+    raw = environ.get(REMINDER_MINUTES_ENV, "").strip()
+    if not raw:
+        return list(AlertSink.model_fields["reminder_minutes"].default)
+    try:
+        minutes = [float(part) for part in raw.split(",")]
+    except ValueError:
+        minutes = []
+    if not minutes or any(m <= 0 for m in minutes):
+        raise ValueError(f"{REMINDER_MINUTES_ENV} must be positive minutes separated by commas, e.g. 60,240,1440 "
+                         f"(got {raw!r}): fix it in the pipeline's environment")
+    return minutes
+
+
 def alert_sink_from_env() -> AlertSink:
     """For code running outside Dagster (CLI): the same sink, configured from the environment."""
-    import os
-
-    return AlertSink(webhook_url=os.environ.get("ALERT_WEBHOOK_URL", ""))
+    return AlertSink(webhook_url=os.environ.get("ALERT_WEBHOOK_URL", ""), reminder_minutes=reminder_minutes_from_env())

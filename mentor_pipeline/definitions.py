@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.alerts import AlertSink, reminder_minutes_from_env
 from mentor_pipeline.expiry.definitions import defs as expiry_defs
 from mentor_pipeline.operations import defs as operations_defs
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
@@ -19,7 +19,8 @@ core = dg.Definitions(
     resources={
         "app_db": AppDatabase(),
         "dynamics": dynamics_from_env(),
-        "alerts": AlertSink(webhook_url=dg.EnvVar("ALERT_WEBHOOK_URL")) if os.environ.get("ALERT_WEBHOOK_URL") else AlertSink(),
+        "alerts": AlertSink(webhook_url=dg.EnvVar("ALERT_WEBHOOK_URL") if os.environ.get("ALERT_WEBHOOK_URL") else "",
+                            reminder_minutes=reminder_minutes_from_env()),
     }
 )
 

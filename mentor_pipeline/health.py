@@ -28,8 +28,12 @@ _AUTH_ADVICE = {
 }
 
 
+# Sign-in incidents: while one is open, sync_queue_sensor starts no drain (each would fail the same
+# way) and re-checks the credentials now and then instead.
+SIGN_IN_INCIDENTS = ("dynamics_auth_wrong_secret", "dynamics_auth_expired_secret", "dynamics_auth_failed")
+
 # Incidents a successful WhoAmI proves over: each posts "resolved" once if it was open.
-CLEARED_BY_A_HEALTHY_CHECK = ("dynamics_auth_wrong_secret", "dynamics_auth_expired_secret", "dynamics_auth_failed",
+CLEARED_BY_A_HEALTHY_CHECK = (*SIGN_IN_INCIDENTS,
                               "dynamics_not_configured", "dynamics_unreachable", "dynamics_health_check_failed")
 
 

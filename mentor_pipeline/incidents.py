@@ -23,6 +23,10 @@ DEFAULT_REMINDER_INTERVALS = (timedelta(hours=1), timedelta(hours=4), timedelta(
 
 OPEN, REMINDER, RESOLVED = "open", "reminder", "resolved"
 
+# Metadata key of a run's dg.Failure naming the incident the step already alerted as: the failed
+# run is counted there (operations/run_alerts.py) instead of opening `run_failed` as well.
+RUN_FAILURE_INCIDENT_KEY = "incident"
+
 
 @dataclass(frozen=True)
 class Incident:

@@ -36,7 +36,7 @@ from mentor_pipeline.dynamics.errors import (
 )
 from mentor_pipeline.dynamics.results import ClientStats, ListingUpdate, UpdateOutcome, UpdateResult, unavailable_code
 from mentor_pipeline.dynamics.settings import DynamicsSettings
-from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS, SharedThrottle
+from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS, HoldListener, SharedThrottle
 from mentor_pipeline.redaction import redact, redact_url
 
 logger = logging.getLogger("mentor_pipeline.dynamics")
@@ -332,6 +332,11 @@ class DataverseClient:
         if seconds > LOG_WAITS_OVER_SECONDS:
             logger.warning("%s: %s; resending in %.0f s", what, why, seconds)
         self._sleep(seconds)
+
+    def on_throttle(self, listener: HoldListener) -> Callable[[], None]:
+        """Hear of every 429 hold of this client: (Retry-After, seconds it adds to the shared
+        wait, what was throttled). Returns the function that stops listening."""
+        return self._throttle.listen(listener)
 
     def throttled_for(self) -> float:
         """Seconds until this client may send again after a 429 (0 when it may send now)."""

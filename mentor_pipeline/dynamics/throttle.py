@@ -13,6 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
+# Told of every hold that extends the shared deadline: (Retry-After, seconds it adds, what was throttled).
+HoldListener = Callable[[float, float, str], None]
+
 logger = logging.getLogger("mentor_pipeline.dynamics")
 
 # Waits longer than this are worth a log line (with their Retry-After); shorter ones are routine.
@@ -27,6 +30,20 @@ class SharedThrottle:
         self._log = log
         self._lock = threading.Lock()
         self._deadline = float("-inf")  # on the `clock` scale: nothing is sent before it
+        self._listeners: list[HoldListener] = []
+
+    def listen(self, listener: HoldListener) -> Callable[[], None]:
+        """Call `listener` on every hold that extends the deadline (from the worker that got the
+        429, outside the lock). Returns the function that stops it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return stop
 
     def hold(self, retry_after: float, what: str) -> None:
         """A 429 with `Retry-After: retry_after` for `what`: nothing is sent before it has passed."""
@@ -37,11 +54,14 @@ class SharedThrottle:
             if extends_by <= 0:
                 return  # a sibling's hold already covers this one
             self._deadline = until
+            listeners = list(self._listeners)
         if extends_by > LOG_WAITS_OVER_SECONDS:
             resume = time.strftime("%H:%M:%S", time.localtime(time.time() + retry_after))
             self._log.warning(
                 "Dataverse throttled %s (HTTP 429, Retry-After: %g s): every request of this client waits "
                 "until %s", what, retry_after, resume)
+        for listener in listeners:
+            listener(retry_after, extends_by, what)
 
     def wait(self) -> float:
         """Block until the shared deadline has passed; returns the seconds waited.

@@ -1,11 +1,14 @@
 """Failed runs as incidents, one per job: `run_failed` (scope: the job) opens with the failure's
-first error line, and the job's next successful run resolves it."""
+first error line, and the job's next successful run resolves it. A failure whose step already
+alerted its own incident (a `dg.Failure` naming it in metadata, e.g. a wrong client secret) is
+part of that incident, not a second one."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.incidents import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.redaction import redact
 
 RUN_FAILED = "run_failed"
@@ -42,6 +45,17 @@ def first_error_line(context: dg.RunFailureSensorContext) -> str:
     return (_user_error(error) if error is not None else "") or _first_line(context.failure_event.message) or "no error message"
 
 
+def incident_of_failure(context: dg.RunFailureSensorContext) -> str | None:
+    """The incident a failed step's `dg.Failure` says it already alerted as, if any."""
+    for event in context.get_step_failure_events():
+        user = event.step_failure_data.user_failure_data
+        value = (user.metadata or {}).get(RUN_FAILURE_INCIDENT_KEY) if user is not None else None
+        kind = getattr(value, "value", value)
+        if isinstance(kind, str) and kind:
+            return kind
+    return None
+
+
 @dg.run_failure_sensor(
     name="run_failure_alert_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -51,6 +65,11 @@ def first_error_line(context: dg.RunFailureSensorContext) -> str:
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertSink):
     run = context.dagster_run
     line = redact(first_error_line(context))
+    incident = incident_of_failure(context)
+    if incident:
+        context.log.info(f"run {run.run_id} of {run.job_name} failed as part of incident {incident}, "
+                         f"already alerted: {line}")
+        return
     alerts.alert(
         RUN_FAILED,
         f"Dagster run of {run.job_name} failed: {line}",

@@ -5,11 +5,13 @@ does the same). Force sync and the nightly reconciliation are jobs of their own 
 """
 
 
+import os
 from datetime import timedelta
 
 import dagster as dg
 
 from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.incidents import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.processor import drain_queue
 from mentor_pipeline.sync.queue import QueuePolicy
@@ -34,6 +36,14 @@ class SyncSettings(dg.ConfigurableResource):
     # within a second, without a new run's launch (several seconds on a small machine).
     linger_seconds: float = 30.0
     poll_interval_seconds: float = 0.25
+    # Dataverse unreachable (5xx, timeouts) or throttling waits added up for longer than this
+    # opens dynamics_unreachable / dynamics_throttled (mentor_pipeline/sync/outage.py).
+    stall_alert_minutes: float = 5.0
+    # The freshness promise: no due change waits longer than this (mentor_pipeline/sync/freshness.py).
+    freshness_minutes: float = 15.0
+    # While a sign-in incident is open, the sensor starts no drain and re-checks the credentials
+    # (WhoAmI) this often.
+    credential_check_minutes: float = 2.0
 
     def policy(self) -> QueuePolicy:
         return QueuePolicy(
@@ -43,6 +53,41 @@ class SyncSettings(dg.ConfigurableResource):
             backoff_base=timedelta(seconds=self.backoff_base_seconds),
             backoff_max=timedelta(seconds=self.backoff_max_seconds),
         )
+
+    def stall_bound(self) -> timedelta:
+        return timedelta(minutes=self.stall_alert_minutes)
+
+    def freshness_limit(self) -> timedelta:
+        return timedelta(minutes=self.freshness_minutes)
+
+    def credential_check_interval(self) -> timedelta:
+        return timedelta(minutes=self.credential_check_minutes)
+
+
+# Operators tune the alerting bounds through the environment of the Dagster processes.
+SYNC_SETTINGS_ENV = {
+    "stall_alert_minutes": "MENTOR_PIPELINE_STALL_ALERT_MINUTES",
+    "freshness_minutes": "MENTOR_PIPELINE_FRESHNESS_MINUTES",
+    "credential_check_minutes": "MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES",
+}
+
+
+def sync_settings_from_env(environ=os.environ) -> SyncSettings:
+    """SyncSettings with the bounds the environment sets (minutes, fractions allowed); a value
+    that is not a positive number stops the code location with one line naming it."""
+    values = {}
+    for field, name in SYNC_SETTINGS_ENV.items():
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            values[field] = float(raw)
+        except ValueError:
+            values[field] = -1.0
+        if not values[field] > 0:
+            raise ValueError(f"{name} must be a positive number of minutes, e.g. {SyncSettings.model_fields[field].default:g} "
+                             f"(got {raw!r}): fix it in the Dagster processes' environment")
+    return SyncSettings(**values)
 
 
 @dg.asset(
@@ -77,11 +122,14 @@ def drain(context, app_db: AppDatabase, dynamics: DynamicsResource, alerts: Aler
             time_budget_seconds=sync_settings.time_budget_seconds,
             linger_seconds=sync_settings.linger_seconds,
             poll_interval_seconds=sync_settings.poll_interval_seconds,
+            stall_bound=sync_settings.stall_bound(),
         )
     if report.auth_error:
         raise dg.Failure(
             description=f"Dynamics authentication failed; every claimed change was put back as pending: {report.auth_error}",
-            metadata=report_metadata(report),
+            # The failure belongs to that incident (already alerted): run_failure_alert_sensor
+            # counts it there instead of opening run_failed as well.
+            metadata={**report_metadata(report), RUN_FAILURE_INCIDENT_KEY: dg.MetadataValue.text(report.auth_incident or "")},
         )
     return report
 

@@ -14,7 +14,8 @@ Protocol (docs/design/sync.md):
    outside any transaction, while a heartbeat thread extends the lease (429 waits can be long);
 5. record every row at once (done / retry with backoff / dead), fenced by the token.
 An auth failure releases the batch untouched (pending, attempts unchanged), alerts at once and
-stops the drain.
+stops the drain. Outages and throttling longer than `stall_bound` are incidents too
+(mentor_pipeline/sync/outage.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from mentor_pipeline.dynamics.errors import (
 )
 from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOutcome, UpdateResult
 from mentor_pipeline.sync import queue
+from mentor_pipeline.sync.outage import DEFAULT_BOUND, OutageWatch
 from mentor_pipeline.sync.queue import DesiredListing, Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
 
@@ -75,6 +77,8 @@ class Alerts:
 
     def alert(self, kind: str, summary: str, details: dict | None = None) -> object: ...  # pragma: no cover
 
+    def resolve(self, kind: str, summary: str) -> object: ...  # pragma: no cover
+
 
 def drain_queue(
     connect: Callable[[], psycopg.Connection],
@@ -89,6 +93,7 @@ def drain_queue(
     poll_interval_seconds: float = 0.25,
     archive: bool = True,
     clock: Callable[[], datetime | None] = lambda: None,
+    stall_bound: timedelta = DEFAULT_BOUND,
 ) -> DrainReport:
     """Process due sync_queue rows until none is due (or a limit is reached); returns the report.
 
@@ -102,6 +107,9 @@ def drain_queue(
 
     `clock` says what time it is for every decision (due, lease, backoff, the rule); the default
     None is the database's now(). Tests pass a later moment instead of sleeping.
+
+    `stall_bound`: Dataverse unreachable, or throttling waits added up, for longer than this
+    opens an incident (`alerts`); a batch that goes through resolves it.
     """
     log = log or logger
     report = DrainReport()
@@ -109,6 +117,8 @@ def drain_queue(
     conn = connect()
     conn.autocommit = True
     keeper = _LeaseKeeper(connect, policy.lease, log, clock)
+    watch = OutageWatch(alerts, stall_bound, log, clock)
+    stop_listening = watch.listen_to(client)
     try:
         # The tick first: a certification that lapsed since the last one is written in this drain.
         queue.due_summary(conn, clock())
@@ -128,24 +138,28 @@ def drain_queue(
                     continue
                 break
             report.batches += 1
+            recorded_before = len(report.rows)
             with keeper.holding(token):
                 stop = _process_batch(conn, client, rows, token, policy, report, alerts, log, clock)
+            watch.after_batch(conn, report.rows[recorded_before:])
             last_work = time.monotonic()
             if stop:
                 break
         if archive:
             report.archived = queue.archive_finished(conn, policy, now=clock())
+        dead = [row for row in report.rows if row.result == "dead"]
+        if dead and alerts is not None:
+            alerts.alert(
+                "sync_dead_rows",
+                f"{len(dead)} website sync change(s) gave up and need a person: {dead[0].reason}",
+                {"rows": [{"queue_id": r.queue_id, "mentor_id": str(r.mentor_id), "reason": r.reason} for r in dead[:20]]},
+            )
+        watch.finished(conn)
     finally:
+        stop_listening()
         keeper.close()
         conn.close()
     report.seconds = time.monotonic() - started
-    dead = [row for row in report.rows if row.result == "dead"]
-    if dead and alerts is not None:
-        alerts.alert(
-            "sync_dead_rows",
-            f"{len(dead)} website sync change(s) gave up and need a person: {dead[0].reason}",
-            {"rows": [{"queue_id": r.queue_id, "mentor_id": str(r.mentor_id), "reason": r.reason} for r in dead[:20]]},
-        )
     log.info(report.summary())
     return report
 
@@ -187,6 +201,7 @@ def _process_batch(
         report.stopped_reason = "Dynamics authentication failed"
         kind = {InvalidClientSecret: "dynamics_auth_wrong_secret",
                 ExpiredClientSecret: "dynamics_auth_expired_secret"}.get(type(exc), "dynamics_auth_failed")
+        report.auth_incident = kind
         log.error("website sync stopped: %s", exc)
         if alerts is not None:
             alerts.alert(kind, f"website sync stopped, {len(rows)} change(s) left pending: {exc}",

@@ -43,6 +43,7 @@ class DrainReport:
     archived: int = 0
     seconds: float = 0.0
     auth_error: str | None = None
+    auth_incident: str | None = None  # the incident kind the auth failure was alerted as
     stopped_reason: str | None = None
 
     def count(self, result: str) -> int:

@@ -1,4 +1,5 @@
-"""Sensors of the website sync: start a drain when sync_queue has due rows."""
+"""Sensors of the website sync: start a drain when sync_queue has due rows, unless the Dynamics
+sign-in is known to be broken (then re-check it now and then, and start again once it works)."""
 
 
 import json
@@ -6,8 +7,11 @@ import time
 
 import dagster as dg
 
-from mentor_pipeline.resources import AppDatabase
-from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, website_listing
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.health import SIGN_IN_INCIDENTS, check_dynamics_credentials
+from mentor_pipeline.incidents import Incident, open_incidents
+from mentor_pipeline.resources import AppDatabase, DynamicsResource
+from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings, website_listing
 from mentor_pipeline.sync.queue import due_summary
 
 website_sync_job = dg.define_asset_job(
@@ -37,13 +41,36 @@ STUCK_RUN_SECONDS = 30 * 60
 STUCK_NOT_STARTED_SECONDS = 60
 
 
-def _cursor_sequence(cursor: str | None) -> int:
-    if not cursor:
-        return 0
+def _cursor(cursor: str | None) -> dict:
     try:
-        return int(json.loads(cursor).get("seq", 0))
-    except (ValueError, AttributeError, TypeError):
+        value = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _cursor_sequence(cursor: dict) -> int:
+    try:
+        return int(cursor.get("seq", 0))
+    except (ValueError, TypeError):
         return 0
+
+
+def _sign_in_gate(context, cursor: dict, broken: list[Incident], dynamics: DynamicsResource, alerts: AlertSink,
+                  interval_seconds: float, due_count: int) -> str | None:
+    """While a sign-in incident is open, no drain: every drain would fail the same way. Re-check
+    the credentials (WhoAmI) at most every `interval_seconds` after the last check or failure;
+    a passing check resolves the incidents. Returns why no drain starts, or None to go on."""
+    now = time.time()
+    last = max([float(cursor.get("credentials_checked_at", 0))] + [i.last_seen.timestamp() for i in broken])
+    waiting = f"{due_count} change(s) kept pending" if due_count else "nothing due"
+    if now - last < interval_seconds:
+        return (f"{', '.join(i.key for i in broken)} open: no drain, {waiting}; next credential check in "
+                f"{interval_seconds - (now - last):.0f} s")
+    cursor["credentials_checked_at"] = round(now, 3)
+    if not check_dynamics_credentials(dynamics, alerts, context.log):
+        return f"the Dynamics credential check still fails: no drain, {waiting}; next check in {interval_seconds:.0f} s"
+    return None
 
 
 @dg.sensor(
@@ -53,14 +80,28 @@ def _cursor_sequence(cursor: str | None) -> int:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Requests one website_sync_job run when sync_queue has due pending rows or expired leases "
-        "(an index-only check), unless a sync run is already queued or running."
+        "(an index-only check), unless a sync run is already queued or running. While a Dynamics sign-in "
+        "incident is open it starts none (the rows stay pending) and re-checks the credentials (WhoAmI) every "
+        "SyncSettings.credential_check_minutes; once the check passes, the incident resolves and the drain starts."
     ),
 )
-def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
+def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, dynamics: DynamicsResource,
+                      alerts: AlertSink, sync_settings: SyncSettings):
+    cursor = _cursor(context.cursor)
     with app_db.connect(autocommit=True) as conn:
         due = due_summary(conn)
-    if not due.anything_due:
-        return dg.SkipReason("nothing due in sync_queue")
+        broken = [i for i in open_incidents(conn) if i.kind in SIGN_IN_INCIDENTS]
+    held = None
+    if broken:
+        held = _sign_in_gate(context, cursor, broken, dynamics, alerts,
+                             sync_settings.credential_check_interval().total_seconds(), due.due_count)
+    if held is None and not due.anything_due:
+        held = "nothing due in sync_queue"
+    if held is not None:
+        # The cursor remembers when the credentials were last checked.
+        if cursor != _cursor(context.cursor):
+            return dg.SensorResult(skip_reason=held, cursor=json.dumps(cursor))
+        return dg.SkipReason(held)
 
     now = time.time()
     for record in context.instance.get_run_records(
@@ -75,7 +116,7 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
         context.log.warning("sync run %s has been %s for over %d s; starting another drain",
                             record.dagster_run.run_id, record.dagster_run.status.value.lower(), limit)
 
-    seq = _cursor_sequence(context.cursor) + 1
+    seq = _cursor_sequence(cursor) + 1
     # Sequence (from the cursor) + newest due row + wall-clock ms: never repeats, even after a
     # cursor reset, so Dagster never drops a request as a duplicate of an earlier one.
     run_key = f"website-sync-{seq}-q{due.max_due_id or 0}-t{int(now * 1000)}"
@@ -89,5 +130,5 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
                 },
             )
         ],
-        cursor=json.dumps({"seq": seq, "max_due_id": due.max_due_id, "requested_at": round(now, 3)}),
+        cursor=json.dumps({**cursor, "seq": seq, "max_due_id": due.max_due_id, "requested_at": round(now, 3)}),
     )

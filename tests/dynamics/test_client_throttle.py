@@ -73,3 +73,17 @@ def test_a_longer_retry_after_extends_the_shared_wait():
     throttle.hold(10, "y")  # until 11, not 5
     assert throttle.remaining() == 10
     assert throttle.wait() == 10 and slept == [10] and throttle.remaining() == 0
+
+
+def test_listeners_hear_each_hold_with_what_it_adds_to_the_shared_wait():
+    now = [0.0]
+    throttle = SharedThrottle(lambda s: None, clock=lambda: now[0])
+    heard = []
+    stop = throttle.listen(lambda retry_after, adds, what: heard.append((retry_after, adds, what)))
+    throttle.hold(5, "x")
+    now[0] += 1
+    throttle.hold(10, "y")  # until 11 instead of 5: adds 6
+    throttle.hold(3, "z")  # inside the current wait: nothing new
+    stop()
+    throttle.hold(60, "after")
+    assert heard == [(5, 5, "x"), (10, 6, "y")]

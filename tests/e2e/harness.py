@@ -49,6 +49,7 @@ CLIENT_ID = "mentor-pipeline-e2e"
 # Unique per session: the secret-leak checks search every log and Dagster's storage for it.
 FIRST_SECRET = f"e2e-secret-{uuid.uuid4().hex}"
 
+REMINDER_MINUTES = "0.5,1"
 STARTUP_TIMEOUT = 150.0  # webserver/daemon import dagster and load the code location: slow on 2 cores
 RUN_TIMEOUT = 120.0
 LOCATION = "mentor_pipeline"  # workspace.yaml's location_name
@@ -122,6 +123,12 @@ class Stack:
             DYNAMICS_CLIENT_ID=CLIENT_ID,
             DYNAMICS_CLIENT_SECRET=self.secret,
             ALERT_WEBHOOK_URL=self.webhook.url,
+            # Alerting intervals of seconds instead of hours, so the incident tests are quick
+            # (README, Configuration): reminders after 30 s then every minute, a credential
+            # re-check every 15 s while sign-in is broken, an outage incident after 6 s.
+            ALERT_REMINDER_MINUTES=REMINDER_MINUTES,
+            MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES="0.25",
+            MENTOR_PIPELINE_STALL_ALERT_MINUTES="0.1",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.storage_env)

@@ -101,3 +101,13 @@ def test_without_a_webhook_alerts_are_logged_and_recorded(db, db_url, caplog):
     assert get_incident(db, "website_stale").occurrences == 2
     assert "ALERT [website_stale] oldest due change waits 32 min" in caplog.text
     assert "2 occurrence(s)" in caplog.text
+
+
+def test_reminder_intervals_come_from_the_environment():
+    from mentor_pipeline.alerts import reminder_minutes_from_env
+
+    assert reminder_minutes_from_env({}) == [60, 240, 1440]
+    assert reminder_minutes_from_env({"ALERT_REMINDER_MINUTES": "0.5, 2"}) == [0.5, 2.0]
+    for bad in ("soon", "60,,240", "0", "-5"):
+        with pytest.raises(ValueError, match=r"^ALERT_REMINDER_MINUTES must be positive minutes separated by commas"):
+            reminder_minutes_from_env({"ALERT_REMINDER_MINUTES": bad})

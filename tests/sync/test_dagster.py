@@ -8,8 +8,11 @@ import json
 import dagster as dg
 import pytest
 
-from mentor_pipeline.resources import AppDatabase
-from mentor_pipeline.sync.assets import website_listing
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.incidents import get_incident
+from mentor_pipeline.resources import AppDatabase, DynamicsResource, dynamics_resource_for
+from mentor_pipeline.sync import drain_queue
+from mentor_pipeline.sync.assets import SyncSettings, website_listing
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.operations.run_alerts import run_failure_alert_sensor
 from mentor_pipeline.sync.sensors import sync_queue_sensor
@@ -37,8 +40,11 @@ def test_defs(resources):
     )
 
 
-def evaluate(instance, db_url, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"app_db": AppDatabase(url=db_url)})
+def evaluate(instance, db_url, cursor=None, **resources):
+    """One tick of sync_queue_sensor (Dynamics unconfigured and alerts log-only unless given)."""
+    resources = {"app_db": AppDatabase(url=db_url), "dynamics": DynamicsResource(),
+                 "alerts": AlertSink(database_url=db_url), "sync_settings": SyncSettings(), **resources}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     return sync_queue_sensor(context)
 
 
@@ -79,6 +85,63 @@ def test_sensor_skips_while_a_sync_run_is_queued_or_running(db, db_url, instance
 
     instance.report_run_canceled(run)
     assert isinstance(evaluate(instance, db_url), dg.SensorResult)
+
+
+def test_sensor_starts_no_drain_while_the_secret_is_wrong_rechecks_rarely_and_resumes_once_it_works(
+    db, db_url, instance, connect, emulator, alerts, webhook
+):
+    mentors = hlf_mentors(db, 2)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    emulator.admin.rotate_secret("rotated-by-hlf-it")
+    with emulator.client() as client:
+        drain_queue(connect, client, alerts=alerts)  # the first drain meets the wrong secret
+    assert webhook.kinds() == ["dynamics_auth_wrong_secret"]
+    resources = {"dynamics": dynamics_resource_for(emulator.settings()), "alerts": alerts,
+                 "sync_settings": SyncSettings(credential_check_minutes=2)}
+
+    def sign_ins():
+        return len(emulator.admin.token_requests())
+
+    def two_minutes_pass():
+        db.execute("update incidents set last_seen = last_seen - interval '2 minutes 1 second'")
+
+    before = sign_ins()
+    held = evaluate(instance, db_url, **resources)
+    assert isinstance(held, dg.SkipReason)
+    assert "dynamics_auth_wrong_secret open: no drain, 2 change(s) kept pending" in held.skip_message
+    assert sign_ins() == before, "no sign-in within two minutes of the last failure"
+
+    two_minutes_pass()
+    checked = evaluate(instance, db_url, **resources)
+    assert not checked.run_requests and "credential check still fails" in checked.skip_reason.skip_message
+    assert sign_ins() > before
+    assert webhook.kinds() == ["dynamics_auth_wrong_secret"], "a failed check counts, it does not post again"
+    assert get_incident(db, "dynamics_auth_wrong_secret").occurrences == 2
+
+    before = sign_ins()
+    again = evaluate(instance, db_url, cursor=checked.cursor, **resources)
+    assert isinstance(again, dg.SkipReason) and sign_ins() == before
+
+    emulator.admin.rotate_secret(emulator.options.client_secret)  # HLF IT restores the secret we have
+    two_minutes_pass()
+    cursor = json.loads(checked.cursor)
+    cursor["credentials_checked_at"] -= 121
+    resumed = evaluate(instance, db_url, cursor=json.dumps(cursor), **resources)
+    assert len(resumed.run_requests) == 1
+    assert [(p["kind"], p["state"]) for p in webhook.posts] == [
+        ("dynamics_auth_wrong_secret", "open"), ("dynamics_auth_wrong_secret", "resolved")]
+    assert {(r["status"], r["attempts"]) for r in queue_rows(db)} == {("pending", 0)}, "rows kept, untouched"
+    assert sent_writes(emulator) == []
+
+
+def test_sensor_checks_the_credentials_even_when_nothing_is_due(db, db_url, instance, emulator, alerts, webhook):
+    alerts.alert("dynamics_auth_expired_secret", "the Dynamics client secret has expired (AADSTS7000222)")
+    db.execute("update incidents set last_seen = last_seen - interval '1 hour'")
+    result = evaluate(instance, db_url, dynamics=dynamics_resource_for(emulator.settings()), alerts=alerts)
+    assert isinstance(result, dg.SensorResult) and not result.run_requests
+    assert result.skip_reason.skip_message == "nothing due in sync_queue" and "credentials_checked_at" in json.loads(result.cursor)
+    assert [p["state"] for p in webhook.posts] == ["open", "resolved"]
 
 
 def test_sensor_requests_a_run_for_expired_leases(db, db_url, instance):
@@ -140,7 +203,7 @@ def test_every_path_that_calls_dynamics_is_in_the_dynamics_pool():
     assert set(pools.values()) == {"dynamics"}
 
 
-def test_auth_failure_fails_the_run_alerts_and_the_failure_sensor_alerts_too(
+def test_auth_failure_fails_the_run_and_alerts_once_not_again_as_run_failed(
     db, emulator, instance, resources, webhook, test_defs
 ):
     mentors = hlf_mentors(db, 2)
@@ -164,6 +227,19 @@ def test_auth_failure_fails_the_run_alerts_and_the_failure_sensor_alerts_too(
     ).for_run_failure()
     run_failure_alert_sensor(context)
 
-    assert webhook.kinds() == ["dynamics_auth_wrong_secret", "run_failed"]
-    assert webhook.posts[1]["details"]["run_id"] == result.run_id
+    # The failed run is part of the sign-in incident, already posted: no run_failed on top.
+    assert webhook.kinds() == ["dynamics_auth_wrong_secret"]
+    assert get_incident(db, "run_failed", "website_sync_job") is None
     assert "rotated-by-hlf-it" not in str(webhook.posts) and emulator.options.client_secret not in str(webhook.posts)
+
+
+def test_alerting_bounds_come_from_the_environment():
+    from mentor_pipeline.sync.assets import sync_settings_from_env
+
+    assert sync_settings_from_env({}) == SyncSettings()
+    settings = sync_settings_from_env({"MENTOR_PIPELINE_STALL_ALERT_MINUTES": "0.25",
+                                       "MENTOR_PIPELINE_FRESHNESS_MINUTES": "30",
+                                       "MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES": "0.1"})
+    assert (settings.stall_alert_minutes, settings.freshness_minutes, settings.credential_check_minutes) == (0.25, 30, 0.1)
+    with pytest.raises(ValueError, match=r"^MENTOR_PIPELINE_FRESHNESS_MINUTES must be a positive number of minutes"):
+        sync_settings_from_env({"MENTOR_PIPELINE_FRESHNESS_MINUTES": "fifteen"})
