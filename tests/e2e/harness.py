@@ -6,7 +6,7 @@ What runs (nothing is mocked):
 - the Dataverse emulator over real HTTP (in this process, on a free port), seeded with one
   contact per HLF mentor, exactly as `bin/demo` seeds it;
 - a real webhook receiver standing in for the operators' Slack/Teams channel;
-- `python -m dagster_webserver` and `python -m dagster._daemon run`, each in its own process
+- `python -m dagster_webserver` and `dagster-daemon run`, each in its own process
   group, with a temporary DAGSTER_HOME holding the repository's own dagster.yaml, unchanged
   (queued runs, the Dynamics concurrency limit, run monitoring), its storage pointed at the
   second database through the DAGSTER_PG_* variables, as in production.
@@ -148,7 +148,7 @@ class Stack:
             env=env, log_path=self.logs / f"dagster-webserver{tag}.log", cwd=project_root(),
         )
         daemon = processes.start(
-            [sys.executable, "-m", "dagster._daemon", "run", "-w", workspace],
+            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", workspace],
             env=env, log_path=self.logs / f"dagster-daemon{tag}.log", cwd=project_root(),
         )
         self.dagster = DagsterProcesses(webserver=webserver, daemon=daemon)
