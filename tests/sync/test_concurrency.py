@@ -35,10 +35,15 @@ def test_four_processors_apply_2000_rows_each_exactly_once(db, connect, emulator
     set_statuses(db, mentors, "paused")
     policy = QueuePolicy(batch_size=100, lease=timedelta(seconds=30))
     reports, errors = [], []
+    # All four start together, and each $batch takes a little while, so on a loaded machine one
+    # processor cannot drain everything before the others have opened their clients.
+    emulator.admin.set_faults(latency=0.05)
+    ready = threading.Barrier(4, timeout=60)
 
     def processor():
         try:
             with emulator.client(batch_size=50, max_in_flight=2) as client:
+                ready.wait()
                 reports.append(drain_queue(connect, client, policy=policy, archive=False))
         except Exception as exc:  # pragma: no cover - surfaced by the assertion below
             errors.append(exc)
