@@ -10,20 +10,8 @@ import pytest
 
 from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.incidents import get_incident
-from tests.support.webhook import webhook_receiver
 
 SECRET = "hlf-client-secret-Zq8~value"
-
-
-@pytest.fixture
-def webhook():
-    with webhook_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def sink(db_url, webhook):
-    return AlertSink(database_url=db_url, webhook_url=webhook.url)
 
 
 def an_hour_passes(db, kind, scope=""):

@@ -4,11 +4,9 @@ the job's next successful run resolves it."""
 import dagster as dg
 import pytest
 
-from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.definitions import defs
 from mentor_pipeline.incidents import get_incident
 from mentor_pipeline.operations.run_alerts import run_failure_alert_sensor, run_success_resolve_sensor
-from tests.support.webhook import webhook_receiver
 
 SECRET = "s3cr3t-client-secret-value"
 
@@ -37,17 +35,6 @@ def flaky_job():
 @dg.job
 def other_job():
     step()
-
-
-@pytest.fixture
-def webhook():
-    with webhook_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def sink(db_url, webhook):
-    return AlertSink(database_url=db_url, webhook_url=webhook.url)
 
 
 @pytest.fixture
