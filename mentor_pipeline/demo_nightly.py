@@ -11,14 +11,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from mentor_pipeline.expiry.assets import nightly_expiry_job
+from mentor_pipeline.nights import night_at
 from mentor_pipeline.reconcile.definitions import nightly_reconciliation_job
 
-# In this order, as at night (expiry at 02:00 queues removals, reconciliation at 03:00 checks).
+# In this order, as at night (the expiry's transitions queue removals, then reconciliation checks).
 NIGHTLY_JOBS = ((nightly_expiry_job.name, "nightly expiry"), (nightly_reconciliation_job.name, "nightly reconciliation"))
 DEMO_TAGS = {"mentor_pipeline/started_by": "demo"}
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -49,7 +51,9 @@ def _submit(client: DagsterGraphQLClient, job_name: str, deadline: float) -> str
     # Right after start the webserver may still be loading the code location: retry until then.
     while True:
         try:
-            return client.submit_job_execution(job_name, tags=DEMO_TAGS)
+            # Tonight's partition (an Oslo date), as the schedule and the automation request it.
+            tonight = night_at(datetime.now(timezone.utc)).isoformat()
+            return client.submit_job_execution(job_name, tags={**DEMO_TAGS, "dagster/partition": tonight})
         except DagsterGraphQLClientError:
             if time.monotonic() > deadline:
                 raise
