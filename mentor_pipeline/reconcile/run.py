@@ -208,7 +208,7 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
         for mentor_id, action in zip(changes["mentor_id"], changes["action"]):
             if mentor_id in queued:
                 queue_id, operation = queued[mentor_id]
-                actions.append("add" if operation in ("add", "restore") else "remove")
+                actions.append(operation)  # enqueue without an operation asks the rule: add or remove
                 queue_ids.append(queue_id)
             else:
                 actions.append(d.NONE if action in (d.ADD, d.REMOVE) else action)
