@@ -21,6 +21,23 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.db)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def embedded_fallback_server(tmp_path_factory):
+    """Code under test that falls back to the embedded server (no DATABASE_URL, e.g. an alert
+    sink without a database URL) starts it in a folder of this session, not in the repository's
+    .pgdata, and it is stopped when the session ends: tests stop what they start."""
+    folder = tmp_path_factory.mktemp("embedded") / "pgdata"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MENTOR_PIPELINE_PGDATA", str(folder))
+    try:
+        yield folder
+    finally:
+        from mentor_pipeline.db.connection import stop_embedded_server
+
+        stop_embedded_server(folder)
+        patch.undo()
+
+
 @pytest.fixture(scope="session")
 def admin_url(tmp_path_factory) -> str:
     with test_server(tmp_path_factory.mktemp("postgres")) as url:
