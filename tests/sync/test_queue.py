@@ -257,6 +257,19 @@ def test_concurrent_claimers_never_share_a_row(db_url, db):
     assert len(ids) == len(set(ids)) == 600
 
 
+def test_a_claim_racing_an_uncommitted_claim_takes_the_next_rows_not_none(db_url, db):
+    mentors = hlf_mentors(db, 6)
+    set_statuses(db, mentors, "paused")
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url, autocommit=True) as second:
+        # The first claimer holds its locks (not committed yet) while the second one looks.
+        held = first.execute("select id from claim_sync_batch(3, interval '30 seconds', gen_random_uuid())").fetchall()
+        _, rows = claim(second, limit=3)
+        first.rollback()
+
+    assert len(held) == 3
+    assert sorted(r.id for r in rows) == sorted(set(r["id"] for r in queue_rows(db)) - {i for (i,) in held})
+
+
 def test_rls_and_grants_keep_app_roles_out(db):
     for table in ("website_listing_state", "sync_queue_archive"):
         (rls,) = db.execute("select relrowsecurity from pg_class where relname = %s", (table,)).fetchone()
