@@ -123,14 +123,11 @@ def test_app_status_update_is_not_blocked_while_a_processor_is_mid_http(db, db_u
     wait_for(lambda: queue_statuses(db).get("processing"))
     time.sleep(0.3)  # the $batch is now in flight
 
+    # Any wait on the processor's locks would fail this update (lock_timeout), however slow the machine.
     with psycopg.connect(db_url) as app:
         app.execute("set lock_timeout = '200ms'")
-        app.execute("set statement_timeout = '500ms'")
-        started = time.monotonic()
         app.execute("update mentors set status = 'active' where id = %s", (mentor,))  # enqueues a restore
         app.commit()
-        took = time.monotonic() - started
-    assert took < 0.5
     assert [r["status"] for r in queue_rows(db, mentor)] == ["processing", "pending"]
     emulator.admin.clear_faults()
     thread.join(timeout=30)
