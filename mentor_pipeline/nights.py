@@ -7,6 +7,7 @@ and a run reads its date from the partition key, never from the clock or the run
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,10 +15,24 @@ import dagster as dg
 
 OSLO_TZ = "Europe/Oslo"
 OSLO = ZoneInfo(OSLO_TZ)
-# The first night the UI offers. Nights before the pipeline went live show as missing there:
-# backfill only nights that were really missed (a backfilled night sends that night's reminders,
-# for certifications still valid today).
-FIRST_NIGHT = "2026-01-01"
+FIRST_NIGHT_ENV = "MENTOR_PIPELINE_FIRST_NIGHT"
+DEFAULT_FIRST_NIGHT = "2026-01-01"
+
+
+def first_night(environ=os.environ) -> str:
+    """The first night the UI offers: the go-live date in production. Nights before it would show
+    as missing and invite a backfill, and a backfilled night sends that night's reminders (for
+    certifications still valid today), so only nights the pipeline really missed belong there.
+    An invalid value stops the code location with one line naming the variable."""
+    raw = environ.get(FIRST_NIGHT_ENV, "").strip() or DEFAULT_FIRST_NIGHT
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise ValueError(f"{FIRST_NIGHT_ENV} must be a date like 2026-12-01, the night the pipeline went live "
+                         f"(got {raw!r}): fix it in the Dagster processes' environment") from None
+
+
+FIRST_NIGHT = first_night()
 
 # end_offset=1: tonight's partition exists from 00:00, so the 02:00 run can be for today's date;
 # tomorrow's does not, so nobody can run a night that has not begun.
