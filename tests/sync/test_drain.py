@@ -127,11 +127,12 @@ def test_429_storm_waits_do_not_consume_attempts(db, connect, emulator):
     mentors = hlf_mentors(db, 20)
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
-    # Two requests per second: four $batch requests of five must wait for the window.
-    emulator.admin.configure(request_limit=2, window_seconds=1)
+    # Two requests per five minutes: of four $batch requests of five, two must wait for the
+    # window however slowly they are sent. The client's sleep moves the emulator's clock instead.
+    emulator.admin.configure(request_limit=2, window_seconds=300)
     policy = QueuePolicy(batch_size=100, max_attempts=1, lease=timedelta(seconds=10))
 
-    with emulator.client(batch_size=5, max_in_flight=4) as client:
+    with emulator.client(batch_size=5, max_in_flight=4, sleep=emulator.admin.advance_clock) as client:
         report = drain_queue(connect, client, policy=policy)
 
     assert report.applied == 20 and report.dead == 0  # max_attempts=1: any counted wait would kill a row
