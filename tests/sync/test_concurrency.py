@@ -71,7 +71,7 @@ def test_processor_killed_mid_batch_another_finishes_after_the_lease(db, db_url,
     child = subprocess.Popen([sys.executable, "-m", "tests.sync.drain_child", "60", "1.5"], cwd=REPO, env=env)
     try:
         # Kill it once it has written some of its batch to Dynamics but not recorded it.
-        wait_for(lambda: len(sent_writes(emulator)) >= 25)
+        wait_for(lambda: len(sent_writes(emulator)) >= 25, timeout=120)  # a process start on a loaded machine
         processing = queue_statuses(db).get("processing", 0)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
