@@ -11,6 +11,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from tests.support.db import wait_for_lock_waiters
 from tests.support.factories import certify, mentor, queue_rows, set_status
 
 
@@ -199,9 +200,10 @@ def test_concurrent_updates_of_one_mentor_serialise_into_one_pending_row(db_url,
 
         thread = threading.Thread(target=second_writer)
         thread.start()
-        assert not done.wait(0.5), "second update must wait for the first transaction"
+        wait_for_lock_waiters(db, 1)  # the second update waits for the first transaction...
+        assert not done.is_set()
         first.commit()
-        thread.join(10)
+        thread.join(60)  # ...and goes through once it commits
         assert done.is_set()
     finally:
         first.close()
@@ -232,10 +234,10 @@ def test_concurrent_enqueue_from_trigger_and_reconciliation_keeps_one_pending_ro
 
         thread = threading.Thread(target=reconciliation_enqueue)
         thread.start()
-        thread.join(0.5)
-        assert "done" not in result, "the unique index makes the second writer wait"
+        wait_for_lock_waiters(db, 1)  # the unique index makes the second writer wait
+        assert "done" not in result
         app.commit()
-        thread.join(10)
+        thread.join(60)
         assert result.get("done")
     finally:
         app.close()

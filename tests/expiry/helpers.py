@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
 
+from tests.support.db import wait_for_lock_waiters  # noqa: F401 - the expiry tests import it from here
 from tests.support.factories import mentor
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -112,19 +112,6 @@ def cli(*args: str, db_url: str, **popen) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": db_url}
     return subprocess.Popen([sys.executable, "-m", "mentor_pipeline.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def wait_for_lock_waiters(conn: psycopg.Connection, count: int, timeout: float = 30.0) -> list[int]:
-    """Backend pids of sessions (other than ours) waiting on a lock in this database."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = [pid for (pid,) in conn.execute(
-            "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
-            " and wait_event_type = 'Lock' order by pid").fetchall()]
-        if len(pids) >= count:
-            return pids
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} sessions waiting on a lock within {timeout}s")
 
 
 def plant_thresholds(conn: psycopg.Connection, org_code: str, days_literal: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from mentor_pipeline import incidents
 from mentor_pipeline.incidents import get_incident, open_incidents, raise_incident, resolve_incident
+from tests.support.db import wait_for_lock_waiters
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
@@ -78,7 +79,7 @@ def test_resolution_posts_once_and_a_new_occurrence_reopens(db):
             reopened.incident.resolved_at) == (at(hours=2), 1, 0, None)
 
 
-def test_a_raiser_waiting_on_the_row_lock_finds_the_incident_open_and_stays_quiet(db_url):
+def test_a_raiser_waiting_on_the_row_lock_finds_the_incident_open_and_stays_quiet(db_url, db):
     """Two processes raise the same new incident at once: the second waits for the first's insert
     to commit, then only counts itself. Exactly one of them is told to post."""
     with psycopg.connect(db_url) as first, psycopg.connect(db_url, autocommit=True) as second:
@@ -90,9 +91,9 @@ def test_a_raiser_waiting_on_the_row_lock_finds_the_incident_open_and_stays_quie
             waiting = threading.Thread(target=lambda: result.update(
                 notice=raise_incident(second, "sync_dead_rows", "", "dead too")))
             waiting.start()
-            waiting.join(timeout=1.0)
-            assert waiting.is_alive(), "the second raiser must wait for the first one's row"
-        waiting.join(timeout=10)
+            wait_for_lock_waiters(db, 1)  # the second raiser waits for the first one's row
+            assert waiting.is_alive()
+        waiting.join(timeout=60)
     assert result["notice"].notify is None and result["notice"].incident.occurrences == 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +71,16 @@ def fresh_database(admin_url: str, template: str) -> Iterator[str]:
         yield with_database(admin_url, name)
     finally:
         drop_database(admin_url, name)
+
+
+def wait_for_lock_waiters(conn: psycopg.Connection, count: int, timeout: float = 30.0) -> list[int]:
+    """Backend pids of sessions (other than ours) waiting on a lock in this database."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [pid for (pid,) in conn.execute(
+            "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+            " and wait_event_type = 'Lock' order by pid").fetchall()]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} sessions waiting on a lock within {timeout}s")

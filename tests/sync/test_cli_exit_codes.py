@@ -4,6 +4,7 @@ waits for other processes' leases and finishes the work."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mentor_pipeline.cli import main
+from mentor_pipeline.sync import leftover
 from mentor_pipeline.sync.leftover import queue_left
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
 
@@ -59,11 +61,12 @@ def test_nothing_due_left_is_exit_0(db, emulator, dynamics_env, capsys):
     assert queue_statuses(db) == {"done": 30}
 
 
-def test_a_sync_after_a_crash_reports_the_leased_rows_then_wait_finishes_them(db, emulator, dynamics_env, capsys):
+def test_a_sync_after_a_crash_reports_the_leased_rows_then_wait_finishes_them(db, emulator, dynamics_env, capsys,
+                                                                             monkeypatch):
     mentors = hlf_mentors(db, 3000)
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
-    lease_to_a_crashed_process(db, 4)
+    lease_to_a_crashed_process(db, 600)  # held for the whole of both commands, however slow the machine
     (until,) = db.execute("select max(locked_until) from sync_queue").fetchone()
 
     code, out, err = cli(capsys, "sync")
@@ -72,6 +75,12 @@ def test_a_sync_after_a_crash_reports_the_leased_rows_then_wait_finishes_them(db
                                  f"{until:%H:%M:%S} UTC (mentor-pipeline sync --wait finishes them)")
     assert sent_writes(emulator) == [] and queue_statuses(db) == {"processing": 3000}
 
+    def the_lease_runs_out(seconds):
+        # What waiting does, without the wait: by the next poll the crashed process's lease is over.
+        db.execute("update sync_queue set locked_until = now() - interval '1 second' where status = 'processing'")
+
+    monkeypatch.setattr(leftover, "wait_for_foreign_leases",
+                        functools.partial(leftover.wait_for_foreign_leases, sleep=the_lease_runs_out))
     code, out, err = cli(capsys, "sync", "--wait")
     assert code == 0, out + err
     assert "waiting for 3,000 row(s) leased by another process" in err

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -72,7 +71,7 @@ def test_processor_killed_mid_batch_another_finishes_after_the_lease(db, db_url,
     child = subprocess.Popen([sys.executable, "-m", "tests.sync.drain_child", "60", "1.5"], cwd=REPO, env=env)
     try:
         # Kill it once it has written some of its batch to Dynamics but not recorded it.
-        wait_for(lambda: len(sent_writes(emulator)) >= 25)
+        wait_for(lambda: len(sent_writes(emulator)) >= 25, timeout=120)  # a process start on a loaded machine
         processing = queue_statuses(db).get("processing", 0)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
@@ -107,30 +106,50 @@ def test_processor_killed_mid_batch_another_finishes_after_the_lease(db, db_url,
         assert [r["status"] for r in queue_rows(db, mentor)][-1] == "done"
 
 
+class HeldInFlight:
+    """The processor's client, holding each write call until the test lets it go: the processor
+    is in the middle of talking to Dynamics for as long as the test needs, however slow the
+    machine. Then the real HTTP request goes out."""
+
+    def __init__(self, client):
+        self._client = client
+        self.in_flight = threading.Event()
+        self.release = threading.Event()
+
+    def apply_updates(self, updates):
+        self.in_flight.set()
+        if not self.release.wait(timeout=60):
+            raise TimeoutError("the test never released the held request")
+        return self._client.apply_updates(updates)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
 def test_app_status_update_is_not_blocked_while_a_processor_is_mid_http(db, db_url, connect, emulator):
     [mentor] = hlf_mentors(db, 1)
     seed_contacts(emulator, [mentor])
     set_status(db, mentor, "paused")
-    emulator.admin.set_faults(latency=1.5)
     result = {}
 
-    def processor():
-        with emulator.client() as client:
-            result["report"] = drain_queue(connect, client, policy=QueuePolicy(lease=timedelta(seconds=30)))
+    with emulator.client() as real_client:
+        client = HeldInFlight(real_client)
+        thread = threading.Thread(target=lambda: result.update(
+            report=drain_queue(connect, client, policy=QueuePolicy(lease=timedelta(seconds=30)))))
+        thread.start()
+        try:
+            assert client.in_flight.wait(timeout=60), "the processor never reached Dynamics"
+            assert [r["status"] for r in queue_rows(db, mentor)] == ["processing"]
 
-    thread = threading.Thread(target=processor)
-    thread.start()
-    wait_for(lambda: queue_statuses(db).get("processing"))
-    time.sleep(0.3)  # the $batch is now in flight
-
-    # Any wait on the processor's locks would fail this update (lock_timeout), however slow the machine.
-    with psycopg.connect(db_url) as app:
-        app.execute("set lock_timeout = '200ms'")
-        app.execute("update mentors set status = 'active' where id = %s", (mentor,))  # enqueues a restore
-        app.commit()
-    assert [r["status"] for r in queue_rows(db, mentor)] == ["processing", "pending"]
-    emulator.admin.clear_faults()
-    thread.join(timeout=30)
+            # Any wait on the processor's locks would fail this update (lock_timeout), however slow the machine.
+            with psycopg.connect(db_url) as app:
+                app.execute("set lock_timeout = '200ms'")
+                app.execute("update mentors set status = 'active' where id = %s", (mentor,))  # enqueues a restore
+                app.commit()
+            assert [r["status"] for r in queue_rows(db, mentor)] == ["processing", "pending"]
+        finally:
+            client.release.set()
+            thread.join(timeout=60)
 
     # The in-flight remove finished, then the newer restore ran after it: in order.
     assert sent_writes(emulator) == [(str(mentor), False), (str(mentor), True)]

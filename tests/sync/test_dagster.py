@@ -168,7 +168,11 @@ def test_sync_job_materialises_website_listing_with_metadata(db, emulator, insta
     [materialization] = result.asset_materializations_for_node("website_listing")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert (metadata["applied"], metadata["skipped_superseded"], metadata["retried"], metadata["dead"]) == (3, 0, 0, 0)
-    assert 0 <= metadata["lag_p50_seconds"] <= metadata["lag_p95_seconds"] <= metadata["lag_max_seconds"] < 10
+    assert 0 <= metadata["lag_p50_seconds"] <= metadata["lag_p95_seconds"] <= metadata["lag_max_seconds"]
+    # The lag is the queued change to its confirmed write, as the rows record it (no stopwatch:
+    # how long the run took depends on the machine).
+    lags = [(r["processed_at"] - r["created_at"]).total_seconds() for r in queue_rows(db) if r["status"] == "done"]
+    assert len(lags) == 3 and metadata["lag_max_seconds"] == round(max(lags), 3)
     assert str(mentors[0]) in metadata["changes"] and "| applied |" in metadata["changes"]
     assert {m for m, listed in sent_writes(emulator)} == {str(m) for m in mentors[:3]}
 

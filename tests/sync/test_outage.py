@@ -119,9 +119,11 @@ def test_short_429_waits_under_the_bound_are_no_incident(db, connect, emulator, 
     mentors = hlf_mentors(db, 20)
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
-    emulator.admin.configure(request_limit=2, window_seconds=1)  # a second's wait now and then
+    # Two requests per minute: a minute's wait (on the emulator's clock, which the client's sleep
+    # moves) for two of the four $batch requests, however slowly they are sent.
+    emulator.admin.configure(request_limit=2, window_seconds=60)
 
-    with emulator.client(batch_size=5, max_in_flight=4) as client:
+    with emulator.client(batch_size=5, max_in_flight=4, sleep=emulator.admin.advance_clock) as client:
         report = drain_queue(connect, client, policy=QueuePolicy(batch_size=100, lease=timedelta(seconds=10)),
                              alerts=alerts, stall_bound=timedelta(minutes=5))
 
