@@ -53,6 +53,11 @@ class ServiceProtection:
         self._in_flight[user] += 1
         return None
 
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet answered, all users (the admin state shows it)."""
+        return sum(self._in_flight.values())
+
     def release(self, user: str, execution_seconds: float) -> None:
         self._in_flight[user] -= 1
         self._execution[user].append((self.clock.now(), execution_seconds))

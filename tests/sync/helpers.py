@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import unquote
@@ -54,17 +53,6 @@ def hlf_mentors(db, count: int, *, status: str = "active", org: str = "HLF", cer
 def db_now(db) -> datetime:
     """The database's clock: the moment tests count from when they pass a time instead of waiting."""
     return db.execute("select now()").fetchone()[0]
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
-    """Thread and process coordination only (never a lease or backoff: those take a clock)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def seed_contacts(emulator, mentor_ids, *, listed: bool = True) -> None:

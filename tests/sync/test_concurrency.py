@@ -15,6 +15,7 @@ import psycopg
 
 from mentor_pipeline.sync import QueuePolicy, drain_queue
 from tests.support.factories import queue_rows, set_status
+from tests.support.polling import wait_for
 from tests.sync.helpers import (
     hlf_mentors,
     listed_in_dynamics,
@@ -22,7 +23,6 @@ from tests.sync.helpers import (
     seed_contacts,
     sent_writes,
     set_statuses,
-    wait_for,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ import pytest
 from mentor_pipeline.sync import drain_queue, enqueue, listing_state
 from mentor_pipeline.sync.queue import QueuePolicy, claim_batch
 from tests.support.factories import certify, queue_rows, set_status
+from tests.support.polling import wait_for
 from tests.sync.helpers import (
     FAST,
     hlf_mentors,
@@ -19,7 +20,6 @@ from tests.sync.helpers import (
     seed_contacts,
     sent_writes,
     set_statuses,
-    wait_for,
 )
 
 
