@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from tests.support.db import wait_for_lock_waiters  # noqa: F401 - the expiry tests import it from here
-from tests.support.factories import mentor
+from tests.support.factories import insert_certification, mentor
 
 OSLO = ZoneInfo("Europe/Oslo")
 # A past night (the run refuses future dates); summer time, so Oslo is UTC+2.
@@ -31,17 +31,9 @@ def expiring_on(run_date: date, days_left: int, hour: int = 12) -> datetime:
 
 def add_certification(conn: psycopg.Connection, mentor_id: uuid.UUID, expires_at: datetime,
                       issued_at: datetime | None = None, *, settled: bool = True) -> uuid.UUID:
-    """A certification; `settled`: it existed before the test, so the website write it marked
-    (certification_change) is taken away again."""
-    issued_at = issued_at or expires_at - timedelta(days=730)
-    certification_id = conn.execute(
-        "insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s) returning id",
-        (mentor_id, issued_at, expires_at),
-    ).fetchone()[0]
-    if settled:
-        conn.execute("delete from sync_queue where mentor_id = %s and status = 'pending'"
-                     " and triggered_by_event = 'certification_change'", (mentor_id,))
-    return certification_id
+    """A certification, issued two years before it expires unless said otherwise."""
+    return insert_certification(conn, mentor_id, issued_at or expires_at - timedelta(days=730), expires_at,
+                                settled=settled)
 
 
 def mentor_expiring(conn: psycopg.Connection, expires_at: datetime | None, *, org: str = "HLF",

@@ -70,6 +70,13 @@ def certify(
     now = now or datetime.now(timezone.utc)
     expires_at = now + expires_in
     issued_at = min(now - issued_ago, expires_at - timedelta(seconds=1))
+    return insert_certification(conn, mentor_id, issued_at, expires_at, settled=settled)
+
+
+def insert_certification(conn: psycopg.Connection, mentor_id: uuid.UUID, issued_at: datetime, expires_at: datetime,
+                         *, settled: bool = True) -> uuid.UUID:
+    """A certification at these moments; `settled`: it existed before the test, so the website
+    write it marked (certification_change) is taken away again."""
     certification_id = conn.execute(
         "insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s) returning id",
         (mentor_id, issued_at, expires_at),
