@@ -1,0 +1,88 @@
+"""Races between the pipeline and the app under READ COMMITTED, each made deterministic: one
+session holds its transaction open at the point that matters while the other acts. Threads run a
+statement that may block; `blocked_or_done` waits (a coordination poll, not a timing) until it
+either finished or waits on a lock."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import psycopg
+
+from mentor_pipeline.sync import queue
+from mentor_pipeline.sync.queue import Outcome, QueuePolicy
+from tests.support.factories import certify, mentor
+from tests.sync.helpers import wait_for
+
+
+class Statement(threading.Thread):
+    """Runs `sql` on `conn` in a thread and keeps the error, if any."""
+
+    def __init__(self, conn: psycopg.Connection, sql: str, params=()):
+        super().__init__(daemon=True)
+        self.conn, self.sql, self.params = conn, sql, params
+        self.error: BaseException | None = None
+        self.rows = None
+
+    def run(self):
+        try:
+            cur = self.conn.execute(self.sql, self.params)
+            self.rows = cur.fetchall() if cur.description else None
+        except BaseException as exc:  # noqa: BLE001 - the test asserts on it
+            self.error = exc
+
+
+def blocked_or_done(db, statement: Statement) -> str:
+    """Wait until the statement finished ('done') or its backend waits on a lock ('blocked')."""
+    pid = statement.conn.info.backend_pid
+
+    def state():
+        if not statement.is_alive():
+            return "done"
+        (waiting,) = db.execute("select wait_event_type = 'Lock' from pg_stat_activity where pid = %s",
+                                (pid,)).fetchone()
+        return "blocked" if waiting else None
+
+    return wait_for(state)
+
+
+def drain_once(db) -> None:
+    """A processor's pass without HTTP: claim what is due, and record as written what the rule says."""
+    token = uuid.uuid4()
+    rows = queue.claim_batch(db, 1000, timedelta(minutes=2), token)
+    desired = queue.desired_listing(db, [r.mentor_id for r in rows])
+    queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=desired[r.mentor_id].should_be_listed)
+                                      for r in rows], QueuePolicy())
+
+
+# -- the nightly transition and the app ----------------------------------------------------------
+
+def test_the_nightly_transition_never_makes_a_certification_renewal_the_deadlock_victim(db_url, db):
+    # Three lapsed mentors, in the order the transition locks them (by id).
+    a, b, c = sorted(mentor(db, cert_expires_in=timedelta(days=-1)) for _ in range(3))
+    with psycopg.connect(db_url) as other, psycopg.connect(db_url) as app, psycopg.connect(db_url) as night:
+        # Somebody edits mentor c: the transition's locking pass will wait there, holding a and b.
+        other.execute("update mentors set full_name = full_name || '.' where id = %s", (c,))
+        # The app corrects b's certification (the outbox now holds b's pending row for the app).
+        app.execute("update certifications set expires_at = expires_at + interval '1 second' where mentor_id = %s", (b,))
+        expiry = Statement(night, "select * from expire_mentors_with_lapsed_certifications(now())")
+        expiry.start()
+        assert blocked_or_done(db, expiry) == "blocked"
+        # The app renews a's certification: an insert, which only needs a's key to stay put.
+        renewal = Statement(app, "insert into certifications (mentor_id, issued_at, expires_at)"
+                                 " values (%s, now() - interval '1 day', now() + interval '365 days')", (a,))
+        renewal.start()
+        blocked_or_done(db, renewal)
+        other.rollback()
+        renewal.join(30)
+        if renewal.error is None:
+            app.commit()
+        expiry.join(30)
+        night.commit()
+
+    assert renewal.error is None, f"the app's renewal failed: {renewal.error!r}"
+    assert expiry.error is None
+    statuses = dict(db.execute("select id, status from mentors where id = any(%s)", ([a, b, c],)).fetchall())
+    assert statuses == {a: "active", b: "expired_cert", c: "expired_cert"}
