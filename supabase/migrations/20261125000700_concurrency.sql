@@ -67,3 +67,94 @@ begin
     perform set_config('mentor_pipeline.triggered_by_event', coalesce(previous_event, ''), true);
 end
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- An organisation switching website sync on, while the app changes one of its mentors.
+--
+-- Every trigger marks a change only for organisations with website sync, as its own snapshot
+-- shows them. A change made while the switch was not yet committed saw the organisation without
+-- website sync and marked nothing; the switch marked the organisation's mentors as its snapshot
+-- showed them, without that change. When a drain wrote the switch's rows before the change
+-- committed, nothing was left to write the change: a mentor paused (or deleted, or moved out)
+-- meanwhile stayed listed, a renewed one stayed unlisted, until the nightly reconciliation.
+--
+-- The switch cannot see those changes and must not wait for them (the app never waits on the
+-- pipeline). So it leaves a note, and the drain path's tick marks the same keys again, plus the
+-- organisation's mentors by then, once every transaction that could have decided without seeing
+-- the switch has ended: the first tick that sees the note (the switch has committed) records the
+-- transactions still in progress, as any such transaction had its id before the switch
+-- committed; a later tick, when none of them is in progress any more, marks the keys through
+-- the one enqueue, whose rule read now sees what they committed. Rows the switch marked that are
+-- still pending simply absorb the second mark. Switching off needs no note: a change that saw
+-- website sync still on marked itself, and one that saw it off needs no write.
+
+create table website_sync_switches (
+    id bigint generated always as identity primary key,  -- append-only: the switch never waits on a tick
+    organization_id uuid not null,
+    mentor_ids uuid[] not null,      -- the keys the switch marked
+    waits_for xid8[],                -- null until a tick saw the switch committed
+    created_at timestamptz not null default now()
+);
+
+create or replace function enqueue_organization_change()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+    keys uuid[] := array(select m.id from mentors m where m.organization_id = new.id);
+begin
+    perform queue_website_sync(keys, sync_event('organization_change'));
+    if new.website_sync_enabled then
+        insert into website_sync_switches (organization_id, mentor_ids) values (new.id, keys);
+    end if;
+    return null;
+end
+$$;
+
+-- Marks the keys of the switches whose concurrent transactions have all ended; returns how many
+-- it marked. The tick calls it; one ticker per note (SKIP LOCKED), the others pass over it.
+create function recheck_website_sync_switches(p_at timestamptz default now())
+returns integer
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    note record;
+    marked integer := 0;
+begin
+    for note in select s.id, s.organization_id, s.mentor_ids, s.waits_for
+                  from website_sync_switches s order by s.id for update skip locked loop
+        if note.waits_for is null then
+            update website_sync_switches
+               set waits_for = array(select pg_snapshot_xip(pg_current_snapshot()))
+             where id = note.id;
+        elsif not exists (select from unnest(note.waits_for) x where pg_xact_status(x) = 'in progress') then
+            marked := marked + queue_website_sync(array(
+                select unnest(note.mentor_ids)
+                union
+                select m.id from mentors m where m.organization_id = note.organization_id), 'organization_change', null, p_at);
+            delete from website_sync_switches where id = note.id;
+        end if;
+    end loop;
+    return marked;
+end
+$$;
+
+create or replace function website_sync_tick(p_at timestamptz default now())
+returns table (clock_marked integer, due_count bigint, max_due_id bigint, expired_leases bigint)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    marked integer := enqueue_certification_clock(p_at) + recheck_website_sync_switches(p_at);
+begin
+    return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
+end
+$$;
+
+alter table website_sync_switches enable row level security;
+revoke all on website_sync_switches from anon, authenticated;
+revoke all on sequence website_sync_switches_id_seq from anon, authenticated;
+revoke execute on function recheck_website_sync_switches(timestamptz) from public, anon, authenticated;

@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 import psycopg
+import pytest
 
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy
@@ -49,12 +50,25 @@ def blocked_or_done(db, statement: Statement) -> str:
 
 
 def drain_once(db) -> None:
-    """A processor's pass without HTTP: claim what is due, and record as written what the rule says."""
+    """A processor's pass without HTTP: the tick, then claim what is due and record as written what
+    the rule says."""
+    queue.due_summary(db)
     token = uuid.uuid4()
     rows = queue.claim_batch(db, 1000, timedelta(minutes=2), token)
     desired = queue.desired_listing(db, [r.mentor_id for r in rows])
     queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=desired[r.mentor_id].should_be_listed)
                                       for r in rows], QueuePolicy())
+
+
+def settle(db) -> None:
+    """Tick until no switch of website sync waits for a re-check (transactions elsewhere on the
+    server may still be running: coordination, not a timing)."""
+    def settled():
+        queue.due_summary(db)
+        (notes,) = db.execute("select to_regclass('website_sync_switches')").fetchone()
+        return notes is None or not db.execute("select from website_sync_switches limit 1").fetchall()
+
+    wait_for(settled)
 
 
 # -- the nightly transition and the app ----------------------------------------------------------
@@ -74,7 +88,8 @@ def test_the_nightly_transition_never_makes_a_certification_renewal_the_deadlock
         renewal = Statement(app, "insert into certifications (mentor_id, issued_at, expires_at)"
                                  " values (%s, now() - interval '1 day', now() + interval '365 days')", (a,))
         renewal.start()
-        blocked_or_done(db, renewal)
+        if blocked_or_done(db, renewal) == "done":
+            app.commit()  # the renewal is in before the transition decides
         other.rollback()
         renewal.join(30)
         if renewal.error is None:
@@ -86,3 +101,35 @@ def test_the_nightly_transition_never_makes_a_certification_renewal_the_deadlock
     assert expiry.error is None
     statuses = dict(db.execute("select id, status from mentors where id = any(%s)", ([a, b, c],)).fetchall())
     assert statuses == {a: "active", b: "expired_cert", c: "expired_cert"}
+
+
+# -- an organisation switching website sync on while the app changes one of its mentors -----------
+
+APP_CHANGES = {
+    # change, certification the mentor has, listed once both committed
+    "paused": ("update mentors set status = 'paused' where id = %(m)s", timedelta(days=365), False),
+    "deleted": ("delete from mentors where id = %(m)s", timedelta(days=365), False),
+    "renewed": ("insert into certifications (mentor_id, issued_at, expires_at)"
+                " values (%(m)s, now() - interval '1 day', now() + interval '365 days')", timedelta(days=-1), True),
+}
+
+
+@pytest.mark.parametrize("change", sorted(APP_CHANGES))
+def test_a_change_racing_the_website_sync_switch_is_written_after_both_commit(db_url, db, change):
+    sql, cert, listed = APP_CHANGES[change]
+    m = mentor(db, "ACME", cert_expires_in=cert)  # ACME has no website sync yet
+    with psycopg.connect(db_url) as app, psycopg.connect(db_url, autocommit=True) as admin:
+        # The app's change is in flight: it saw ACME without website sync, so it marked nothing.
+        app.execute(sql, {"m": m})
+        switch = Statement(admin, "update organizations set website_sync_enabled = true where code = 'ACME'")
+        switch.start()
+        if blocked_or_done(db, switch) == "done":
+            # A drain writes what the switch marked, as the rule says before the app commits.
+            drain_once(db)
+        app.commit()
+        switch.join(30)
+    assert switch.error is None
+    settle(db)
+    drain_once(db)
+
+    assert queue.listing_state(db, [m])[m].listed is listed
