@@ -61,12 +61,12 @@ def drain_once(db) -> None:
 
 
 def settle(db) -> None:
-    """Tick until no switch of website sync waits for a re-check (transactions elsewhere on the
+    """Tick until no change waits for a re-check (transactions elsewhere on the
     server may still be running: coordination, not a timing)."""
     def settled():
         queue.due_summary(db)
-        (notes,) = db.execute("select to_regclass('website_sync_switches')").fetchone()
-        return notes is None or not db.execute("select from website_sync_switches limit 1").fetchall()
+        (notes,) = db.execute("select to_regclass('website_sync_rechecks')").fetchone()
+        return notes is None or not db.execute("select from website_sync_rechecks limit 1").fetchall()
 
     wait_for(settled)
 
@@ -133,3 +133,22 @@ def test_a_change_racing_the_website_sync_switch_is_written_after_both_commit(db
     drain_once(db)
 
     assert queue.listing_state(db, [m])[m].listed is listed
+
+
+# -- a reinstatement racing a renewal --------------------------------------------------------------
+
+def test_a_reinstatement_racing_a_renewal_is_listed_once_both_commit(db_url, db):
+    m = mentor(db, status="paused", cert_expires_in=timedelta(days=-1))
+    with psycopg.connect(db_url) as coordinator:
+        # Reinstated while the only certification has lapsed: no write (a warning in the audit).
+        coordinator.execute("update mentors set status = 'active' where id = %s", (m,))
+        # Meanwhile the app records the renewal and commits; a drain writes it before the
+        # reinstatement commits: the mentor is still paused for everyone else.
+        certify(db, m, expires_in=timedelta(days=365), issued_ago=timedelta(days=1), settled=False)
+        drain_once(db)
+        assert queue.listing_state(db, [m])[m].listed is False
+        coordinator.commit()
+    settle(db)
+    drain_once(db)
+
+    assert queue.listing_state(db, [m])[m].listed is True
