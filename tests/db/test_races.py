@@ -14,23 +14,22 @@ import pytest
 
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy
-from tests.support.factories import certify, mentor
+from tests.support.factories import certify, mentor, queue_rows, set_status
 from tests.sync.helpers import wait_for
 
 
 class Statement(threading.Thread):
-    """Runs `sql` on `conn` in a thread and keeps the error, if any."""
+    """Runs `sql` (or `call()`) on `conn` in a thread and keeps the error, if any."""
 
-    def __init__(self, conn: psycopg.Connection, sql: str, params=()):
+    def __init__(self, conn: psycopg.Connection, sql: str = "", params=(), *, call=None):
         super().__init__(daemon=True)
-        self.conn, self.sql, self.params = conn, sql, params
+        self.conn = conn
+        self.call = call or (lambda: conn.execute(sql, params))
         self.error: BaseException | None = None
-        self.rows = None
 
     def run(self):
         try:
-            cur = self.conn.execute(self.sql, self.params)
-            self.rows = cur.fetchall() if cur.description else None
+            self.call()
         except BaseException as exc:  # noqa: BLE001 - the test asserts on it
             self.error = exc
 
@@ -152,3 +151,36 @@ def test_a_reinstatement_racing_a_renewal_is_listed_once_both_commit(db_url, db)
     drain_once(db)
 
     assert queue.listing_state(db, [m])[m].listed is True
+
+
+# -- recording outcomes while the app marks the same mentors -------------------------------------
+
+def test_recording_retries_survives_a_deadlock_with_the_app_marking_the_same_mentors(db_url, db):
+    m1, m2 = mentor(db), mentor(db)
+    set_status(db, m1, "paused")
+    set_status(db, m2, "paused")
+    token = uuid.uuid4()
+    r1, r2 = sorted(r.id for r in queue.claim_batch(db, 10, timedelta(minutes=2), token))
+    with psycopg.connect(db_url) as app, psycopg.connect(db_url, autocommit=True) as drain:
+        # The app reinstates m2: a new pending row, not committed yet.
+        app.execute("update mentors set status = 'active' where id = %s", (m2,))
+        # The drain puts both rows back for a retry: m1's row goes back to pending, m2's waits for the app.
+        outcomes = [Outcome(r1, "retry", "503"), Outcome(r2, "retry", "503")]
+        record = Statement(drain, call=lambda: queue.record_outcomes(drain, token, outcomes, QueuePolicy()))
+        record.start()
+        assert blocked_or_done(db, record) == "blocked"
+        # The app reinstates m1 too, in the same transaction: it waits for the drain's row of m1.
+        reinstate = Statement(app, "update mentors set status = 'active' where id = %s", (m1,))
+        reinstate.start()
+        reinstate.join(30)
+        if reinstate.error is None:
+            app.commit()
+        record.join(30)
+
+    assert reinstate.error is None
+    assert record.error is None, f"recording the outcomes failed: {record.error!r}"
+    rows = queue_rows(db)
+    # Nothing left in flight, and each mentor's one pending row carries the app's reinstatement.
+    assert not [r for r in rows if r["status"] == "processing"]
+    assert sorted((r["mentor_id"], r["operation"]) for r in rows if r["status"] == "pending") == sorted(
+        [(m1, "restore"), (m2, "restore")])
