@@ -12,10 +12,11 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from mentor_pipeline import incidents
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy
 from tests.support.factories import certify, mentor, queue_rows, set_status
-from tests.sync.helpers import wait_for
+from tests.sync.helpers import db_now, wait_for
 
 
 class Statement(threading.Thread):
@@ -48,15 +49,15 @@ def blocked_or_done(db, statement: Statement) -> str:
     return wait_for(state)
 
 
-def drain_once(db) -> None:
+def drain_once(db, now=None) -> None:
     """A processor's pass without HTTP: the tick, then claim what is due and record as written what
-    the rule says."""
-    queue.due_summary(db)
+    the rule says (at `now`, default the database's clock)."""
+    queue.due_summary(db, now)
     token = uuid.uuid4()
-    rows = queue.claim_batch(db, 1000, timedelta(minutes=2), token)
-    desired = queue.desired_listing(db, [r.mentor_id for r in rows])
+    rows = queue.claim_batch(db, 1000, timedelta(minutes=2), token, now)
+    desired = queue.desired_listing(db, [r.mentor_id for r in rows], now)
     queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=desired[r.mentor_id].should_be_listed)
-                                      for r in rows], QueuePolicy())
+                                      for r in rows], QueuePolicy(), now)
 
 
 def settle(db) -> None:
@@ -184,3 +185,120 @@ def test_recording_retries_survives_a_deadlock_with_the_app_marking_the_same_men
     assert not [r for r in rows if r["status"] == "processing"]
     assert sorted((r["mentor_id"], r["operation"]) for r in rows if r["status"] == "pending") == sorted(
         [(m1, "restore"), (m2, "restore")])
+
+
+# -- races that are safe: the tests say why -----------------------------------------------------
+
+def test_two_app_transactions_marking_one_mentor_wait_for_each_other_and_keep_one_pending_row(db_url, db):
+    m = mentor(db)
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        first.execute("update mentors set status = 'paused' where id = %s", (m,))
+        renewal = Statement(second, "insert into certifications (mentor_id, issued_at, expires_at)"
+                                    " values (%s, now() - interval '1 day', now() + interval '365 days')", (m,))
+        renewal.start()
+        # ON CONFLICT waits for the first insert of the pending row, then updates it: no unique violation.
+        assert blocked_or_done(db, renewal) == "blocked"
+        first.commit()
+        renewal.join(30)
+        second.commit()
+    assert renewal.error is None
+    [row] = queue_rows(db, m)
+    assert (row["status"], row["triggered_by_event"]) == ("pending", "certification_change")
+
+
+def test_the_app_marking_a_mentor_whose_row_a_claim_is_taking_waits_for_the_claim_then_queues_anew(db_url, db):
+    m = mentor(db)
+    set_status(db, m, "paused")
+    with psycopg.connect(db_url) as drain, psycopg.connect(db_url) as app:
+        [(claimed,)] = drain.execute("select id from claim_sync_batch(10, '2 minutes', gen_random_uuid())").fetchall()
+        reinstate = Statement(app, "update mentors set status = 'active' where id = %s", (m,))
+        reinstate.start()
+        # The claim commits at once (before any HTTP call): the app waits that long, no longer.
+        assert blocked_or_done(db, reinstate) == "blocked"
+        drain.commit()
+        reinstate.join(30)
+        app.commit()
+    assert reinstate.error is None
+    assert [(r["id"] == claimed, r["status"], r["operation"]) for r in queue_rows(db, m)] == [
+        (True, "processing", "remove"), (False, "pending", "restore")]
+
+
+def test_a_drain_whose_lease_was_taken_over_records_nothing_and_extends_nothing(db_url, db):
+    m = mentor(db)
+    set_status(db, m, "paused")
+    lease = timedelta(seconds=30)
+    first_token, second_token = uuid.uuid4(), uuid.uuid4()
+    [row] = queue.claim_batch(db, 10, lease, first_token)
+    later = row.locked_until + timedelta(seconds=1)
+    with psycopg.connect(db_url) as second, psycopg.connect(db_url, autocommit=True) as first:
+        # The second drain takes the row over (not committed yet) while the first one records.
+        second.execute("select * from claim_sync_batch(10, %s, %s, %s)", (lease, second_token, later))
+        recorded: list = []
+        late = Statement(first, call=lambda: recorded.extend(
+            queue.record_outcomes(first, first_token, [Outcome(row.id, "done", listed=False)], QueuePolicy(), later)))
+        late.start()
+        assert blocked_or_done(db, late) == "blocked"
+        second.commit()
+        late.join(30)
+        assert late.error is None and recorded == []
+        assert queue.extend_lease(first, first_token, lease, later) == 0
+    [done] = queue.record_outcomes(db, second_token, [Outcome(row.id, "done", listed=False)], QueuePolicy(), later)
+    assert (done.id, done.status, done.attempts) == (row.id, "done", 1)
+    assert queue.listing_state(db, [m])[m].last_queue_id == row.id
+
+
+def test_two_processes_raising_one_incident_at_once_open_it_once(db_url, db):
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url, autocommit=True) as second:
+        opened = incidents.raise_incident(first, "dynamics_unreachable", "", "first")  # commits
+        first.execute("select * from resolve_incident('dynamics_unreachable', '', 'back', now())")
+        # Resolved but not committed: the second raiser waits on the row, then reopens it once.
+        notices: list = []
+        raiser = Statement(second, call=lambda: notices.append(
+            incidents.raise_incident(second, "dynamics_unreachable", "", "second")))
+        raiser.start()
+        assert blocked_or_done(db, raiser) == "blocked"
+        again = first.execute("select notify from raise_incident('dynamics_unreachable', '', 'third', '{}',"
+                              " array[interval '1 hour'], now())").fetchone()
+        first.commit()
+        raiser.join(30)
+    assert raiser.error is None
+    assert opened.notify == "open"
+    # The first process reopened it inside its transaction; the second only counted itself.
+    assert (again[0], notices[0].notify, notices[0].incident.occurrences) == ("open", None, 2)
+
+
+def test_a_certification_committed_after_the_clock_passed_its_expiry_is_written_as_lapsed(db_url, db):
+    m = mentor(db)
+    start = db_now(db)
+    with psycopg.connect(db_url) as app:
+        # A new most recent certification that lapses a minute from now, not committed yet.
+        app.execute("insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s)",
+                    (m, start - timedelta(hours=1), start + timedelta(minutes=1)))
+        # The clock moves past that expiry without seeing it.
+        assert queue.due_summary(db, start + timedelta(minutes=2)).clock_marked == 0
+        app.commit()
+    # The insert marked the mentor itself; the drain reads the rule when it writes: lapsed.
+    drain_once(db, start + timedelta(minutes=2))
+    assert queue.listing_state(db, [m])[m].listed is False
+
+
+# -- known and left: the outbox row a change marks stays locked until its transaction ends ---------
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="two app transactions that each change two mentors in opposite order deadlock on the "
+                          "outbox's one pending row per mentor, although their own rows never conflict")
+def test_two_app_transactions_changing_two_mentors_in_opposite_order_do_not_deadlock(db_url, db):
+    a, b = mentor(db), mentor(db)
+    renew = ("insert into certifications (mentor_id, issued_at, expires_at)"
+             " values (%s, now() - interval '1 day', now() + interval '365 days')")
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        first.execute(renew, (a,))
+        second.execute("update mentors set status = 'paused' where id = %s", (b,))
+        crossing = Statement(first, renew, (b,))
+        crossing.start()
+        assert blocked_or_done(db, crossing) == "blocked"
+        other_way = Statement(second, renew, (a,))
+        other_way.run()
+        crossing.join(30)
+    # Today PostgreSQL cancels one of them (the one that waited first) with DeadlockDetected.
+    assert (crossing.error, other_way.error) == (None, None)
