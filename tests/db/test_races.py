@@ -302,3 +302,38 @@ def test_two_app_transactions_changing_two_mentors_in_opposite_order_do_not_dead
         crossing.join(30)
     # Today PostgreSQL cancels one of them (the one that waited first) with DeadlockDetected.
     assert (crossing.error, other_way.error) == (None, None)
+
+
+def test_two_reminder_runs_at_once_remind_and_notify_once(db_url, db):
+    mentor(db, cert_expires_in=timedelta(days=5))
+    (today,) = db.execute("select oslo_date(now())").fetchone()
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        made = first.execute("select reminders, notifications from create_expiry_reminders(%s)", (today,)).fetchall()
+        again = Statement(second, "select * from create_expiry_reminders(%s)", (today,))
+        again.start()
+        # The advisory lock: the second run starts deciding only once the first has committed.
+        assert blocked_or_done(db, again) == "blocked"
+        first.commit()
+        again.join(30)
+        second.commit()
+    assert again.error is None
+    assert made == [(1, 1)]
+    assert db.execute("select (select count(*) from cert_expiry_reminders),"
+                      " (select count(*) from coordinator_notifications)").fetchone() == (1, 1)
+
+
+def test_the_nightly_transition_leaves_a_mentor_a_coordinator_is_pausing_alone(db_url, db):
+    m = mentor(db, cert_expires_in=timedelta(days=-1))
+    with psycopg.connect(db_url) as coordinator, psycopg.connect(db_url) as night:
+        coordinator.execute("set local mentor_pipeline.triggered_by_event = 'manual_coordinator_action'")
+        coordinator.execute("update mentors set status = 'paused' where id = %s", (m,))
+        expiry = Statement(night, "select * from expire_mentors_with_lapsed_certifications(now())")
+        expiry.start()
+        assert blocked_or_done(db, expiry) == "blocked"
+        coordinator.commit()
+        expiry.join(30)
+        night.commit()
+    assert expiry.error is None
+    assert db.execute("select status from mentors where id = %s", (m,)).fetchone() == ("paused",)
+    assert db.execute("select old_status, new_status, triggered_by_event from mentor_status_audit"
+                      " where mentor_id = %s", (m,)).fetchall() == [("active", "paused", "manual_coordinator_action")]
