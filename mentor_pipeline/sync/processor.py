@@ -12,7 +12,8 @@ Protocol (docs/design/sync.md):
 3. read the rule for the claimed mentor keys (deleted mentors included: never listed);
 4. send the writes through `client.apply_updates` (`$batch`, `If-Match: *`, never a create),
    outside any transaction, while a heartbeat thread extends the lease (429 waits can be long);
-5. record every row at once (done / retry with backoff / dead), fenced by the token.
+5. record the outcomes (done / retry with backoff / dead), fenced by the token; rows going back
+   to pending one per transaction (`queue.record_outcomes` says why).
 An auth failure releases the batch untouched (pending, attempts unchanged), alerts at once and
 stops the drain. Outages and throttling longer than `stall_bound` are incidents too
 (mentor_pipeline/sync/outage.py).

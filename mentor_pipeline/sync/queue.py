@@ -126,9 +126,24 @@ def record_outcomes(
     now: datetime | None = None,
 ) -> list[RecordedRow]:
     """Record outcomes of rows claimed under `token`. Rows no longer held (lease lost) are left
-    alone and missing from the result."""
-    if not outcomes:
-        return []
+    alone and missing from the result.
+
+    Outcomes that can put a row back to pending (retry, release) are recorded one row per
+    transaction. A row back in pending enters the one-pending-row index, where it waits for an
+    app transaction marking the same mentor; if the drain held another row it had just put back,
+    that transaction could be waiting for it: a deadlock (the drain crashed, or the app's
+    transaction was cancelled). Holding none, the drain only waits."""
+    final = [o for o in outcomes if o.outcome not in ("retry", "release")]
+    back = [o for o in outcomes if o.outcome in ("retry", "release")]
+    rows = _record_outcomes(conn, token, final, policy, now) if final else []
+    for outcome in back:
+        rows += _record_outcomes(conn, token, [outcome], policy, now)
+    return sorted(rows, key=lambda row: row.id)
+
+
+def _record_outcomes(
+    conn: psycopg.Connection, token: uuid.UUID, outcomes: Sequence[Outcome], policy: QueuePolicy, now: datetime | None
+) -> list[RecordedRow]:
     payload = json.dumps([
         {"id": o.id, "outcome": o.outcome, "error": o.error, "listed": o.listed, "chapter": o.chapter,
          "consume_attempt": o.consume_attempt}

@@ -1,0 +1,211 @@
+-- Concurrency under READ COMMITTED: races between the pipeline's processes and the app's own
+-- transactions, each proven by a two-session test in tests/db/test_races.py.
+
+-- ---------------------------------------------------------------------------------------------
+-- The nightly transition locks its candidates FOR NO KEY UPDATE, not FOR UPDATE.
+--
+-- FOR UPDATE also conflicts with the key-share lock every certification INSERT takes on its
+-- mentor (the foreign key check). A renewal of a lapsed mentor's certification therefore waited
+-- for the whole transition while that transition could itself wait for the renewal's transaction
+-- (the outbox row of another mentor the same transaction had touched): a deadlock in which the
+-- app's renewal, the first to wait, was the one PostgreSQL cancelled. NO KEY UPDATE is what the
+-- UPDATE of the status takes anyway; it still waits for a transaction that changes the mentor
+-- row itself, so the decision below still sees such a change once it commits. A renewal that
+-- commits before the UPDATE keeps its mentor active; one still open then is a renewal after the
+-- night (the mentor is expired and its coordinator reinstates them), exactly as if it came later.
+create or replace function expire_mentors_with_lapsed_certifications(p_as_of timestamptz, p_at timestamptz default now())
+returns table (mentor_id uuid)
+language plpgsql
+set search_path = public, pg_temp
+-- The pass over all mentors hashes the latest certifications: keep it in memory, and in one
+-- process (a parallel plan recomputes the latest certifications in every worker).
+set work_mem = '64MB'
+set max_parallel_workers_per_gather = 0
+as $$
+declare
+    previous_event text := current_setting('mentor_pipeline.triggered_by_event', true);
+    candidates uuid[];
+begin
+    if p_as_of is null or p_at is null or p_as_of > p_at then
+        raise exception 'refusing to expire certifications as of %: that is in the future (the time is %)',
+            coalesce(p_as_of::text, 'null'), coalesce(p_at::text, 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+
+    -- One transition run at a time; a concurrent run waits and then finds nothing left to do.
+    perform pg_advisory_xact_lock(hashtext('mentor_pipeline.expire_mentors_with_lapsed_certifications'));
+
+    -- One pass over all mentors finds and locks the candidates (in id order) ...
+    select array_agg(locked.id) into candidates
+    from (
+        select m.id
+        from mentors m
+        join latest_certifications(p_at) l on l.mentor_id = m.id
+        where m.status = 'active' and l.expires_at <= p_as_of
+        order by m.id
+        for no key update of m
+    ) locked;
+    if candidates is null then
+        return;
+    end if;
+
+    -- ... and only then decides, in the UPDATE below, with a fresh snapshot. Under READ
+    -- COMMITTED an UPDATE that waits on a row rechecks that row but not the certifications it
+    -- saw: a coordinator who just committed a new certification together with a change to the
+    -- mentor would otherwise be expired on stale data.
+    perform set_config('mentor_pipeline.triggered_by_event', 'nightly_expiry', true);
+
+    return query
+    update mentors m
+    set status = 'expired_cert', updated_at = now()
+    where m.id = any(candidates)
+      and m.status = 'active'
+      and exists (select from latest_certifications(p_at) l where l.mentor_id = m.id and l.expires_at <= p_as_of)
+    returning m.id;
+
+    -- Leave the caller's transaction as we found it.
+    perform set_config('mentor_pipeline.triggered_by_event', coalesce(previous_event, ''), true);
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Changes that decided "nothing to write" on what their snapshot showed.
+--
+-- Every change marks its own key, so the drain writes the rule's answer after it commits; two
+-- triggers, though, decide not to mark from what their snapshot shows of ANOTHER transaction's
+-- data, and that transaction may commit a moment later, having marked its keys as it saw them:
+--   * every trigger marks a change only for organisations with website sync. A change made while
+--     an organisation's switch to website sync was uncommitted marked nothing, and the switch
+--     marked the mentors without that change: a drain writing the switch's rows before the change
+--     committed left a mentor paused, deleted or moved meanwhile listed (a renewed one unlisted);
+--   * a reinstatement without a valid certification writes nothing (a warning in the audit). A
+--     renewal committed while the reinstatement was uncommitted was written as "not listed" (the
+--     mentor was still paused), and then the reinstatement committed: an active, certified
+--     mentor stayed unlisted.
+-- Both lasted until the nightly reconciliation. Waiting for the other transaction is not an
+-- option (the app never waits on the pipeline, and a lock here would also be a deadlock risk), so
+-- such a change leaves a note, and the drain path's tick marks its keys once more when every
+-- transaction that could have run alongside it has ended: the first tick that sees the note (its
+-- transaction has committed) records the transactions still in progress, since any of them that
+-- decided without seeing it had its id by then; a later tick, when none of them is in progress,
+-- marks the keys through the one enqueue, whose rule read now sees what they committed. A row
+-- still pending absorbs the second mark. Switching website sync off needs no note: a change that
+-- saw it still on marked itself, and one that saw it off needs no write.
+
+create table website_sync_rechecks (
+    id bigint generated always as identity primary key,  -- append-only: a note never waits on a tick
+    event text not null,
+    mentor_ids uuid[] not null,                     -- the keys to mark again
+    organization_id uuid,                           -- and this organisation's mentors by then (a switch)
+    only_if_listed boolean not null default false,  -- only keys the rule then lists (a reinstatement)
+    waits_for xid8[],                               -- null until a tick saw the note committed
+    created_at timestamptz not null default now()
+);
+
+create or replace function enqueue_organization_change()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+    keys uuid[] := array(select m.id from mentors m where m.organization_id = new.id);
+    event text := sync_event('organization_change');
+begin
+    perform queue_website_sync(keys, event);
+    if new.website_sync_enabled then
+        insert into website_sync_rechecks (event, mentor_ids, organization_id) values (event, keys, new.id);
+    end if;
+    return null;
+end
+$$;
+
+-- As in 20261125000100_desired_state.sql, plus the note of a reinstatement without a valid
+-- certification (a rare path: the common ones write nothing more).
+create or replace function enqueue_website_sync()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+    event text := sync_event('status_change');
+    wanted_operation text;
+    warning_text text;
+    enqueued integer := 0;
+begin
+    if new.status in ('paused', 'expired_cert') then
+        wanted_operation := 'remove';
+    elsif new.status = 'active' and old.status in ('paused', 'expired_cert') then
+        -- Reinstated: the status alone proves nothing; the most recent certification decides.
+        if has_valid_certification(new.id) then
+            wanted_operation := 'restore';
+        else
+            warning_text := 'reinstated without a valid certification: website listing not restored';
+        end if;
+    end if;
+
+    if (wanted_operation is not null or warning_text is not null)
+       and exists (select 1 from organizations o where o.id = new.organization_id and o.website_sync_enabled) then
+        if wanted_operation is not null then
+            enqueued := queue_website_sync(array[new.id], event, wanted_operation);
+        else
+            -- A renewal committed meanwhile would have found the mentor still paused.
+            insert into website_sync_rechecks (event, mentor_ids, only_if_listed) values (event, array[new.id], true);
+        end if;
+    end if;
+
+    insert into mentor_status_audit (mentor_id, organization_id, old_status, new_status, triggered_by_event, sync_operation, warning)
+    values (new.id, new.organization_id, old.status, new.status, event,
+            case when enqueued > 0 then wanted_operation end, warning_text);
+    return null;
+end
+$$;
+
+-- Marks the keys of the notes whose concurrent transactions have all ended; returns how many it
+-- marked. The tick calls it; one ticker per note (SKIP LOCKED), the others pass over it.
+create function recheck_website_sync(p_at timestamptz default now())
+returns integer
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    note website_sync_rechecks;
+    keys uuid[];
+    marked integer := 0;
+begin
+    for note in select * from website_sync_rechecks order by id for update skip locked loop
+        if note.waits_for is null then
+            update website_sync_rechecks set waits_for = array(select pg_snapshot_xip(pg_current_snapshot()))
+             where id = note.id;
+        elsif not exists (select from unnest(note.waits_for) x where pg_xact_status(x) = 'in progress') then
+            keys := array(select unnest(note.mentor_ids)
+                          union
+                          select m.id from mentors m where m.organization_id = note.organization_id);
+            if note.only_if_listed then
+                keys := array(select d.mentor_id from website_desired_listing(keys, p_at) d where d.should_be_listed);
+            end if;
+            marked := marked + queue_website_sync(keys, note.event, null, p_at);
+            delete from website_sync_rechecks where id = note.id;
+        end if;
+    end loop;
+    return marked;
+end
+$$;
+
+create or replace function website_sync_tick(p_at timestamptz default now())
+returns table (clock_marked integer, due_count bigint, max_due_id bigint, expired_leases bigint)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    marked integer := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
+begin
+    return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
+end
+$$;
+
+alter table website_sync_rechecks enable row level security;
+revoke all on website_sync_rechecks from anon, authenticated;
+revoke all on sequence website_sync_rechecks_id_seq from anon, authenticated;
+revoke execute on function recheck_website_sync(timestamptz) from public, anon, authenticated;
