@@ -16,7 +16,8 @@ from mentor_pipeline import incidents
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy
 from tests.support.factories import certify, mentor, queue_rows, set_status
-from tests.sync.helpers import db_now, wait_for
+from tests.support.polling import wait_for
+from tests.sync.helpers import db_now
 
 
 class Statement(threading.Thread):
