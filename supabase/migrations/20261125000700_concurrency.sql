@@ -97,7 +97,6 @@ create table website_sync_rechecks (
     event text not null,
     mentor_ids uuid[] not null,                     -- the keys to mark again
     organization_id uuid,                           -- and this organisation's mentors by then (a switch)
-    only_if_listed boolean not null default false,  -- only keys the rule then lists (a reinstatement)
     waits_for xid8[],                               -- null until a tick saw the note committed
     created_at timestamptz not null default now()
 );
@@ -151,7 +150,7 @@ begin
             enqueued := queue_website_sync(array[new.id], event, wanted_operation);
         else
             -- A renewal committed meanwhile would have found the mentor still paused.
-            insert into website_sync_rechecks (event, mentor_ids, only_if_listed) values (event, array[new.id], true);
+            insert into website_sync_rechecks (event, mentor_ids) values (event, array[new.id]);
         end if;
     end if;
 
@@ -182,9 +181,19 @@ begin
             keys := array(select unnest(note.mentor_ids)
                           union
                           select m.id from mentors m where m.organization_id = note.organization_id);
-            if note.only_if_listed then
-                keys := array(select d.mentor_id from website_desired_listing(keys, p_at) d where d.should_be_listed);
-            end if;
+            -- Only the keys a change may have raced: those Dynamics was last confirmed to show
+            -- differently from the rule's answer now, and those with a write in flight (its rule
+            -- read may predate the change). The keys whose write went out with the right answer
+            -- (most of an organisation switched on) need no second write, and a key never written
+            -- needs one only to be listed.
+            keys := array(select d.mentor_id
+                            from website_desired_listing(keys, p_at) d
+                            left join website_listing_state s on s.mentor_id = d.mentor_id
+                           where exists (select from sync_queue q where q.mentor_id = d.mentor_id and q.status = 'processing')
+                              or case when s.mentor_id is null then d.should_be_listed
+                                      else s.listed <> d.should_be_listed
+                                           or (d.should_be_listed and s.chapter_name is distinct from d.chapter_name)
+                                 end);
             marked := marked + queue_website_sync(keys, note.event, null, p_at);
             delete from website_sync_rechecks where id = note.id;
         end if;

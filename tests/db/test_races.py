@@ -57,8 +57,10 @@ def drain_once(db, now=None) -> None:
     token = uuid.uuid4()
     rows = queue.claim_batch(db, 1000, timedelta(minutes=2), token, now)
     desired = queue.desired_listing(db, [r.mentor_id for r in rows], now)
-    queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=desired[r.mentor_id].should_be_listed)
-                                      for r in rows], QueuePolicy(), now)
+    written = [desired[r.mentor_id] for r in rows]
+    queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=w.should_be_listed,
+                                              chapter=w.chapter_name if w.should_be_listed else None)
+                                      for r, w in zip(rows, written)], QueuePolicy(), now)
 
 
 def settle(db) -> None:
@@ -134,6 +136,34 @@ def test_a_change_racing_the_website_sync_switch_is_written_after_both_commit(db
     drain_once(db)
 
     assert queue.listing_state(db, [m])[m].listed is listed
+
+
+def test_a_change_racing_the_switch_while_its_write_is_in_flight_is_written_again(db_url, db):
+    m = mentor(db, "ACME", cert_expires_in=timedelta(days=365))
+    with psycopg.connect(db_url) as app:
+        app.execute("update mentors set status = 'paused' where id = %s", (m,))  # saw ACME without sync
+        db.execute("update organizations set website_sync_enabled = true where code = 'ACME'")
+        # A processor claims the switch's row and reads the rule before the app commits ...
+        token = uuid.uuid4()
+        [row] = queue.claim_batch(db, 10, timedelta(minutes=2), token)
+        assert queue.desired_listing(db, [m])[m].should_be_listed is True
+        app.commit()
+        settle(db)
+        # ... and records its write (listed) only after the re-check ran.
+        queue.record_outcomes(db, token, [Outcome(row.id, "done", listed=True)], QueuePolicy())
+    drain_once(db)
+
+    assert queue.listing_state(db, [m])[m].listed is False
+
+
+def test_a_switch_written_with_the_right_answers_is_not_written_twice(db):
+    listed, paused = mentor(db, "ACME", cert_expires_in=timedelta(days=365)), mentor(db, "ACME", status="paused")
+    db.execute("update organizations set website_sync_enabled = true where code = 'ACME'")
+    drain_once(db)
+    settle(db)
+
+    assert {m: s.listed for m, s in queue.listing_state(db, [listed, paused]).items()} == {listed: True, paused: False}
+    assert [r["status"] for r in queue_rows(db, listed) + queue_rows(db, paused)] == ["done", "done"]
 
 
 # -- a reinstatement racing a renewal --------------------------------------------------------------
