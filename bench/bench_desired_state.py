@@ -106,6 +106,18 @@ def bench_toggle(url: str) -> None:
             requests = client.stats.requests
     print(f"drain: {report.applied} written in {drain_seconds:.1f} s with {requests} Web API requests "
           f"($batch), {report.dead} dead; peak RSS {peak_rss_mb():.0f} MB")
+    # The switch left a re-check note: a first tick records the transactions that ran alongside
+    # it, a later one (they have ended) marks only keys whose confirmed state differs.
+    with psycopg.connect(url, autocommit=True) as conn:
+        timings, marked = [], 0
+        for _ in range(2):
+            started = time.perf_counter()
+            (count,) = conn.execute("select clock_marked from website_sync_tick()").fetchone()
+            timings.append(time.perf_counter() - started)
+            marked += count
+        (notes,) = conn.execute("select count(*) from website_sync_rechecks").fetchone()
+    print(f"re-check after the switch: ticks took {timings[0] * 1000:.0f} ms and {timings[1] * 1000:.0f} ms, marked {marked} "
+          f"again, lapses since the drain included (notes left: {notes})")
 
 
 def main(argv: list[str] | None = None) -> int:
