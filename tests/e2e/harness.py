@@ -51,7 +51,9 @@ FIRST_SECRET = f"e2e-secret-{uuid.uuid4().hex}"
 
 REMINDER_MINUTES = "0.5,1"
 STARTUP_TIMEOUT = 150.0  # webserver/daemon import dagster and load the code location: slow on 2 cores
-RUN_TIMEOUT = 120.0
+# Submit -> finished. A Dynamics run may queue behind a drain that lingers 30 s (tag limit 1),
+# then its launch takes 3 s on a quiet box and 20-40 s on a loaded one: a deadline, not a speed.
+RUN_TIMEOUT = 300.0
 LOCATION = "mentor_pipeline"  # workspace.yaml's location_name
 
 
