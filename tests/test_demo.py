@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import uuid
 import warnings
 
 import dagster as dg
@@ -109,7 +110,7 @@ def test_the_demo_workspace_points_at_one_shared_code_server(tmp_path):
 
 
 def test_the_local_instance_queues_runs_and_shows_no_community_dialog(admin_url, tmp_path):
-    name = "dagster_instance_test"
+    name = f"dagster_instance_test_{uuid.uuid4().hex[:10]}"  # sessions sharing a server must not share it
     storage_url = ensure_database(admin_url, name)
     try:
         home = tmp_path / "dagster_home"

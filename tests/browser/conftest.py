@@ -67,7 +67,9 @@ def browser(chromium_path):
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    # Each wait for a selector or navigation: the Dagster UI's bundle and first GraphQL queries
+    # can take tens of seconds on a loaded 2-core box. A deadline only: waits end when the UI shows it.
+    page.set_default_timeout(120_000)
     try:
         yield page
     finally:

@@ -24,6 +24,19 @@ def posts_of(stack: Stack, kind: str, since: int) -> list[dict]:
     return [p for p in stack.webhook.posts[since:] if p.get("kind") == kind]
 
 
+def assert_one_incident(posts: list[dict]) -> None:
+    """One incident from open to resolved: opened once, resolved once, and between them only the
+    reminders its SQL decided on, each at its interval after the post before it. How many
+    reminders fall inside the incident depends on when the daemon's sensors happened to tick
+    (wall clock), so the count is checked against the incident's own record, not a constant."""
+    states = [p["state"] for p in posts]
+    assert states[0] == "open" and states[-1] == "resolved" and set(states[1:-1]) <= {"reminder"}, states
+    assert len(states) - 2 == posts[-1]["reminders_sent"], (states, posts[-1]["reminders_sent"])
+    posted_at = [datetime.fromisoformat(p["last_seen"]) for p in posts[:-1]]
+    for n, (before, after) in enumerate(zip(posted_at, posted_at[1:])):
+        assert after - before >= REMINDERS[min(n, len(REMINDERS) - 1)], states
+
+
 def test_a_wrong_secret_is_one_incident_with_reminders_at_their_intervals_then_one_resolution(stack: Stack):
     mentors = [new_mentor(stack, "HLF", f"E2E Gro Secret {n}", listed_in_dynamics=True, settled=True) for n in range(3)]
     seen = len(stack.webhook.posts)
@@ -52,12 +65,9 @@ def test_a_wrong_secret_is_one_incident_with_reminders_at_their_intervals_then_o
              timeout=SYNC_TIMEOUT, what="the resolution of the incident")
 
     posts = posts_of(stack, "dynamics_auth_wrong_secret", seen)
-    states = [p["state"] for p in posts]
-    assert states[0] == "open" and states[-1] == "resolved" and set(states[1:-1]) == {"reminder"}, states
     # Reminders only at their intervals: after 30 s, then each a minute after the one before.
-    posted_at = [datetime.fromisoformat(p["last_seen"]) for p in posts[:-1]]
-    for n, (before, after) in enumerate(zip(posted_at, posted_at[1:])):
-        assert after - before >= REMINDERS[min(n, len(REMINDERS) - 1)], states
+    assert "reminder" in [p["state"] for p in posts]
+    assert_one_incident(posts)
 
     # The sensor stopped starting drains: one sync run met the wrong secret, not one every few seconds,
     # and it is part of the incident, not a run_failed incident of its own.
@@ -91,5 +101,9 @@ def test_a_dynamics_outage_opens_an_incident_within_the_bound_and_resolves_after
     wait_listed(stack, mentor, False, "the change written after the outage (its retry backoff is 30-60 s)")
     wait_for(lambda: posts_of(stack, "dynamics_unreachable", seen)[-1]["state"] == "resolved",
              timeout=SYNC_TIMEOUT, what="the resolution of the outage incident")
-    assert [p["state"] for p in posts_of(stack, "dynamics_unreachable", seen)] == ["open", "resolved"]
+    # Open once, resolved once. Reminders may fall between: the row waits out its retry backoff
+    # (30 s, or 60 s after a second failure) plus a run launch, while website_sync_health_sensor
+    # (every 60 s) still sees the failed write and records an occurrence; one 30 s after the
+    # opening is a reminder (REMINDER_MINUTES), as the incident is still open then.
+    assert_one_incident(posts_of(stack, "dynamics_unreachable", seen))
     assert [r["status"] for r in queue(stack, mentor)] == ["done"]

@@ -19,12 +19,15 @@ from mentor_pipeline.instance import ensure_database, write_instance_yaml
 from tests.reconcile.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes
 from tests.support.db import drop_database
 from tests.support.factories import queue_rows
+from tests.support.ports import reserved_port
 
 # gql (under dagster_graphql's client) deprecates its own call style; not a Dagster warning.
 pytestmark = pytest.mark.filterwarnings("ignore:Using variable_values and operation_name:DeprecationWarning")
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "workspace.yaml"  # the repository's code location, as production loads it
+STARTUP_TIMEOUT = 150.0  # import Dagster, load the code location, serve: slow on a loaded 2-core box
+RUN_TIMEOUT = 300.0
 
 
 def test_force_sync_through_the_webserver_graphql_api(db, db_url, admin_url, emulator, tmp_path):
@@ -37,21 +40,23 @@ def test_force_sync_through_the_webserver_graphql_api(db, db_url, admin_url, emu
     home = tmp_path / "dagster_home"
     write_instance_yaml(home, storage_url, queued=False)
     env = {**os.environ, **emulator.env(), "DAGSTER_HOME": str(home), "DATABASE_URL": db_url}
-    port = processes.free_port()
     webserver = None
     try:
-        webserver = processes.start(
-            [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(WORKSPACE)],
-            env=env, log_path=tmp_path / "webserver.log", cwd=ROOT)
-        processes.wait_until(processes.http_ok(f"http://127.0.0.1:{port}/server_info"), timeout=120,
-                             what="dagster webserver", process=webserver)
+        # Held until the webserver listens: it binds only after importing Dagster and loading the code location.
+        with reserved_port() as port:
+            webserver = processes.start(
+                [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(WORKSPACE)],
+                env=env, log_path=tmp_path / "webserver.log", cwd=ROOT)
+            processes.wait_until(processes.http_ok(f"http://127.0.0.1:{port}/server_info"), timeout=STARTUP_TIMEOUT,
+                                 what="dagster webserver", process=webserver)
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         run_id = client.submit_job_execution(
             "force_sync_job",
             run_config={"ops": {"force_sync": {"config": {"mentor_ids": [str(mentors[0]), str(mentors[2])],
                                                           "dry_run": False}}}},
         )
-        deadline = time.monotonic() + 120
+        # A deadline for process coordination (the run's worker imports Dagster: 20-40 s when loaded).
+        deadline = time.monotonic() + RUN_TIMEOUT
         status = client.get_run_status(run_id)
         while status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
                              dg.DagsterRunStatus.CANCELED) and time.monotonic() < deadline:
