@@ -73,6 +73,20 @@ def _sign_in_gate(context, cursor: dict, broken: list[Incident], dynamics: Dynam
     return None
 
 
+def _drain_in_progress(context: dg.SensorEvaluationContext, now: float) -> dg.DagsterRun | None:
+    """A sync run queued or running that is not presumed stuck (a stuck one is logged and ignored)."""
+    for record in context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=WEBSITE_SYNC_JOB, statuses=ACTIVE_RUN_STATUSES), limit=5
+    ):
+        run = record.dagster_run
+        limit = STUCK_NOT_STARTED_SECONDS if run.status == dg.DagsterRunStatus.NOT_STARTED else STUCK_RUN_SECONDS
+        if now - record.create_timestamp.timestamp() < limit:
+            return run
+        context.log.warning("sync run %s has been %s for over %d s; starting another drain",
+                            run.run_id, run.status.value.lower(), limit)
+    return None
+
+
 @dg.sensor(
     name="sync_queue_sensor",
     job=website_sync_job,
@@ -88,6 +102,11 @@ def _sign_in_gate(context, cursor: dict, broken: list[Incident], dynamics: Dynam
 def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, dynamics: DynamicsResource,
                       alerts: AlertSink, sync_settings: SyncSettings):
     cursor = _cursor(context.cursor)
+    now = time.time()
+    # Runs first, incidents second: a run that fails on sign-in opens its incident before it
+    # ends, so a run that ended after this look has its incident in the next one. The other order
+    # could miss both (no incident yet, no run any more) and start a second doomed run.
+    running = _drain_in_progress(context, now)
     with app_db.connect(autocommit=True) as conn:
         due = due_summary(conn)
         broken = [i for i in open_incidents(conn) if i.kind in SIGN_IN_INCIDENTS]
@@ -103,18 +122,9 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, 
             return dg.SensorResult(skip_reason=held, cursor=json.dumps(cursor))
         return dg.SkipReason(held)
 
-    now = time.time()
-    for record in context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name=WEBSITE_SYNC_JOB, statuses=ACTIVE_RUN_STATUSES), limit=5
-    ):
-        limit = STUCK_NOT_STARTED_SECONDS if record.dagster_run.status == dg.DagsterRunStatus.NOT_STARTED else STUCK_RUN_SECONDS
-        if now - record.create_timestamp.timestamp() < limit:
-            return dg.SkipReason(
-                f"{due.due_count} due row(s): run {record.dagster_run.run_id} is already "
-                f"{record.dagster_run.status.value.lower()} and drains them"
-            )
-        context.log.warning("sync run %s has been %s for over %d s; starting another drain",
-                            record.dagster_run.run_id, record.dagster_run.status.value.lower(), limit)
+    if running is not None:
+        return dg.SkipReason(f"{due.due_count} due row(s): run {running.run_id} is already "
+                             f"{running.status.value.lower()} and drains them")
 
     seq = _cursor_sequence(cursor) + 1
     # Sequence (from the cursor) + newest due row + wall-clock ms: never repeats, even after a

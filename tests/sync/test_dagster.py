@@ -87,6 +87,26 @@ def test_sensor_skips_while_a_sync_run_is_queued_or_running(db, db_url, instance
     assert isinstance(evaluate(instance, db_url), dg.SensorResult)
 
 
+def test_a_run_failing_on_sign_in_just_as_the_sensor_looks_starts_no_second_run(
+    db, db_url, instance, test_defs, monkeypatch
+):
+    set_statuses(db, hlf_mentors(db, 1), "paused")
+    run = instance.create_run_for_job(job_def=test_defs.resolve_job_def("website_sync_job"))
+    asked = instance.get_run_records
+
+    def the_run_fails_on_sign_in_as_the_sensor_asks(*args, **kwargs):
+        # What a failing drain does: open the sign-in incident, then end (failed).
+        AlertSink(database_url=db_url).alert("dynamics_auth_wrong_secret", "the client secret is wrong")
+        instance.report_run_failed(run)
+        return asked(*args, **kwargs)
+
+    monkeypatch.setattr(instance, "get_run_records", the_run_fails_on_sign_in_as_the_sensor_asks)
+    result = evaluate(instance, db_url)
+
+    assert isinstance(result, dg.SkipReason), "a second run was started while sign-in was known to be broken"
+    assert "dynamics_auth_wrong_secret open: no drain" in result.skip_message
+
+
 def test_sensor_starts_no_drain_while_the_secret_is_wrong_rechecks_rarely_and_resumes_once_it_works(
     db, db_url, instance, connect, emulator, alerts, webhook
 ):
