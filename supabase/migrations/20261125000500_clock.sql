@@ -111,6 +111,13 @@ $$;
 -- The queue protocol (20261123000300_sync.sql explains each step), at p_at.
 
 drop function claim_sync_batch(integer, interval, uuid);
+-- Claims that race each other each take their own rows. Choosing the candidates first (the
+-- oldest due ids) and only then locking them with SKIP LOCKED would let a claim running while
+-- another one still held those same candidates skip all of them and return nothing, so a drain
+-- would end with "nothing due" while hundreds of rows were. So each kind of claimable row is
+-- locked by the scan that picks it, so a locked row is passed over and the limit is filled from
+-- the rows behind it. A row another claim took and committed meanwhile is re-checked on its
+-- current version by FOR UPDATE and drops out (it is no longer pending).
 create function claim_sync_batch(p_limit integer, p_lease interval, p_token uuid, p_at timestamptz default now())
 returns setof sync_queue
 language plpgsql
@@ -137,34 +144,33 @@ begin
                and p.mentor_id = s.mentor_id
                and p.status = 'pending';
 
-            with candidates as (
-                (select q.id
-                   from sync_queue q
-                  where q.status = 'pending'
-                    and q.available_at <= p_at
-                    -- one row per mentor in flight: a newer row waits for the current one
-                    and not exists (select 1 from sync_queue p
-                                     where p.mentor_id = q.mentor_id and p.status = 'processing')
-                  order by q.id
-                  limit p_limit)
-                union all
-                (select q.id
-                   from sync_queue q
-                  where q.status = 'processing'
-                    and q.locked_until < p_at
-                  order by q.id
-                  limit p_limit)
-            ),
-            c as (
+            with due as (
                 select q.id
                   from sync_queue q
-                 where q.id in (select id from candidates)
-                   -- rechecked on the locked row version: another claimer may have won it
-                   and ((q.status = 'pending' and q.available_at <= p_at)
-                        or (q.status = 'processing' and q.locked_until < p_at))
+                 where q.status = 'pending'
+                   and q.available_at <= p_at
+                   -- one row per mentor in flight: a newer row waits for the current one
+                   and not exists (select 1 from sync_queue p
+                                    where p.mentor_id = q.mentor_id and p.status = 'processing')
                  order by q.id
                  limit p_limit
                    for update skip locked
+            ),
+            lease_ran_out as (
+                select q.id
+                  from sync_queue q
+                 where q.status = 'processing'
+                   and q.locked_until < p_at
+                 order by q.id
+                 limit p_limit
+                   for update skip locked
+            ),
+            c as (
+                select id from due
+                union all
+                select id from lease_ran_out
+                order by id
+                limit p_limit
             ),
             updated as (
                 update sync_queue q
@@ -452,7 +458,11 @@ begin
         join latest_certifications(p_at) l on l.mentor_id = m.id
         where m.status = 'active' and l.expires_at <= p_as_of
         order by m.id
-        for update of m
+        -- NO KEY UPDATE, which the status UPDATE below takes anyway. FOR UPDATE would also block
+        -- the key-share lock every certification INSERT takes on its mentor: a renewal waiting
+        -- here while this transition waited for the renewal's transaction (another mentor's
+        -- outbox row) was a deadlock that cancelled the app's renewal (tests/db/test_races.py).
+        for no key update of m
     ) locked;
     if candidates is null then
         return;
