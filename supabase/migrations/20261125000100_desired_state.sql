@@ -228,11 +228,45 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Changes that decided "nothing to write" on what their snapshot showed: notes for a later tick.
+--
+-- Every change marks its own key, so the drain writes the rule's answer after it commits; two
+-- triggers, though, decide not to mark from what their snapshot shows of ANOTHER transaction's
+-- data, and that transaction may commit a moment later, having marked its keys as it saw them:
+--   * every trigger marks a change only for organisations with website sync. A change made while
+--     an organisation's switch to website sync was uncommitted marked nothing, and the switch
+--     marked the mentors without that change: a drain writing the switch's rows before the change
+--     committed left a mentor paused, deleted or moved meanwhile listed (a renewed one unlisted);
+--   * a reinstatement without a valid certification writes nothing (a warning in the audit). A
+--     renewal committed while the reinstatement was uncommitted was written as "not listed" (the
+--     mentor was still paused), and then the reinstatement committed: an active, certified
+--     mentor stayed unlisted.
+-- Both lasted until the nightly reconciliation. Waiting for the other transaction is not an
+-- option (the app never waits on the pipeline, and a lock here would also be a deadlock risk), so
+-- such a change leaves a note, and the drain path's tick marks its keys once more when every
+-- transaction that could have run alongside it has ended: the first tick that sees the note (its
+-- transaction has committed) records the transactions still in progress, since any of them that
+-- decided without seeing it had its id by then; a later tick, when none of them is in progress,
+-- marks again the keys such a change may have raced, through the one enqueue, whose rule read
+-- now sees what they committed (recheck_website_sync, 20261125000500_clock.sql). A row still
+-- pending absorbs the second mark. Switching website sync off needs no note: a change that
+-- saw it still on marked itself, and one that saw it off needs no write.
+
+create table website_sync_rechecks (
+    id bigint generated always as identity primary key,  -- append-only: a note never waits on a tick
+    event text not null,
+    mentor_ids uuid[] not null,                     -- the keys to mark again
+    organization_id uuid,                           -- and this organisation's mentors by then (a switch)
+    waits_for xid8[],                               -- null until a tick saw the note committed
+    created_at timestamptz not null default now()
+);
+
+-- ---------------------------------------------------------------------------------------------
 -- The sources of change
 
 -- Status changes (the seeds' outbox trigger): paused/expired_cert -> remove; a reinstatement
--- -> restore only when the most recent certification is valid now, otherwise no write and a
--- warning in the audit trail. HLF (website sync) mentors only.
+-- -> restore only when the most recent certification is valid now, otherwise no write, a
+-- warning in the audit trail and a re-check note (above). HLF (website sync) mentors only.
 create or replace function enqueue_website_sync()
 returns trigger
 language plpgsql
@@ -256,9 +290,14 @@ begin
         end if;
     end if;
 
-    if wanted_operation is not null
+    if (wanted_operation is not null or warning_text is not null)
        and exists (select 1 from organizations o where o.id = new.organization_id and o.website_sync_enabled) then
-        enqueued := queue_website_sync(array[new.id], event, wanted_operation);
+        if wanted_operation is not null then
+            enqueued := queue_website_sync(array[new.id], event, wanted_operation);
+        else
+            -- A renewal committed meanwhile would have found the mentor still paused.
+            insert into website_sync_rechecks (event, mentor_ids) values (event, array[new.id]);
+        end if;
     end if;
 
     insert into mentor_status_audit (mentor_id, organization_id, old_status, new_status, triggered_by_event, sync_operation, warning)
@@ -368,9 +407,14 @@ language plpgsql
 security definer
 set search_path = public, pg_temp
 as $$
+declare
+    keys uuid[] := array(select m.id from mentors m where m.organization_id = new.id);
+    event text := sync_event('organization_change');
 begin
-    perform queue_website_sync(array(select m.id from mentors m where m.organization_id = new.id),
-                               sync_event('organization_change'));
+    perform queue_website_sync(keys, event);
+    if new.website_sync_enabled then
+        insert into website_sync_rechecks (event, mentor_ids, organization_id) values (event, keys, new.id);
+    end if;
     return null;
 end
 $$;
@@ -479,6 +523,9 @@ alter table reconciliation_log add constraint reconciliation_log_classification_
 
 alter table website_sync_clock enable row level security;
 revoke all on website_sync_clock from anon, authenticated;
+alter table website_sync_rechecks enable row level security;
+revoke all on website_sync_rechecks from anon, authenticated;
+revoke all on sequence website_sync_rechecks_id_seq from anon, authenticated;
 revoke execute on function
     sync_app_events(),
     latest_certification(uuid, timestamptz),

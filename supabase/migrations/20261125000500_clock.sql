@@ -369,13 +369,54 @@ as $$
            (select count(*) from sync_queue where status = 'processing' and locked_until < p_at)
 $$;
 
+-- Marks the keys of the notes whose concurrent transactions have all ended; returns how many it
+-- marked. The tick calls it; one ticker per note (SKIP LOCKED), the others pass over it.
+create function recheck_website_sync(p_at timestamptz default now())
+returns integer
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    note website_sync_rechecks;
+    keys uuid[];
+    marked integer := 0;
+begin
+    for note in select * from website_sync_rechecks order by id for update skip locked loop
+        if note.waits_for is null then
+            update website_sync_rechecks set waits_for = array(select pg_snapshot_xip(pg_current_snapshot()))
+             where id = note.id;
+        elsif not exists (select from unnest(note.waits_for) x where pg_xact_status(x) = 'in progress') then
+            keys := array(select unnest(note.mentor_ids)
+                          union
+                          select m.id from mentors m where m.organization_id = note.organization_id);
+            -- Only the keys a change may have raced: those Dynamics was last confirmed to show
+            -- differently from the rule's answer now, and those with a write in flight (its rule
+            -- read may predate the change). The keys whose write went out with the right answer
+            -- (most of an organisation switched on) need no second write, and a key never written
+            -- needs one only to be listed.
+            keys := array(select d.mentor_id
+                            from website_desired_listing(keys, p_at) d
+                            left join website_listing_state s on s.mentor_id = d.mentor_id
+                           where exists (select from sync_queue q where q.mentor_id = d.mentor_id and q.status = 'processing')
+                              or case when s.mentor_id is null then d.should_be_listed
+                                      else s.listed <> d.should_be_listed
+                                           or (d.should_be_listed and s.chapter_name is distinct from d.chapter_name)
+                                 end);
+            marked := marked + queue_website_sync(keys, note.event, null, p_at);
+            delete from website_sync_rechecks where id = note.id;
+        end if;
+    end loop;
+    return marked;
+end
+$$;
+
 create function website_sync_tick(p_at timestamptz default now())
 returns table (clock_marked integer, due_count bigint, max_due_id bigint, expired_leases bigint)
 language plpgsql
 set search_path = public, pg_temp
 as $$
 declare
-    marked integer := enqueue_certification_clock(p_at);
+    marked integer := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
 begin
     return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
 end
@@ -494,6 +535,7 @@ revoke execute on function
     latest_certifications(timestamptz),
     queue_website_sync(uuid[], text, text, timestamptz),
     enqueue_certification_clock(timestamptz),
+    recheck_website_sync(timestamptz),
     claim_sync_batch(integer, interval, uuid, timestamptz),
     extend_sync_lease(uuid, interval, timestamptz),
     record_sync_outcomes(uuid, jsonb, integer, interval, interval, timestamptz),
