@@ -129,9 +129,19 @@ def stop_embedded_server(data_dir: Path | None = None) -> None:
 
 
 def connect(url: str | None = None, *, autocommit: bool = False, **kwargs) -> psycopg.Connection:
+    """A new connection that keeps no state on the server between transactions.
+
+    Production reaches Supabase through its transaction pooler (Supavisor, port 6543), where each
+    transaction may run on another server connection. psycopg prepares a statement after its 5th
+    execution ("_pg3_0", "_pg3_1", ... per client connection): the next client handed that server
+    connection fails with DuplicatePreparedStatement, and a prepared statement may be missing on
+    the next transaction's server. So nothing is prepared (`prepare_threshold=None`): the queries
+    are short and planned in microseconds, and on a direct connection nothing measurable is lost
+    (bench/bench_sync.py, README)."""
     target = url or database_url()
     try:
         kwargs.setdefault("cursor_factory", _MigrateHintCursor)
+        kwargs.setdefault("prepare_threshold", None)
         return psycopg.connect(target, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to {redact_url(target)}: {redact(first_line(exc))}") from exc

@@ -2,7 +2,9 @@
 
 What was applied is recorded in `supabase_migrations.schema_migrations`, the table the
 Supabase CLI itself uses, so `supabase db push` sees the same history and the same files.
-An advisory lock serialises concurrent runners (two deploys, parallel test sessions).
+A transaction-level advisory lock serialises concurrent runners (two deploys, parallel test
+sessions), so it works through Supabase's transaction pooler too. A migration that changed after
+it was applied stops the run with one line: migrations are never edited, a new one is written.
 
 The pipeline's migrations expect the app's own tables to exist (docs/design/schema-contract.md).
 `with_app_standin` first creates stand-ins for them (`supabase/app_standin/`, for the demo and
@@ -68,46 +70,72 @@ def discover(directory: Path = MIGRATIONS_DIR, *, standin: bool = False) -> list
 
 
 def applied_versions(conn: psycopg.Connection, history: str = _HISTORY) -> set[str]:
-    rows = conn.execute(f"select version from {history}").fetchall()
-    return {version for (version,) in rows}
+    return set(_recorded(conn, history))
 
 
 def migrate(
     url: str | None = None, directory: Path = MIGRATIONS_DIR, *, with_app_standin: bool = False
 ) -> list[Migration]:
     """Apply pending migrations (after the app stand-in when asked); returns the ones applied
-    now (empty when up to date)."""
+    now (empty when up to date). Refuses to run when a migration already applied has changed."""
     applied_now = []
     with connect(url, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))
-        try:
-            conn.execute(_history_ddl(_HISTORY))
-            if with_app_standin:
-                applied_now += _apply_app_standin(conn)
-            done = applied_versions(conn)
-            for migration in discover(directory):
-                if migration.version in done:
-                    continue
-                _apply(conn, migration, _HISTORY)
-                applied_now.append(migration)
-        finally:
-            conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        if with_app_standin:
+            applied_now += _apply_pending(conn, discover(APP_STANDIN_DIR, standin=True), _STANDIN_HISTORY)
+        applied_now += _apply_pending(conn, discover(directory), _HISTORY)
     return applied_now
 
 
-def _apply_app_standin(conn: psycopg.Connection) -> list[Migration]:
-    conn.execute(_history_ddl(_STANDIN_HISTORY))
-    done = applied_versions(conn, _STANDIN_HISTORY)
-    pending = [m for m in discover(APP_STANDIN_DIR, standin=True) if m.version not in done]
-    if pending and not done and _app_tables_exist(conn):
-        # The app's tables are there already (the first migration created them before the
-        # stand-in moved out of it, or this is the app itself): record, run nothing.
-        for migration in pending:
-            _record(conn, migration, _STANDIN_HISTORY, statements=None)
-        return []
-    for migration in pending:
-        _apply(conn, migration, _STANDIN_HISTORY)
-    return pending
+def _apply_pending(conn: psycopg.Connection, migrations: list[Migration], history: str) -> list[Migration]:
+    """One transaction per migration, each under a transaction-level advisory lock.
+
+    A session lock would not survive Supabase's transaction pooler (the unlock may reach another
+    server connection and the lock leaks on the first); a transaction's lock is released by its
+    own commit or rollback wherever it ran. Each transaction reads the history again under the
+    lock, so a second runner waits for the first one's migration, then finds it applied."""
+    applied = []
+    while True:
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute(_history_ddl(history))
+            recorded = _recorded(conn, history)
+            _refuse_changed(migrations, recorded)
+            pending = [m for m in migrations if m.version not in recorded]
+            if not pending:
+                return applied
+            if history == _STANDIN_HISTORY and not recorded and _app_tables_exist(conn):
+                # The app's tables are there already (the first migration created them before the
+                # stand-in moved out of it, or this is the app itself): record, run nothing.
+                for migration in pending:
+                    _record(conn, migration, history, statements=None)
+                return applied
+            _apply(conn, pending[0], history)
+        applied.append(pending[0])
+
+
+def _recorded(conn: psycopg.Connection, history: str) -> dict[str, list[str] | None]:
+    return dict(conn.execute(f"select version, statements from {history}").fetchall())
+
+
+def _refuse_changed(migrations: list[Migration], recorded: dict[str, list[str] | None]) -> None:
+    """A database keeps what a migration did when it was applied: an edited file would never run
+    again, and the database would silently keep the old function bodies."""
+    for migration in migrations:
+        statements = recorded.get(migration.version)
+        if statements is not None and not _same_text(statements, migration.sql):
+            raise DatabaseError(
+                f"{migration.label} changed after it was applied: restore it and write a new migration"
+            )
+
+
+_INSIGNIFICANT = re.compile(r"--[^\n]*|\s+|;")
+
+
+def _same_text(statements: list[str], text: str) -> bool:
+    if len(statements) == 1:  # recorded by this runner: the file's whole text
+        return statements[0] == text
+    # Recorded by `supabase db push`, which stores the file split into statements.
+    return _INSIGNIFICANT.sub("", "".join(statements)) == _INSIGNIFICANT.sub("", text)
 
 
 def _app_tables_exist(conn: psycopg.Connection) -> bool:
@@ -120,7 +148,7 @@ def _app_tables_exist(conn: psycopg.Connection) -> bool:
 
 def _apply(conn: psycopg.Connection, migration: Migration, history: str) -> None:
     try:
-        with conn.transaction():
+        with conn.transaction():  # a savepoint: a failing migration is rolled back, the error told
             conn.execute(migration.sql)
             _record(conn, migration, history, migration.sql)
     except psycopg.Error as exc:

@@ -89,6 +89,9 @@ def empty_database(admin_url: str, schema: str | None = None):
 
 
 def recorded(conn, history: str = "supabase_migrations.schema_migrations") -> list[str]:
+    """Versions in the history; none when the history table was never made (a first run that failed)."""
+    if to_regclass(conn, history) is None:
+        return []
     return [v for (v,) in conn.execute(f"select version from {history} order by version")]
 
 
@@ -211,3 +214,33 @@ def test_badly_named_migration_file_is_refused(tmp_path):
     (tmp_path / "add_stuff.sql").write_text("select 1;")
     with pytest.raises(DatabaseError, match="add_stuff.sql"):
         discover(tmp_path)
+
+
+def test_a_migration_edited_after_it_was_applied_stops_the_run_with_one_line(admin_url, tmp_path):
+    first = tmp_path / "20990101000000_first.sql"
+    first.write_text("create table first_one (id int);")
+    with empty_database(admin_url) as url:
+        migrate(url, tmp_path)
+        first.write_text("create table first_one (id int, extra text);")
+        (tmp_path / "20990101000001_second.sql").write_text("create table second_one (id int);")
+        with pytest.raises(DatabaseError) as failure:
+            migrate(url, tmp_path)
+        assert str(failure.value) == ("20990101000000_first.sql changed after it was applied:"
+                                      " restore it and write a new migration")
+        with psycopg.connect(url) as conn:
+            assert recorded(conn) == ["20990101000000"]
+            assert to_regclass(conn, "second_one") is None  # nothing after it ran either
+
+
+def test_a_history_written_by_the_supabase_cli_is_compared_statement_by_statement(admin_url, tmp_path):
+    # `supabase db push` records a file split into its statements, not as one text.
+    (tmp_path / "20990101000000_first.sql").write_text("create table first_one (id int);\n\ncreate table two (id int);\n")
+    with empty_database(admin_url) as url:
+        migrate(url, tmp_path)
+        with psycopg.connect(url) as conn:
+            conn.execute("update supabase_migrations.schema_migrations set statements ="
+                         " array['create table first_one (id int)', 'create table two (id int)']")
+        assert migrate(url, tmp_path) == []
+        (tmp_path / "20990101000000_first.sql").write_text("create table first_one (id bigint);")
+        with pytest.raises(DatabaseError, match="changed after it was applied"):
+            migrate(url, tmp_path)
