@@ -7,12 +7,16 @@ a migrated template, and drops it afterwards.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import psycopg
 import pytest
 
+from mentor_pipeline.db.connection import with_database
 from tests.support.db import create_migrated_template, drop_database, fresh_database, test_server
+from tests.support.pooler import running_pgbouncer
 
-DB_FIXTURES = {"db_url", "db", "admin_url", "migrated_template"}
+DB_FIXTURES = {"db_url", "db", "admin_url", "migrated_template", "pooler_url", "pooled_db_url"}
 
 
 def pytest_collection_modifyitems(items):
@@ -63,3 +67,20 @@ def db_url(admin_url, migrated_template, monkeypatch) -> str:
 def db(db_url):
     with psycopg.connect(db_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def pooler_url(admin_url) -> str:
+    """The test server through PgBouncer in transaction mode (Supabase's pooler on port 6543)."""
+    with running_pgbouncer(admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def pooled_db_url(admin_url, migrated_template, pooler_url, monkeypatch) -> str:
+    """A fresh migrated database, reached through the transaction pooler, as production reaches
+    Supabase; the code under test connects through it too (DATABASE_URL)."""
+    with fresh_database(admin_url, migrated_template) as direct_url:
+        url = with_database(pooler_url, urlsplit(direct_url).path.lstrip("/"))
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
