@@ -8,8 +8,8 @@ from tests.e2e import harness
 
 
 @pytest.fixture(scope="session")
-def stack(admin_url, migrated_template, tmp_path_factory) -> harness.Stack:
-    running = harness.acquire(admin_url, migrated_template, tmp_path_factory.mktemp("e2e"))
+def stack(admin_url, migrated_template, pooler_url, tmp_path_factory) -> harness.Stack:
+    running = harness.acquire(admin_url, migrated_template, pooler_url, tmp_path_factory.mktemp("e2e"))
     try:
         yield running
     finally:

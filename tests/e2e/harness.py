@@ -1,8 +1,12 @@
 """One running stack for the end-to-end and browser tests, shared by the whole session.
 
 What runs (nothing is mocked):
-- a fresh database copied from the migrated template, loaded with the demo seed;
-- a second database on the same server for Dagster's own storage (runs, event log, cursors);
+- a fresh database copied from the migrated template, loaded with the demo seed, which the
+  Dagster processes reach through PgBouncer in transaction mode, as production reaches Supabase
+  through its transaction pooler (docs/operations.md, *Connecting to Supabase*); the tests' own
+  reads and writes go to it directly, as the app's would;
+- a second database on the same server for Dagster's own storage (runs, event log, cursors),
+  reached directly: dagster-postgres keeps session settings, which a transaction pooler loses;
 - the Dataverse emulator over real HTTP (in this process, on a free port), seeded with one
   contact per HLF mentor, exactly as `bin/demo` seeds it;
 - a real webhook receiver standing in for the operators' Slack/Teams channel;
@@ -91,6 +95,7 @@ class DagsterProcesses:
 class Stack:
     admin_url: str
     db_url: str
+    pooled_db_url: str  # the same database through the transaction pooler: what Dagster's processes use
     storage_url: str
     emulator: EmulatorHandle
     webhook: WebhookReceiver
@@ -118,7 +123,7 @@ class Stack:
         """What the Dagster processes (and so their code servers and run workers) see."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DYNAMICS_", "DAGSTER_"))}
         env.update(
-            DATABASE_URL=self.db_url,
+            DATABASE_URL=self.pooled_db_url,
             DAGSTER_HOME=str(self.home),
             DYNAMICS_URL=self.emulator.url,
             DYNAMICS_AUTHORITY=self.emulator.url,
@@ -312,12 +317,12 @@ def run_stack_tests_last(items: list) -> None:
 _shared: dict = {"stack": None, "users": 0, "exit": None}
 
 
-def acquire(admin_url: str, migrated_template: str, scratch: Path) -> Stack:
+def acquire(admin_url: str, migrated_template: str, pooler_url: str, scratch: Path) -> Stack:
     """The session's stack, started on first use."""
     if _shared["stack"] is None:
         exit_stack = contextlib.ExitStack()
         try:
-            _shared["stack"] = _start(admin_url, migrated_template, scratch, exit_stack)
+            _shared["stack"] = _start(admin_url, migrated_template, pooler_url, scratch, exit_stack)
         except BaseException:
             exit_stack.close()
             raise
@@ -333,7 +338,8 @@ def release() -> None:
         exit_stack.close()
 
 
-def _start(admin_url: str, migrated_template: str, scratch: Path, exit_stack: contextlib.ExitStack) -> Stack:
+def _start(admin_url: str, migrated_template: str, pooler_url: str, scratch: Path,
+           exit_stack: contextlib.ExitStack) -> Stack:
     # Everything registered on exit_stack is undone in reverse order, even when a later step fails.
     app_db = create_database(admin_url, migrated_template)
     exit_stack.callback(drop_database, admin_url, app_db)
@@ -355,7 +361,8 @@ def _start(admin_url: str, migrated_template: str, scratch: Path, exit_stack: co
     logs.mkdir(parents=True, exist_ok=True)
     storage_env = install_instance(home, storage_url)
 
-    stack = Stack(admin_url=admin_url, db_url=db_url, storage_url=storage_url, emulator=emulator, webhook=webhook,
+    stack = Stack(admin_url=admin_url, db_url=db_url, pooled_db_url=with_database(pooler_url, app_db),
+                  storage_url=storage_url, emulator=emulator, webhook=webhook,
                   home=home, logs=logs, dagster_port=0, storage_env=storage_env)  # start_dagster picks it
     exit_stack.callback(stack.stop_dagster)
     try:
