@@ -54,3 +54,33 @@ def test_the_emulator_without_the_demo_extra_says_what_to_install():
     assert result.returncode == 1
     assert result.stderr.strip().startswith("mentor-pipeline emulator: error: the emulator needs ")
     assert result.stderr.strip().endswith(": install mentor_pipeline[demo]")
+
+
+def test_a_wheel_built_from_the_repository_migrates_a_database(admin_url, tmp_path):
+    # The SQL must travel inside the wheel: an installed pipeline has no checkout to read it from.
+    from mentor_pipeline.db.connection import project_root, with_database
+    from tests.support.db import apply_supabase_default_grants, create_database, drop_database
+
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(project_root()),
+                            "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    [wheel] = (tmp_path / "dist").glob("mentor_pipeline-*.whl")
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                              str(wheel)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+
+    name = create_database(admin_url)
+    try:
+        apply_supabase_default_grants(with_database(admin_url, name))
+        # From a folder with no checkout in it, the installed copy first on the path.
+        env = {"PYTHONPATH": str(site), "DATABASE_URL": with_database(admin_url, name)}
+        script = ("import mentor_pipeline, sys; print(mentor_pipeline.__file__);"
+                  " from mentor_pipeline.cli import main; sys.exit(main(sys.argv[1:]))")
+        result = subprocess.run([sys.executable, "-c", script, "db", "migrate", "--with-app-standin"],
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, **env})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[0].startswith(str(site))
+        assert "20261125000500_clock.sql" in result.stdout
+    finally:
+        drop_database(admin_url, name)

@@ -19,10 +19,13 @@ from pathlib import Path
 
 import psycopg
 
-from mentor_pipeline.db.connection import DatabaseError, connect, first_line, project_root
+from mentor_pipeline.db.connection import DatabaseError, connect, first_line
 
-MIGRATIONS_DIR = project_root() / "supabase" / "migrations"
-APP_STANDIN_DIR = project_root() / "supabase" / "app_standin"
+# The repository's supabase/ folder, linked into the package (mentor_pipeline/supabase) so that a
+# wheel carries it: found the same way in a checkout and in an installed pipeline.
+SUPABASE_DIR = Path(__file__).resolve().parents[1] / "supabase"
+MIGRATIONS_DIR = SUPABASE_DIR / "migrations"
+APP_STANDIN_DIR = SUPABASE_DIR / "app_standin"
 # The app's tables the stand-in creates: when they all exist, there is nothing to stand in for.
 APP_TABLES = ("organizations", "chapters", "mentors", "certifications")
 _FILENAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")

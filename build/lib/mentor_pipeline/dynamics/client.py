@@ -1,0 +1,450 @@
+"""The Dataverse Web API client the pipeline uses.
+
+Synchronous for the caller; `apply_updates` keeps up to `max_in_flight` `$batch` requests in
+flight on worker threads sharing one httpx connection pool.
+
+Retry policy (Microsoft's "Service protection API limits" guidance):
+- 429: wait the full Retry-After, then resend. Never a failure, never uses the retry budget.
+  The wait holds the whole client (every worker), not one worker: Dataverse's limit is per
+  user (mentor_pipeline/dynamics/throttle.py). Waits over a few seconds are logged.
+- 5xx, timeouts, dropped connections: exponential backoff with jitter, at most `max_retries`
+  resends, then give up with the last error.
+- 401: the token may have expired server-side; fetch a new one once, then it is an auth error.
+- Auth errors always propagate: the pipeline stops and alerts instead of failing every mentor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from mentor_pipeline.dynamics.auth import TokenProvider
+from mentor_pipeline.dynamics.batch import BatchOperation, decode_batch_response, encode_batch
+from mentor_pipeline.dynamics.errors import (
+    DynamicsAuthError,
+    DynamicsError,
+    DynamicsProtocolError,
+    DynamicsRequestError,
+    DynamicsUnavailable,
+)
+from mentor_pipeline.dynamics.results import ClientStats, ListingUpdate, UpdateOutcome, UpdateResult, unavailable_code
+from mentor_pipeline.dynamics.settings import DynamicsSettings
+from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS, HoldListener, SharedThrottle
+from mentor_pipeline.redaction import redact, redact_url
+
+logger = logging.getLogger("mentor_pipeline.dynamics")
+
+MAX_PAGE_SIZE = 5000  # Dataverse's cap on odata.maxpagesize
+MAX_BATCH_SIZE = 1000  # Dataverse's cap on requests in one $batch
+ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
+
+
+class DataverseClient:
+    def __init__(
+        self,
+        settings: DynamicsSettings,
+        *,
+        max_in_flight: int = 4,
+        batch_size: int = 100,
+        timeout: float = 30.0,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_rate_limit_waits: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be 1..{MAX_BATCH_SIZE}")
+        self.settings = settings
+        self.max_in_flight = max(1, max_in_flight)
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_rate_limit_waits = max_rate_limit_waits
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._throttle = SharedThrottle(sleep, clock, logger)
+        self._http = httpx.Client(
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=self.max_in_flight + 2),
+        )
+        self._tokens = TokenProvider(settings, self._post_token_form, clock=clock)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> DataverseClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"DataverseClient(url={redact_url(self.settings.org_url)!r}, client_id={self.settings.client_id!r})"
+
+    # -- public operations -------------------------------------------------------------------
+
+    def whoami(self) -> dict:
+        """Health check: signs in and asks Dataverse who we are."""
+        response, _ = self._request("GET", self.settings.api_base + "WhoAmI", what="WhoAmI")
+        body = self._json_body(response, "WhoAmI")
+        if response.status_code != 200:
+            raise self._request_error(response, body, "WhoAmI")
+        if "UserId" not in body:
+            raise DynamicsProtocolError(
+                "Dataverse answered WhoAmI without a UserId: check DYNAMICS_URL is the org URL."
+            )
+        return body
+
+    def iter_listings(self, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[list[dict]]:
+        """Yield pages of {"mentor_id", "listed", "chapter"}; one raw page in memory at a time."""
+        s = self.settings
+        select = ",".join([s.key_attribute, s.listed_attribute, s.chapter_attribute])
+        query = f"$select={quote(select, safe=',')}&$filter={quote(f'{s.key_attribute} ne null')}"
+        url: str | None = f"{s.api_base}{s.entity_set}?{query}"
+        prefer = {"Prefer": f"odata.maxpagesize={min(page_size, MAX_PAGE_SIZE)}"}
+        while url:
+            response, _ = self._request("GET", url, headers=prefer, what="the contact listing")
+            body = self._json_body(response, "the contact listing")
+            if response.status_code != 200:
+                raise self._request_error(response, body, "the contact listing")
+            rows = body.get("value")
+            if not isinstance(rows, list):
+                raise DynamicsProtocolError(
+                    "Dataverse answered the contact listing without a 'value' array: the page is "
+                    "malformed; retry the read later."
+                )
+            url = self._next_link(body)
+            yield [self._listing(row) for row in rows]
+
+    def set_listed(self, mentor_id: str, listed: bool, chapter: str | None = None) -> UpdateResult:
+        """Update one contact, update-only (If-Match: *): a missing contact is NOT_FOUND."""
+        update = ListingUpdate(mentor_id, listed, chapter)
+        self.stats.add(operations=1)
+        try:
+            response, waits = self._request(
+                "PATCH",
+                self.settings.org_url + self._key_path(mentor_id),
+                headers={"If-Match": "*", "Content-Type": "application/json"},
+                content=json.dumps(self._patch_body(update)).encode(),
+                what=f"the update of mentor {mentor_id}",
+            )
+        except DynamicsUnavailable as exc:
+            return UpdateResult(mentor_id, UpdateOutcome.FAILED, unavailable_code(exc.status), str(exc), exc.rate_limit_waits)
+        return self._result(mentor_id, response.status_code, response.content, waits)
+
+    def apply_updates(
+        self, updates: Sequence[ListingUpdate], *, batch_size: int | None = None
+    ) -> list[UpdateResult]:
+        """Send updates in `$batch` requests (continue-on-error); results in input order."""
+        size = min(batch_size or self.batch_size, MAX_BATCH_SIZE)
+        chunks = [list(updates[i : i + size]) for i in range(0, len(updates), size)]
+        results: list[UpdateResult | None] = [None] * len(updates)
+        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="dataverse") as pool:
+            futures = {pool.submit(self._apply_chunk, chunk): n * size for n, chunk in enumerate(chunks)}
+            done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in not_done:
+                future.cancel()
+            for future in futures:  # re-raises the first error (auth, protocol) to the caller
+                if future.cancelled():
+                    continue
+                for offset, result in enumerate(future.result()):
+                    results[futures[future] + offset] = result
+        return results  # type: ignore[return-value]
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def _apply_chunk(self, chunk: list[ListingUpdate]) -> list[UpdateResult]:
+        results: dict[int, UpdateResult] = {}
+        waits = [0] * len(chunk)
+        failures = [0] * len(chunk)
+        pending = list(range(len(chunk)))
+        url = self.settings.api_base + "$batch"
+        while pending:
+            ops = [
+                BatchOperation("PATCH", self._api_path() + self._key_path(chunk[i].mentor_id, relative=True),
+                               {"If-Match": "*"}, self._patch_body(chunk[i]))
+                for i in pending
+            ]
+            content_type, body = encode_batch(ops)
+            self.stats.add(batches=1, operations=len(ops))
+            try:
+                response, batch_waits = self._request(
+                    "POST", url,
+                    headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"},
+                    content=body, what=f"a $batch of {len(ops)} updates",
+                )
+            except DynamicsUnavailable as exc:
+                for i in pending:
+                    results[i] = UpdateResult(chunk[i].mentor_id, UpdateOutcome.FAILED, unavailable_code(exc.status),
+                                              str(exc), waits[i] + exc.rate_limit_waits)
+                break
+            for i in pending:
+                waits[i] += batch_waits
+            if response.status_code != 200:
+                # The whole batch was refused (malformed, too large): each update failed with it.
+                for i in pending:
+                    results[i] = self._result(chunk[i].mentor_id, response.status_code, response.content, waits[i],
+                                              force_failed=True)
+                break
+            parts = decode_batch_response(response.headers.get("content-type", ""), response.content)
+            if len(parts) != len(pending):
+                raise DynamicsProtocolError(
+                    f"Dataverse answered a $batch of {len(pending)} updates with {len(parts)} responses: "
+                    "the outcome is unknown; read the listing back before retrying."
+                )
+            again: list[int] = []
+            delay = 0.0
+            throttled = False
+            for i, part in zip(pending, parts):
+                if part.status == 401:
+                    raise DynamicsAuthError(
+                        "Dataverse refused an operation inside a $batch as unauthenticated (401): check the "
+                        "app registration is an application user of the environment.", status=401)
+                if part.status == 429:
+                    waits[i] += 1
+                    throttled = True
+                    again.append(i)
+                    delay = max(delay, _retry_after(part.headers) or self._backoff_delay(waits[i]))
+                elif part.status >= 500 and failures[i] < self.max_retries:
+                    failures[i] += 1
+                    again.append(i)
+                    delay = max(delay, self._backoff_delay(failures[i]))
+                else:
+                    results[i] = self._result(chunk[i].mentor_id, part.status, part.body, waits[i])
+            if again:
+                if throttled:
+                    # The next send of any worker waits for this (in _with_retries).
+                    self.stats.add(rate_limit_waits=1, rate_limit_wait_seconds=delay)
+                    self._throttle.hold(delay, f"updates inside a $batch of {len(ops)}")
+                else:
+                    self.stats.add(retries=1)
+                    self._backoff(delay, f"a $batch of {len(ops)} updates", "HTTP 5xx inside the batch")
+            pending = again
+        return [results[i] for i in range(len(chunk))]
+
+    # -- HTTP with auth and retries ----------------------------------------------------------
+
+    def _request(self, method: str, url: str, *, headers: dict | None = None, content: bytes | None = None,
+                 what: str) -> tuple[httpx.Response, int]:
+        """Send one Web API request; returns the final response and the 429 waits it took."""
+        refreshed = False
+        waits = 0
+        sent_with: list[str] = []  # the token each attempt carried, to drop the right one on 401
+
+        def send() -> httpx.Response:
+            token = self._tokens.token()
+            sent_with.append(token)
+            request_headers = {**ODATA_HEADERS, "Authorization": f"Bearer {token}", **(headers or {})}
+            return self._http.request(method, url, headers=request_headers, content=content)
+
+        while True:
+            response, more_waits = self._with_retries(send, what)
+            waits += more_waits
+            if response.status_code == 401:
+                if refreshed:
+                    raise DynamicsAuthError(
+                        f"Dataverse refused a freshly issued token for {what} (HTTP 401): check the app "
+                        "registration is an application user of this environment, with a security role.",
+                        status=401,
+                    )
+                # Tokens can be revoked or expire server-side before our renewal time.
+                self._tokens.invalidate(sent_with[-1])
+                refreshed = True
+                continue
+            return response, waits
+
+    def _post_token_form(self) -> httpx.Response:
+        def send() -> httpx.Response:
+            self.stats.add(token_requests=1)
+            return self._http.post(self.settings.token_url, data=self._tokens.form(),
+                                   headers={"Accept": "application/json"})
+
+        try:
+            response, _ = self._with_retries(send, "the token request", count_request=False, service="Entra ID")
+        except DynamicsUnavailable as exc:
+            raise DynamicsUnavailable(
+                f"{exc} Check DYNAMICS_AUTHORITY ({redact_url(self.settings.authority)}) is reachable.", status=exc.status
+            ) from None
+        return response
+
+    def _with_retries(self, send: Callable[[], httpx.Response], what: str, count_request: bool = True,
+                      service: str = "Dataverse") -> tuple[httpx.Response, int]:
+        failures = 0
+        waits = 0
+        while True:
+            if count_request:
+                # A 429 seen by any worker holds every Dataverse request of this client.
+                self._throttle.wait()
+            try:
+                if count_request:
+                    self.stats.add(requests=1)
+                response = send()
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                failures += 1
+                problem = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
+                if failures > self.max_retries:
+                    raise DynamicsUnavailable(
+                        f"{what} {problem} {failures} times in a row: {service} is not answering; "
+                        "the pipeline will retry on its next run.", rate_limit_waits=waits) from None
+                self.stats.add(retries=1)
+                self._backoff(self._backoff_delay(failures), what, f"{problem} ({service})")
+                continue
+            status = response.status_code
+            if status == 429:
+                waits += 1
+                if waits > self.max_rate_limit_waits:
+                    raise DynamicsUnavailable(
+                        f"{what} was still throttled (429) after {waits - 1} waits: lower max_in_flight "
+                        "or spread the work over time.", status=429, rate_limit_waits=waits - 1)
+                delay = _retry_after(response.headers) or self._backoff_delay(waits)
+                self.stats.add(rate_limit_waits=1, rate_limit_wait_seconds=delay)
+                if count_request:
+                    self._throttle.hold(delay, what)  # waited out at the top of the loop
+                else:
+                    self._backoff(delay, what, f"HTTP 429 from {service}")
+                continue
+            if status >= 500:
+                failures += 1
+                if failures > self.max_retries:
+                    raise DynamicsUnavailable(
+                        f"{service} answered HTTP {status} to {what} {failures} times in a row: the service "
+                        "is unavailable; the pipeline will retry on its next run.",
+                        status=status, rate_limit_waits=waits)
+                self.stats.add(retries=1)
+                self._backoff(self._backoff_delay(failures), what, f"HTTP {status} from {service}")
+                continue
+            return response, waits
+
+    def _backoff(self, seconds: float, what: str, why: str) -> None:
+        """One worker's wait before resending after a failure (not a throttle: others go on)."""
+        if seconds > LOG_WAITS_OVER_SECONDS:
+            logger.warning("%s: %s; resending in %.0f s", what, why, seconds)
+        self._sleep(seconds)
+
+    def on_throttle(self, listener: HoldListener) -> Callable[[], None]:
+        """Hear of every 429 hold of this client: (Retry-After, seconds it adds to the shared
+        wait, what was throttled). Returns the function that stops listening."""
+        return self._throttle.listen(listener)
+
+    def throttled_for(self) -> float:
+        """Seconds until this client may send again after a 429 (0 when it may send now)."""
+        return self._throttle.remaining()
+
+    def _backoff_delay(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # jitter spreads resends of parallel workers
+
+    # -- mapping -----------------------------------------------------------------------------
+
+    def _api_path(self) -> str:
+        return urlsplit(self.settings.api_base).path
+
+    def _key_path(self, mentor_id: str, relative: bool = False) -> str:
+        literal = mentor_id.replace("'", "''")  # OData string literal escaping
+        key = f"{self.settings.entity_set}({self.settings.key_attribute}='{quote(literal, safe=chr(39))}')"
+        return key if relative else self._api_path() + key
+
+    def _patch_body(self, update: ListingUpdate) -> dict:
+        # Changed columns only; the alternate key stays in the URL, never in the body. A listing
+        # carries its chapter (the page groups by it); an unlisting leaves the chapter alone.
+        body: dict = {self.settings.listed_attribute: bool(update.listed)}
+        if update.listed and update.chapter is not None:
+            body[self.settings.chapter_attribute] = update.chapter
+        return body
+
+    def _listing(self, row: object) -> dict:
+        s = self.settings
+        if not isinstance(row, dict) or not isinstance(row.get(s.key_attribute), str):
+            raise DynamicsProtocolError(
+                f"A contact row in Dataverse's listing lacks {s.key_attribute}: check "
+                "DYNAMICS_KEY_ATTRIBUTE matches the alternate key's column."
+            )
+        listed = row.get(s.listed_attribute)
+        if listed is not None and not isinstance(listed, bool):
+            raise DynamicsProtocolError(
+                f"{s.listed_attribute} is not a yes/no column in Dataverse's answer: check "
+                "DYNAMICS_LISTED_ATTRIBUTE."
+            )
+        chapter = row.get(s.chapter_attribute)
+        return {"mentor_id": row[s.key_attribute], "listed": bool(listed), "chapter": chapter}
+
+    def _next_link(self, body: dict) -> str | None:
+        link = body.get("@odata.nextLink")
+        if link is None:
+            return None
+        # Follow it unchanged, but only to our own org: the bearer token goes with it.
+        if not isinstance(link, str) or not link.startswith(self.settings.api_base):
+            raise DynamicsProtocolError(
+                "Dataverse's listing page has an @odata.nextLink that is not a link into "
+                f"{redact_url(self.settings.api_base)}: refusing to follow it; check DYNAMICS_URL."
+            )
+        return link
+
+    def _json_body(self, response: httpx.Response, what: str) -> dict:
+        kind = response.headers.get("content-type", "no content type")
+        if "json" not in kind.lower():
+            raise DynamicsProtocolError(
+                f"Dataverse answered {what} with HTTP {response.status_code} and {kind.split(';')[0]} instead "
+                "of JSON (an error page from a proxy or sign-in?): check DYNAMICS_URL."
+            )
+        try:
+            body = json.loads(response.content)
+        except ValueError as exc:
+            raise DynamicsProtocolError(
+                f"Dataverse's answer to {what} is not valid JSON ({exc.msg} at byte {exc.pos} of "
+                f"{len(response.content)}; cut off?): retry later."
+            ) from None
+        if not isinstance(body, dict):
+            raise DynamicsProtocolError(f"Dataverse's answer to {what} is JSON but not an object: retry later.")
+        return body
+
+    def _request_error(self, response: httpx.Response, body: dict, what: str) -> DynamicsRequestError:
+        code, message = _error_of(body)
+        return DynamicsRequestError(
+            f"Dataverse refused {what} (HTTP {response.status_code}, {code}): {message} "
+            "Check the DYNAMICS_* entity and column settings.",
+            status=response.status_code, code=code,
+        )
+
+    def _result(self, mentor_id: str, status: int, body: bytes, waits: int,
+                force_failed: bool = False) -> UpdateResult:
+        if status in (200, 204) and not force_failed:
+            return UpdateResult(mentor_id, UpdateOutcome.APPLIED, rate_limit_waits=waits)
+        try:
+            code, message = _error_of(json.loads(body))
+        except ValueError:
+            code, message = f"HTTP {status}", f"HTTP {status} without a JSON error body"
+        outcome = UpdateOutcome.NOT_FOUND if status == 404 and not force_failed else UpdateOutcome.FAILED
+        return UpdateResult(mentor_id, outcome, code or f"HTTP {status}", message, waits)
+
+
+def _error_of(body: object) -> tuple[str, str]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "unknown", "no error details in the answer"
+    # Dataverse's message may quote a URL; it ends up in sync_queue.last_error and metadata.
+    return str(error.get("code") or "unknown"), redact(str(error.get("message") or "no message"))
+
+
+def _retry_after(headers: httpx.Headers | dict) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None  # HTTP-date form is not used by Dataverse; fall back to backoff
+    return seconds if seconds >= 0 else None
+
+
+__all__ = ["DataverseClient", "DynamicsError"]

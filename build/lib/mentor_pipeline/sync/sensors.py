@@ -1,0 +1,144 @@
+"""Sensors of the website sync: start a drain when sync_queue has due rows, unless the Dynamics
+sign-in is known to be broken (then re-check it now and then, and start again once it works)."""
+
+
+import json
+import time
+
+import dagster as dg
+
+from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.health import SIGN_IN_INCIDENTS, check_dynamics_credentials
+from mentor_pipeline.incidents import Incident, open_incidents
+from mentor_pipeline.resources import AppDatabase, DynamicsResource
+from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings, website_listing
+from mentor_pipeline.sync.queue import due_summary
+
+website_sync_job = dg.define_asset_job(
+    WEBSITE_SYNC_JOB,
+    # The asset checks (divergence, stale dead rows, duplicates) belong to the nightly run;
+    # the event-driven drain is latency-sensitive.
+    selection=dg.AssetSelection.assets(website_listing).without_checks(),
+    description="Drain sync_queue into Dynamics: every due status change, in $batch requests.",
+    # Latency-sensitive: one process, no per-step subprocess (about 1.5 s saved per run).
+    executor_def=dg.in_process_executor,
+    # Shares the Dataverse service-protection budget with the other Dynamics jobs (dagster.yaml).
+    # `tags`, not `run_tags`: a run launched from the UI or GraphQL carries only the job's tags.
+    tags={"mentor_pipeline/dynamics": "website_sync"},
+)
+
+ACTIVE_RUN_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+# A run "in progress" for longer than this is presumed stuck: the sensor no longer waits for it
+# (the queue's leases keep a second drain from touching the first one's rows). A queued run may
+# wait long behind the Dynamics concurrency slot; a run the daemon never even submitted
+# (NOT_STARTED) is a leftover of a failed launch after a minute.
+STUCK_RUN_SECONDS = 30 * 60
+STUCK_NOT_STARTED_SECONDS = 60
+
+
+def _cursor(cursor: str | None) -> dict:
+    try:
+        value = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _cursor_sequence(cursor: dict) -> int:
+    try:
+        return int(cursor.get("seq", 0))
+    except (ValueError, TypeError):
+        return 0
+
+
+def _sign_in_gate(context, cursor: dict, broken: list[Incident], dynamics: DynamicsResource, alerts: AlertSink,
+                  interval_seconds: float, due_count: int) -> str | None:
+    """While a sign-in incident is open, no drain: every drain would fail the same way. Re-check
+    the credentials (WhoAmI) at most every `interval_seconds` after the last check or failure;
+    a passing check resolves the incidents. Returns why no drain starts, or None to go on."""
+    now = time.time()
+    last = max([float(cursor.get("credentials_checked_at", 0))] + [i.last_seen.timestamp() for i in broken])
+    waiting = f"{due_count} change(s) kept pending" if due_count else "nothing due"
+    if now - last < interval_seconds:
+        return (f"{', '.join(i.key for i in broken)} open: no drain, {waiting}; next credential check in "
+                f"{interval_seconds - (now - last):.0f} s")
+    cursor["credentials_checked_at"] = round(now, 3)
+    if not check_dynamics_credentials(dynamics, alerts, context.log):
+        return f"the Dynamics credential check still fails: no drain, {waiting}; next check in {interval_seconds:.0f} s"
+    return None
+
+
+def _drain_in_progress(context: dg.SensorEvaluationContext, now: float) -> dg.DagsterRun | None:
+    """A sync run queued or running that is not presumed stuck (a stuck one is logged and ignored)."""
+    for record in context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=WEBSITE_SYNC_JOB, statuses=ACTIVE_RUN_STATUSES), limit=5
+    ):
+        run = record.dagster_run
+        limit = STUCK_NOT_STARTED_SECONDS if run.status == dg.DagsterRunStatus.NOT_STARTED else STUCK_RUN_SECONDS
+        if now - record.create_timestamp.timestamp() < limit:
+            return run
+        context.log.warning("sync run %s has been %s for over %d s; starting another drain",
+                            run.run_id, run.status.value.lower(), limit)
+    return None
+
+
+@dg.sensor(
+    name="sync_queue_sensor",
+    job=website_sync_job,
+    minimum_interval_seconds=2,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Requests one website_sync_job run when sync_queue has due pending rows or expired leases "
+        "(an index-only check), unless a sync run is already queued or running. While a Dynamics sign-in "
+        "incident is open it starts none (the rows stay pending) and re-checks the credentials (WhoAmI) every "
+        "SyncSettings.credential_check_minutes; once the check passes, the incident resolves and the drain starts."
+    ),
+)
+def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, dynamics: DynamicsResource,
+                      alerts: AlertSink, sync_settings: SyncSettings):
+    cursor = _cursor(context.cursor)
+    now = time.time()
+    # Runs first, incidents second: a run that fails on sign-in opens its incident before it
+    # ends, so a run that ended after this look has its incident in the next one. The other order
+    # could miss both (no incident yet, no run any more) and start a second doomed run.
+    running = _drain_in_progress(context, now)
+    with app_db.connect(autocommit=True) as conn:
+        due = due_summary(conn)
+        broken = [i for i in open_incidents(conn) if i.kind in SIGN_IN_INCIDENTS]
+    held = None
+    if broken:
+        held = _sign_in_gate(context, cursor, broken, dynamics, alerts,
+                             sync_settings.credential_check_interval().total_seconds(), due.due_count)
+    if held is None and not due.anything_due:
+        held = "nothing due in sync_queue"
+    if held is not None:
+        # The cursor remembers when the credentials were last checked.
+        if cursor != _cursor(context.cursor):
+            return dg.SensorResult(skip_reason=held, cursor=json.dumps(cursor))
+        return dg.SkipReason(held)
+
+    if running is not None:
+        return dg.SkipReason(f"{due.due_count} due row(s): run {running.run_id} is already "
+                             f"{running.status.value.lower()} and drains them")
+
+    seq = _cursor_sequence(cursor) + 1
+    # Sequence (from the cursor) + newest due row + wall-clock ms: never repeats, even after a
+    # cursor reset, so Dagster never drops a request as a duplicate of an earlier one.
+    run_key = f"website-sync-{seq}-q{due.max_due_id or 0}-t{int(now * 1000)}"
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=run_key,
+                tags={
+                    "mentor_pipeline/due_rows": str(due.due_count),
+                    "mentor_pipeline/expired_leases": str(due.expired_leases),
+                },
+            )
+        ],
+        cursor=json.dumps({**cursor, "seq": seq, "max_due_id": due.max_due_id, "requested_at": round(now, 3)}),
+    )
