@@ -73,9 +73,10 @@ def database_now(conn: psycopg.Connection) -> datetime:
     return now
 
 
-def queue_left(conn: psycopg.Connection, since: datetime) -> Leftover:
+def queue_left(conn: psycopg.Connection, since: datetime, now: datetime | None = None) -> Leftover:
+    """What is left as of `now` (None: the database's clock); dead rows count from `since`."""
     with conn.cursor(row_factory=class_row(Leftover)) as cur:
-        cur.execute("select * from sync_queue_left(%s)", (since,))
+        cur.execute("select * from sync_queue_left(%s, coalesce(%s::timestamptz, now()))", (since, now))
         left = cur.fetchone()
     _commit(conn)
     return left

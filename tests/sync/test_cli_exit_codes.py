@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,27 @@ def test_the_highest_code_wins_and_every_part_is_named(db):
     assert left.summary().startswith("left undone: 1 dead")
     assert "1 still pending after failed attempts" in left.summary() and "1 leased by another process" in left.summary()
     assert "1 due and not yet tried" in left.summary()
+
+
+def test_what_is_left_is_decided_at_the_moment_given_not_the_wall_clock(db):
+    mentors = hlf_mentors(db, 2)
+    set_statuses(db, mentors, "paused")
+    waiting, leased = [row[0] for row in db.execute("select id from sync_queue order by id")]
+    (now,) = db.execute("select date_trunc('second', now())").fetchone()
+    db.execute("update sync_queue set available_at = %s + interval '10 minutes' where id = %s", (now, waiting))
+    db.execute("update sync_queue set status = 'processing', lease_token = gen_random_uuid(),"
+               " locked_until = %s + interval '1 minute' where id = %s", (now, leased))
+
+    left = queue_left(db, now)
+    assert (left.retry_pending, left.next_retry_at, left.leased, left.due_untried, left.expired_leases) == (
+        1, now + timedelta(minutes=10), 1, 0, 0)
+    assert left.exit_code == 4
+
+    # Eleven minutes on: the row's wait is over and the lease has run out, whatever the wall clock says.
+    later = queue_left(db, now, now=now + timedelta(minutes=11))
+    assert (later.retry_pending, later.leased, later.due_untried, later.expired_leases) == (0, 0, 1, 1)
+    assert later.summary() == ("left undone: 1 due and not yet tried; "
+                               "1 left by a stopped process (lease ran out)")
 
 
 def test_four_concurrent_syncs_never_claim_done_while_rows_are_left(db, db_url, emulator):
