@@ -29,6 +29,7 @@ from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.processor import drain_queue
 from mentor_pipeline.sync.progress import CountingClient, Progress
 from mentor_pipeline.sync.queue import QueuePolicy, enqueue
+from mentor_pipeline.vocabulary import Classification, IncidentKind, TriggerEvent
 
 logger = logging.getLogger("mentor_pipeline.reconcile")
 
@@ -69,14 +70,14 @@ def reconcile(
         del diff, actual
 
         to_queue = report.changes.loc[report.changes["action"].isin([d.ADD, d.REMOVE]), "mentor_id"].tolist()
-        report.changes = _queue_and_log(conn, report.run_id, report.changes, to_queue, "reconciliation")
+        report.changes = _queue_and_log(conn, report.run_id, report.changes, to_queue, TriggerEvent.RECONCILIATION)
         report.queued = len(to_queue)
         _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, progress)
 
         report.duplicates = store.duplicates(conn)
         if report.duplicates and alerts is not None:
             alerts.alert(
-                "reconciliation_duplicates",
+                IncidentKind.RECONCILIATION_DUPLICATES,
                 f"{len(report.duplicates)} duplicate record(s) for the same certification period need manual review "
                 f"(first: {report.duplicates[0]['kind']} for mentor {report.duplicates[0]['mentor_id']})",
                 {"duplicates": [_plain(row) for row in report.duplicates[:20]],
@@ -125,10 +126,10 @@ def force_sync(
                              .drop(columns=["in_app"])], ignore_index=True)
         report.counts = {"checked": int(len(app)), "divergent": 0}
         report.run_id = store.start_run(conn, "force_sync", dagster_run_id)
-        changes = app.assign(dynamics_state=None, classification="forced", action=d.NONE,
+        changes = app.assign(dynamics_state=None, classification=Classification.FORCED, action=d.NONE,
                              contact_exists=True, dynamics_listed=False)
         to_queue = changes["mentor_id"].tolist()
-        report.changes = _queue_and_log(conn, report.run_id, changes, to_queue, "force_sync")
+        report.changes = _queue_and_log(conn, report.run_id, changes, to_queue, TriggerEvent.FORCE_SYNC)
         report.queued = len(to_queue)
         log.info("force sync: queued %d mentor(s)", report.queued)
         _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, progress)
@@ -197,7 +198,8 @@ def _with_dynamics_state(changes: pd.DataFrame) -> pd.DataFrame:
     return changes.reset_index(drop=True)
 
 
-def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: list[str], event: str) -> pd.DataFrame:
+def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: list[str],
+                   event: TriggerEvent) -> pd.DataFrame:
     """Queue the desired state of `to_queue` and log every row of `changes`, in one transaction:
     the log says exactly what was queued (the operation the sync layer chose from the state at
     that moment, and the row id)."""
@@ -245,7 +247,7 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
     in_queue = now["in_queue"].fillna(False).to_numpy(dtype=bool)
     confirmed_known = now["confirmed_listed"].notna().to_numpy()
     confirmed = now["confirmed_listed"].fillna(False).to_numpy(dtype=bool)
-    absent = (changes["classification"] == d.CONTACT_ABSENT).to_numpy()
+    absent = (changes["classification"] == Classification.CONTACT_ABSENT).to_numpy()
     applied = result == "applied"
     outcome = np.select(
         [~acted, ~known, in_queue, result == "dead", absent & should & ~applied,

@@ -41,7 +41,7 @@ def summary_line(out: str) -> str:
 
 
 def undone(db) -> int:
-    (count,) = db.execute("select count(*) from sync_queue where status in ('pending', 'processing')").fetchone()
+    (count,) = db.execute("select count(*) from sync_queue where sync_change_waiting(status)").fetchone()
     return count
 
 
