@@ -67,6 +67,7 @@ def website_reconciliation(
     report = _run(alerts, dynamics, lambda client: reconcile(
         app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
         dagster_run_id=context.run.run_id, time_budget_seconds=sync_settings.time_budget_seconds,
+        stall_bound=sync_settings.stall_bound(),
     ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     yield dg.MaterializeResult(metadata={**expiry, **report_metadata(report)})
@@ -113,7 +114,7 @@ def force_sync_op(
         app_db.connect, client, mentor_ids=config.mentor_ids, mentor_names=config.mentor_names,
         chapter=config.chapter or None, dry_run=config.dry_run, alerts=alerts, log=context.log,
         policy=sync_settings.policy(), dagster_run_id=context.run.run_id,
-        time_budget_seconds=sync_settings.time_budget_seconds,
+        time_budget_seconds=sync_settings.time_budget_seconds, stall_bound=sync_settings.stall_bound(),
     ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     metadata = report_metadata(report)

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ import psycopg
 from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
+from mentor_pipeline.sync.outage import DEFAULT_BOUND
 from mentor_pipeline.sync.processor import drain_queue
 from mentor_pipeline.sync.progress import CountingClient, Progress
 from mentor_pipeline.sync.queue import QueuePolicy, enqueue
@@ -45,6 +47,7 @@ def reconcile(
     dry_run: bool = False,
     dagster_run_id: str | None = None,
     time_budget_seconds: float | None = None,
+    stall_bound: timedelta = DEFAULT_BOUND,
     progress: Progress | None = None,
 ) -> ReconcileReport:
     """Make Dynamics match the app for every HLF mentor (or `mentor_ids`); see the module doc."""
@@ -72,7 +75,8 @@ def reconcile(
         to_queue = report.changes.loc[report.changes["action"].isin([d.ADD, d.REMOVE]), "mentor_id"].tolist()
         report.changes = _queue_and_log(conn, report.run_id, report.changes, to_queue, TriggerEvent.RECONCILIATION)
         report.queued = len(to_queue)
-        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, progress)
+        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, stall_bound,
+                          progress)
 
         report.duplicates = store.duplicates(conn)
         if report.duplicates and alerts is not None:
@@ -99,6 +103,7 @@ def force_sync(
     policy: QueuePolicy = QueuePolicy(),
     dagster_run_id: str | None = None,
     time_budget_seconds: float | None = None,
+    stall_bound: timedelta = DEFAULT_BOUND,
     progress: Progress | None = None,
 ) -> ReconcileReport:
     """Write the rule's answer for every HLF mentor (or the selection: ids, exact names, a
@@ -132,7 +137,8 @@ def force_sync(
         report.changes = _queue_and_log(conn, report.run_id, changes, to_queue, TriggerEvent.FORCE_SYNC)
         report.queued = len(to_queue)
         log.info("force sync: queued %d mentor(s)", report.queued)
-        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, progress)
+        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, stall_bound,
+                          progress)
         return _finish(conn, report, started)
 
 
@@ -226,12 +232,12 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
 
 
 def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, log, policy, time_budget_seconds,
-                      progress: Progress | None) -> None:
+                      stall_bound: timedelta, progress: Progress | None) -> None:
     """Drain the queue, then decide per acted-on mentor: right now, still in flight (a pending or
     in-flight row, e.g. a retry), or still divergent (dead, contact missing, not applied)."""
     writer = CountingClient(client, progress, report.queued) if progress else client
     report.drain = drain_queue(connect, writer, alerts=alerts, log=log, policy=policy,
-                               time_budget_seconds=time_budget_seconds)
+                               time_budget_seconds=time_budget_seconds, stall_bound=stall_bound)
     changes = report.changes
     if changes is None or changes.empty:
         return

@@ -1,5 +1,5 @@
 """The freshness promise: no due change waits longer than N minutes (SyncSettings.freshness_minutes,
-default 15) before it is written to Dynamics.
+from MENTOR_PIPELINE_FRESHNESS_MINUTES: mentor_pipeline/settings.py) before it is written to Dynamics.
 
 A change waits from the moment it was queued (`sync_queue.created_at`) until its row is done,
 whatever holds it up: a drain not started, a backoff after failed writes, a lease, a sign-in

@@ -27,12 +27,13 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
+from mentor_pipeline import settings as environment
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
 from mentor_pipeline.incidents import describe_age
 from mentor_pipeline.sync.report import RowOutcome
 from mentor_pipeline.vocabulary import IncidentKind
 
-DEFAULT_BOUND = timedelta(minutes=5)
+DEFAULT_BOUND = timedelta(minutes=environment.STALL_ALERT_MINUTES.default)
 
 # last_error of a write that failed because of Dataverse as a whole: the client's code for 5xx
 # and timeouts beyond its resends (dynamics.results.UNAVAILABLE), and the processor's

@@ -41,6 +41,9 @@ from mentor_pipeline.vocabulary import IncidentKind, QueueStatus, SyncOutcome, T
 
 logger = logging.getLogger("mentor_pipeline.sync")
 
+# How often a lingering drain looks for newly due changes.
+POLL_INTERVAL_SECONDS = 0.25
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -87,7 +90,7 @@ def drain_queue(
     max_batches: int | None = None,
     time_budget_seconds: float | None = None,
     linger_seconds: float = 0.0,
-    poll_interval_seconds: float = 0.25,
+    poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
     archive: bool = True,
     clock: Callable[[], datetime | None] = lambda: None,
     stall_bound: timedelta = DEFAULT_BOUND,
