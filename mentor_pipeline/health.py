@@ -27,7 +27,7 @@ _SUMMARY = {
 }
 
 # Incidents a successful WhoAmI proves over: each posts "resolved" once if it was open.
-CLEARED_BY_A_HEALTHY_CHECK = (*_SUMMARY, "dynamics_health_check_failed")
+CLEARED_BY_A_HEALTHY_CHECK = tuple(_SUMMARY)
 
 
 def check_dynamics_credentials(dynamics, alerts: AlertSink, log: logging.Logger | None = None) -> bool:
