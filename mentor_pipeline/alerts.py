@@ -17,6 +17,7 @@ import httpx
 import psycopg
 
 from mentor_pipeline import incidents
+from mentor_pipeline import settings as environment
 from mentor_pipeline.db.connection import DatabaseError, first_line
 from mentor_pipeline.redaction import redact, redact_url, redact_value
 from mentor_pipeline.resources import AppDatabase
@@ -54,7 +55,7 @@ class AlertSink(dg.ConfigurableResource):
     webhook_url: str = ""
     timeout_seconds: float = 5.0
     # Reminders while an incident stays open, in minutes: the last one repeats.
-    reminder_minutes: list[float] = [60, 240, 1440]
+    reminder_minutes: list[float] = list(environment.ALERT_REMINDER_MINUTES.default)
 
     def alert(self, kind: str, summary: str, details: dict | None = None, *, scope: str = "") -> bool:
         """One occurrence of incident (kind, scope). Posts only when it opens the incident or a
@@ -164,25 +165,24 @@ def _key(kind: str, scope: str) -> str:
     return f"{kind}:{scope}" if scope else kind
 
 
-REMINDER_MINUTES_ENV = "ALERT_REMINDER_MINUTES"
-
-
 def reminder_minutes_from_env(environ=os.environ) -> list[float]:
     """ALERT_REMINDER_MINUTES, e.g. "60,240,1440" (the default): when reminders of an open
     incident go out, the last interval repeating. A bad value stops with one line naming it."""
-    raw = environ.get(REMINDER_MINUTES_ENV, "").strip()
+    variable = environment.ALERT_REMINDER_MINUTES
+    raw = environ.get(variable.name, "").strip()
     if not raw:
-        return list(AlertSink.model_fields["reminder_minutes"].default)
+        return list(variable.default)
     try:
         minutes = [float(part) for part in raw.split(",")]
     except ValueError:
         minutes = []
     if not minutes or any(m <= 0 for m in minutes):
-        raise ValueError(f"{REMINDER_MINUTES_ENV} must be positive minutes separated by commas, e.g. 60,240,1440 "
+        raise ValueError(f"{variable.name} must be positive minutes separated by commas, e.g. 60,240,1440 "
                          f"(got {raw!r}): fix it in the pipeline's environment")
     return minutes
 
 
 def alert_sink_from_env() -> AlertSink:
     """For code running outside Dagster (CLI): the same sink, configured from the environment."""
-    return AlertSink(webhook_url=os.environ.get("ALERT_WEBHOOK_URL", ""), reminder_minutes=reminder_minutes_from_env())
+    return AlertSink(webhook_url=os.environ.get(environment.ALERT_WEBHOOK_URL.name, ""),
+                     reminder_minutes=reminder_minutes_from_env())

@@ -10,31 +10,24 @@ from __future__ import annotations
 import logging
 
 from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.dynamics.errors import (
-    DynamicsAuthError,
-    DynamicsConfigError,
-    DynamicsError,
-    ExpiredClientSecret,
-    InvalidClientSecret,
-)
+from mentor_pipeline.dynamics.errors import DynamicsError
+from mentor_pipeline.vocabulary import IncidentKind, incident_kind_for
 
 logger = logging.getLogger("mentor_pipeline.health")
 
-_AUTH_ADVICE = {
-    InvalidClientSecret: ("dynamics_auth_wrong_secret", "Dynamics rejected the client secret (AADSTS7000215): "
-                          "ask HLF IT for the current secret and update DYNAMICS_CLIENT_SECRET."),
-    ExpiredClientSecret: ("dynamics_auth_expired_secret", "the Dynamics client secret has expired (AADSTS7000222): "
-                          "ask HLF IT to issue a new secret and update DYNAMICS_CLIENT_SECRET."),
+# What the alert says, per incident kind a failed WhoAmI can be.
+_SUMMARY = {
+    IncidentKind.DYNAMICS_AUTH_WRONG_SECRET: "Dynamics rejected the client secret (AADSTS7000215): "
+                                             "ask HLF IT for the current secret and update DYNAMICS_CLIENT_SECRET.",
+    IncidentKind.DYNAMICS_AUTH_EXPIRED_SECRET: "the Dynamics client secret has expired (AADSTS7000222): "
+                                               "ask HLF IT to issue a new secret and update DYNAMICS_CLIENT_SECRET.",
+    IncidentKind.DYNAMICS_AUTH_FAILED: "Dynamics authentication failed: {exc}",
+    IncidentKind.DYNAMICS_NOT_CONFIGURED: "{exc}",
+    IncidentKind.DYNAMICS_UNREACHABLE: "Dynamics health check failed: {exc}",
 }
 
-
-# Sign-in incidents: while one is open, sync_queue_sensor starts no drain (each would fail the same
-# way) and re-checks the credentials now and then instead.
-SIGN_IN_INCIDENTS = ("dynamics_auth_wrong_secret", "dynamics_auth_expired_secret", "dynamics_auth_failed")
-
 # Incidents a successful WhoAmI proves over: each posts "resolved" once if it was open.
-CLEARED_BY_A_HEALTHY_CHECK = (*SIGN_IN_INCIDENTS,
-                              "dynamics_not_configured", "dynamics_unreachable", "dynamics_health_check_failed")
+CLEARED_BY_A_HEALTHY_CHECK = tuple(_SUMMARY)
 
 
 def check_dynamics_credentials(dynamics, alerts: AlertSink, log: logging.Logger | None = None) -> bool:
@@ -48,12 +41,9 @@ def dynamics_credential_problem(dynamics, alerts: AlertSink, log: logging.Logger
     try:
         with dynamics.open_client() as client:
             client.whoami()
-    except DynamicsAuthError as exc:
-        kind, summary = _AUTH_ADVICE.get(type(exc), ("dynamics_auth_failed", f"Dynamics authentication failed: {exc}"))
-    except DynamicsConfigError as exc:
-        kind, summary = "dynamics_not_configured", str(exc)
     except DynamicsError as exc:
-        kind, summary = "dynamics_unreachable", f"Dynamics health check failed: {exc}"
+        kind = incident_kind_for(exc)
+        summary = _SUMMARY[kind].format(exc=exc)
     else:
         log.info("Dynamics credentials are valid (WhoAmI succeeded)")
         for kind in CLEARED_BY_A_HEALTHY_CHECK:

@@ -18,8 +18,10 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from mentor_pipeline import settings as environment
+
 # Reminders while an incident stays open: after 1 h, 4 h later, then every 24 h.
-DEFAULT_REMINDER_INTERVALS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
+DEFAULT_REMINDER_INTERVALS = tuple(timedelta(minutes=m) for m in environment.ALERT_REMINDER_MINUTES.default)
 
 OPEN, REMINDER, RESOLVED = "open", "reminder", "resolved"
 

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from mentor_pipeline import settings as environment
+
 OSLO_TZ = "Europe/Oslo"
 OSLO = ZoneInfo(OSLO_TZ)
-FIRST_NIGHT_ENV = "MENTOR_PIPELINE_FIRST_NIGHT"
-DEFAULT_FIRST_NIGHT = "2026-01-01"
 
 
 def first_night(environ=os.environ) -> str:
@@ -24,11 +24,12 @@ def first_night(environ=os.environ) -> str:
     as missing and invite a backfill, and a backfilled night sends that night's reminders (for
     certifications still valid today), so only nights the pipeline really missed belong there.
     An invalid value stops the code location with one line naming the variable."""
-    raw = environ.get(FIRST_NIGHT_ENV, "").strip() or DEFAULT_FIRST_NIGHT
+    variable = environment.FIRST_NIGHT
+    raw = environ.get(variable.name, "").strip() or variable.default
     try:
         return date.fromisoformat(raw).isoformat()
     except ValueError:
-        raise ValueError(f"{FIRST_NIGHT_ENV} must be a date like 2026-12-01, the night the pipeline went live "
+        raise ValueError(f"{variable.name} must be a date like 2026-12-01, the night the pipeline went live "
                          f"(got {raw!r}): fix it in the Dagster processes' environment") from None
 
 

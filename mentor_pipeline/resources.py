@@ -12,7 +12,8 @@ import psycopg
 
 from mentor_pipeline.db import connect
 from mentor_pipeline.dynamics.errors import DynamicsConfigError
-from mentor_pipeline.dynamics.settings import DEFAULT_AUTHORITY, DynamicsSettings
+from mentor_pipeline.dynamics import settings as dynamics_settings
+from mentor_pipeline.dynamics.settings import DynamicsSettings
 
 
 class AppDatabase(dg.ConfigurableResource):
@@ -39,17 +40,17 @@ class DynamicsResource(dg.ConfigurableResource):
     tenant_id: str = ""
     client_id: str = ""
     client_secret: str = ""
-    authority: str = DEFAULT_AUTHORITY
-    entity_set: str = "contacts"
-    key_attribute: str = "hlf_mentorid"
-    listed_attribute: str = "hlf_websitelisted"
-    chapter_attribute: str = "hlf_chaptername"
+    authority: str = DynamicsSettings.authority
+    entity_set: str = DynamicsSettings.entity_set
+    key_attribute: str = DynamicsSettings.key_attribute
+    listed_attribute: str = DynamicsSettings.listed_attribute
+    chapter_attribute: str = DynamicsSettings.chapter_attribute
     # Bounded parallelism keeps us far below Dataverse's 52 concurrent requests per user.
     max_in_flight: int = 4
     timeout_seconds: float = 30.0
 
     def settings(self) -> DynamicsSettings:
-        missing = [f"DYNAMICS_{name.upper()}" for name in _REQUIRED_DYNAMICS_FIELDS if not getattr(self, name)]
+        missing = [dynamics_settings.ENV[name].name for name in dynamics_settings.REQUIRED if not getattr(self, name)]
         if missing:
             raise DynamicsConfigError(f"Dynamics is not configured: set {', '.join(missing)} for the Dagster code server")
         return DynamicsSettings(**{field.name: getattr(self, field.name) for field in dataclasses.fields(DynamicsSettings)})
@@ -62,24 +63,14 @@ class DynamicsResource(dg.ConfigurableResource):
             yield client
 
 
-_REQUIRED_DYNAMICS_FIELDS = ["url", "tenant_id", "client_id", "client_secret"]
-_OPTIONAL_DYNAMICS_ENV = {
-    "authority": "DYNAMICS_AUTHORITY",
-    "entity_set": "DYNAMICS_ENTITY_SET",
-    "key_attribute": "DYNAMICS_KEY_ATTRIBUTE",
-    "listed_attribute": "DYNAMICS_LISTED_ATTRIBUTE",
-    "chapter_attribute": "DYNAMICS_CHAPTER_ATTRIBUTE",
-}
-
-
 def dynamics_from_env() -> DynamicsResource:
     """The resource as definitions use it: values resolved from the environment at run time.
 
     Only variables set when the code location loads are wired (runs inherit that environment);
     an EnvVar for an unset variable would fail every run at resource setup instead.
     """
-    names = {field: f"DYNAMICS_{field.upper()}" for field in _REQUIRED_DYNAMICS_FIELDS} | _OPTIONAL_DYNAMICS_ENV
-    return DynamicsResource(**{field: dg.EnvVar(var) for field, var in names.items() if os.environ.get(var)})
+    return DynamicsResource(**{field: dg.EnvVar(variable.name) for field, variable in dynamics_settings.ENV.items()
+                               if os.environ.get(variable.name)})
 
 
 def dynamics_resource_for(settings: DynamicsSettings, **options) -> DynamicsResource:

@@ -10,6 +10,7 @@ from mentor_pipeline.cli.sync import (
     print_dead_rows,
     print_table,
     run_with_progress,
+    sync_settings,
 )
 
 
@@ -31,10 +32,12 @@ def _run(args) -> int:
     from mentor_pipeline.reconcile.run import reconcile
 
     since = database_start()
+    settings = sync_settings()
     client = open_client()
     try:
         report = run_with_progress(lambda bar: reconcile(
-            connect, client, alerts=None if args.dry_run else alert_sink(), dry_run=args.dry_run, progress=bar))
+            connect, client, alerts=None if args.dry_run else alert_sink(), dry_run=args.dry_run, progress=bar,
+            policy=settings.policy(), stall_bound=settings.stall_bound()))
     finally:
         client.close()
     print_report(report)

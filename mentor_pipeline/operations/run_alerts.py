@@ -10,8 +10,7 @@ import dagster as dg
 from mentor_pipeline.alerts import AlertSink
 from mentor_pipeline.incidents import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.redaction import redact
-
-RUN_FAILED = "run_failed"
+from mentor_pipeline.vocabulary import IncidentKind
 
 
 def _first_line(text: str | None) -> str:
@@ -71,7 +70,7 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertS
                          f"already alerted: {line}")
         return
     alerts.alert(
-        RUN_FAILED,
+        IncidentKind.RUN_FAILED,
         f"Dagster run of {run.job_name} failed: {line}",
         {"run_id": run.run_id, "job_name": run.job_name},
         scope=run.job_name,
@@ -86,4 +85,4 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertS
 )
 def run_success_resolve_sensor(context: dg.RunStatusSensorContext, alerts: AlertSink):
     run = context.dagster_run
-    alerts.resolve(RUN_FAILED, f"run {run.run_id} of {run.job_name} succeeded", scope=run.job_name)
+    alerts.resolve(IncidentKind.RUN_FAILED, f"run {run.run_id} of {run.job_name} succeeded", scope=run.job_name)

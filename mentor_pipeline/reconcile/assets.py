@@ -18,6 +18,7 @@ from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.assets import DYNAMICS_POOL, SyncSettings, report_metadata as drain_metadata
+from mentor_pipeline.vocabulary import incident_kind_for
 
 WEBSITE_LISTING = "website_listing"
 DEADLINE_CRON = "0 5 * * *"  # 05:00 Oslo: the night is reconciled by then, with or without its expiry
@@ -66,6 +67,7 @@ def website_reconciliation(
     report = _run(alerts, dynamics, lambda client: reconcile(
         app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
         dagster_run_id=context.run.run_id, time_budget_seconds=sync_settings.time_budget_seconds,
+        stall_bound=sync_settings.stall_bound(),
     ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     yield dg.MaterializeResult(metadata={**expiry, **report_metadata(report)})
@@ -112,7 +114,7 @@ def force_sync_op(
         app_db.connect, client, mentor_ids=config.mentor_ids, mentor_names=config.mentor_names,
         chapter=config.chapter or None, dry_run=config.dry_run, alerts=alerts, log=context.log,
         policy=sync_settings.policy(), dagster_run_id=context.run.run_id,
-        time_budget_seconds=sync_settings.time_budget_seconds,
+        time_budget_seconds=sync_settings.time_budget_seconds, stall_bound=sync_settings.stall_bound(),
     ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     metadata = report_metadata(report)
@@ -140,7 +142,7 @@ def _run(alerts: AlertSink, dynamics: DynamicsResource, action) -> ReconcileRepo
     except InvalidMentorIds as exc:
         raise dg.Failure(description=str(exc)) from None
     except DynamicsAuthError as exc:
-        alerts.alert("dynamics_auth_failed", f"website listing run stopped: {exc}")
+        alerts.alert(incident_kind_for(exc), f"website listing run stopped: {exc}")
         raise dg.Failure(description=f"Dynamics authentication failed: {exc}") from None
     except DynamicsError as exc:
         raise dg.Failure(description=f"Dynamics could not be read: {exc}") from None

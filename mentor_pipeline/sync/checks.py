@@ -15,6 +15,7 @@ import time
 import dagster as dg
 
 from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.settings import FRESHNESS_MINUTES
 from mentor_pipeline.resources import AppDatabase
 from mentor_pipeline.sync.assets import SyncSettings, website_listing
 from mentor_pipeline.sync.freshness import Freshness, check_freshness
@@ -48,9 +49,10 @@ def evaluation(result: Freshness) -> dg.AssetCheckEvaluation:
 @dg.asset_check(
     asset=website_listing,
     name=FRESHNESS_CHECK,
-    description="The freshness promise: no due change waits longer than SyncSettings.freshness_minutes (default 15) "
-                "to be written to Dynamics. Evaluated every minute by website_sync_health_sensor; a breach opens the "
-                "incident website_stale. Metadata oldest_due_change_minutes is the age of the oldest waiting change.",
+    description=f"The freshness promise: no due change waits longer than {FRESHNESS_MINUTES.name} minutes (default "
+                f"{FRESHNESS_MINUTES.default:g}) to be written to Dynamics. Evaluated every minute by "
+                "website_sync_health_sensor; a breach opens the incident website_stale. Metadata "
+                "oldest_due_change_minutes is the age of the oldest waiting change.",
 )
 def no_due_change_waits_too_long(app_db: AppDatabase, alerts: AlertSink,
                                  sync_settings: SyncSettings) -> dg.AssetCheckResult:

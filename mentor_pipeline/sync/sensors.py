@@ -8,11 +8,12 @@ import time
 import dagster as dg
 
 from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.health import SIGN_IN_INCIDENTS, check_dynamics_credentials
+from mentor_pipeline.health import check_dynamics_credentials
 from mentor_pipeline.incidents import Incident, open_incidents
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings, website_listing
 from mentor_pipeline.sync.queue import due_summary
+from mentor_pipeline.vocabulary import IncidentKind
 
 website_sync_job = dg.define_asset_job(
     WEBSITE_SYNC_JOB,
@@ -109,7 +110,7 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, 
     running = _drain_in_progress(context, now)
     with app_db.connect(autocommit=True) as conn:
         due = due_summary(conn)
-        broken = [i for i in open_incidents(conn) if i.kind in SIGN_IN_INCIDENTS]
+        broken = [i for i in open_incidents(conn) if i.kind in IncidentKind.SIGN_IN]
     held = None
     if broken:
         held = _sign_in_gate(context, cursor, broken, dynamics, alerts,
