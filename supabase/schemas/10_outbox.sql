@@ -188,6 +188,22 @@ create table sync_queue (
 create unique index sync_queue_one_pending_per_mentor on sync_queue (mentor_id) where status = 'pending';
 -- (The claim protocol's indexes: 20_queue.sql.)
 
+-- "A change is waiting": its sync_queue row is queued or in flight. One definition, used by every
+-- function that asks and by the pipeline's own queries (mentor_pipeline.vocabulary.QueueStatus.WAITING
+-- is the same pair; tests/db/test_vocabulary.py compares them).
+--
+-- A plain immutable SQL expression: the planner inlines it, so every query plans exactly as it
+-- did with the literal list. PARALLEL SAFE because the planner decides about parallel plans
+-- before it inlines anything: an unmarked function would rule them out for the whole query.
+create function sync_change_waiting(p_status text)
+returns boolean
+language sql
+immutable
+parallel safe
+as $$
+    select p_status in ('pending', 'processing')
+$$;
+
 -- The audit trail of status transitions. It outlives the mentor row too, and each status change
 -- pays no foreign-key checks (each a key-share row lock on mentors and organizations) for its
 -- audit row: the trigger takes both ids from the row being changed.
@@ -629,6 +645,7 @@ from anon, authenticated;
 revoke execute on function
     sync_trigger_events(),
     sync_app_events(),
+    sync_change_waiting(text),
     latest_certification(uuid, timestamptz),
     latest_certifications(timestamptz),
     has_valid_certification(uuid, timestamptz),

@@ -357,22 +357,22 @@ $$;
 --   leased          rows a live processor holds (lease not run out); leased_until: its last lease
 --   expired_leases  rows whose processor died holding them
 --   dead_since      rows that went dead since p_since
-create function sync_queue_left(p_since timestamptz)
+create function sync_queue_left(p_since timestamptz, p_at timestamptz default now())
 returns table (due_untried bigint, retry_pending bigint, next_retry_at timestamptz, leased bigint,
                leased_until timestamptz, expired_leases bigint, dead_since bigint)
 language sql
 stable
 set search_path = public, pg_temp
 as $$
-    select count(*) filter (where status = 'pending' and available_at <= now() and attempts = 0),
-           count(*) filter (where status = 'pending' and (attempts > 0 or available_at > now())),
-           min(available_at) filter (where status = 'pending' and (attempts > 0 or available_at > now())),
-           count(*) filter (where status = 'processing' and locked_until >= now()),
-           max(locked_until) filter (where status = 'processing' and locked_until >= now()),
-           count(*) filter (where status = 'processing' and locked_until < now()),
+    select count(*) filter (where status = 'pending' and available_at <= p_at and attempts = 0),
+           count(*) filter (where status = 'pending' and (attempts > 0 or available_at > p_at)),
+           min(available_at) filter (where status = 'pending' and (attempts > 0 or available_at > p_at)),
+           count(*) filter (where status = 'processing' and locked_until >= p_at),
+           max(locked_until) filter (where status = 'processing' and locked_until >= p_at),
+           count(*) filter (where status = 'processing' and locked_until < p_at),
            count(*) filter (where status = 'dead' and processed_at >= p_since)
       from sync_queue
-     where status in ('pending', 'processing')
+     where sync_change_waiting(status)
         or (status = 'dead' and processed_at >= p_since)
 $$;
 
@@ -389,5 +389,5 @@ revoke execute on function
     archive_sync_queue(interval, interval, integer, timestamptz),
     sync_queue_due(timestamptz),
     website_sync_tick(timestamptz),
-    sync_queue_left(timestamptz)
+    sync_queue_left(timestamptz, timestamptz)
 from public, anon, authenticated;

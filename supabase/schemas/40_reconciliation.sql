@@ -67,7 +67,7 @@ as $$
            d.chapter_name,
            w.listed,
            exists (select 1 from sync_queue q
-                    where q.mentor_id = d.mentor_id and q.status in ('pending', 'processing'))
+                    where q.mentor_id = d.mentor_id and sync_change_waiting(q.status))
       from website_listing_rule(p_at) d
       left join website_listing_state w on w.mentor_id = d.mentor_id
      where d.website_sync_enabled
@@ -76,7 +76,8 @@ $$;
 
 -- Dead queue rows that nobody resolved: dead for longer than p_older_than at p_at, and no later
 -- row of the same mentor was written (done) or is on its way (pending, processing).
-create function unresolved_dead_sync_rows(p_older_than interval default interval '1 day', p_at timestamptz default now())
+create function unresolved_dead_sync_rows(p_older_than interval default interval '1 day',
+                                          p_at timestamptz default now())
 returns table (id bigint, mentor_id uuid, operation text, triggered_by_event text, attempts integer,
                last_error text, processed_at timestamptz)
 language sql
@@ -89,7 +90,7 @@ as $$
        and q.processed_at < p_at - p_older_than
        and not exists (select 1 from sync_queue n
                         where n.mentor_id = q.mentor_id and n.id > q.id
-                          and n.status in ('done', 'pending', 'processing'))
+                          and (n.status = 'done' or sync_change_waiting(n.status)))
      order by q.processed_at
 $$;
 

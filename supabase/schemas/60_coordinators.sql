@@ -176,7 +176,7 @@ begin
     waiting as (
         select q.operation, q.created_at
           from sync_queue q
-         where q.mentor_id = target.id and q.status in ('pending', 'processing')
+         where q.mentor_id = target.id and sync_change_waiting(q.status)
          order by q.id desc
          limit 1
     ),
