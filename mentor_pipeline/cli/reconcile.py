@@ -62,7 +62,8 @@ def print_report(report, limit: int = 20) -> None:
         for row in changes.head(limit).itertuples(index=False):
             result = getattr(row, "result", "") or ""
             dynamics = row.dynamics_state or "not read"
-            print(f"  {row.mentor_id}  {row.status:<12} should be listed: {'yes' if row.should_be_listed else 'no ':<3}"
+            status = row.status or "(gone)"  # a listed contact whose mentor is not in the app
+            print(f"  {row.mentor_id}  {status:<12} should be listed: {'yes' if row.should_be_listed else 'no ':<3}"
                   f"  Dynamics: {dynamics:<8}  {row.classification:<22} {row.action:<13} {result}")
         if len(changes) > limit:
             print(f"  ... and {len(changes) - limit} more (select * from reconciliation_log)")

@@ -27,6 +27,7 @@ APP_COLUMNS = ["mentor_id", "status", "should_be_listed", "chapter_name", "confi
 def app_frame(rows: Iterable[tuple]) -> pd.DataFrame:
     """Rows of `reconciliation_app_state()` (mentor_id as text) as a frame."""
     frame = pd.DataFrame.from_records(list(rows), columns=APP_COLUMNS)
+    frame["mentor_id"] = frame["mentor_id"].astype(object)  # also when there are no mentors yet
     frame["should_be_listed"] = frame["should_be_listed"].astype(bool)
     frame["in_queue"] = frame["in_queue"].astype(bool)
     frame["status"] = frame["status"].astype("category")
@@ -46,7 +47,8 @@ def actual_frame(pages: Iterable[list[dict]], *, on_page=None) -> pd.DataFrame:
             chapters.append(row.get("chapter"))
         if on_page is not None:
             on_page(len(ids))
-    frame = pd.DataFrame({"mentor_id": ids, "listed": np.array(listed, dtype=bool),
+    # Dtypes named, not inferred: an empty Dynamics (a new deployment) would make the key float64.
+    frame = pd.DataFrame({"mentor_id": pd.Series(ids, dtype=object), "listed": np.array(listed, dtype=bool),
                           "chapter": pd.Series(chapters, dtype="category")})
     # The alternate key is unique in Dataverse; should two contacts ever share it, one listed
     # copy is enough for the portal to show the mentor.
