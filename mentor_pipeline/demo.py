@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from mentor_pipeline import processes
@@ -21,7 +22,9 @@ from mentor_pipeline.db.connection import connect, embedded_data_dir, project_ro
 from mentor_pipeline.db.migrate import migrate
 from mentor_pipeline.db.seed import seed
 from mentor_pipeline.instance import ensure_database, write_instance_yaml, write_workspace_yaml
+from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.redaction import redact_url
+from mentor_pipeline.settings import FIRST_NIGHT
 
 # Demo-only identity for the emulator; a real org's ids and secret come from HLF IT.
 DEMO_TENANT = "hlf-demo-tenant"
@@ -71,6 +74,7 @@ def run_demo(options: DemoOptions) -> int:
         DYNAMICS_CLIENT_SECRET=client_secret,
         EMULATOR_CLIENT_SECRET=client_secret,  # the environment, not argv: `ps` shows arguments
     )
+    env.setdefault(FIRST_NIGHT.name, demo_first_night(options.state_dir))
     write_instance_yaml(Path(env["DAGSTER_HOME"]), ensure_database(url, "dagster_demo"))
     code_server_port = processes.free_port()
     workspace = str(write_workspace_yaml(options.state_dir / "workspace.yaml", host="127.0.0.1", port=code_server_port,
@@ -170,6 +174,18 @@ def print_welcome(dagster_url: str, emulator_url: str, logs: Path) -> None:
     say("  List mentors:  .venv/bin/mentor-pipeline mentor list --org HLF")
     say(f"  Logs: {logs}   Ctrl-C stops everything.")
     say("")
+
+
+def demo_first_night(state_dir: Path, nights_back: int = 3) -> str:
+    """The demo's go-live: a few nights back on its first start, then kept (in the demo's state
+    folder, beside its Dagster storage), so the UI opens on a few nights, not a year of missing ones."""
+    path = state_dir / "first-night"
+    if path.is_file():
+        return path.read_text().strip()
+    night = (today_in_oslo() - timedelta(days=nights_back)).isoformat()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(night + "\n")
+    return night
 
 
 def print_break_glass(env: dict[str, str], secret_file: Path, uses_embedded: bool) -> None:

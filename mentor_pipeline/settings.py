@@ -48,8 +48,8 @@ CREDENTIAL_CHECK_MINUTES = Variable("MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES", 
                                     "while sign-in is broken, how often the sensor re-checks the credentials")
 
 # Nights
-FIRST_NIGHT = Variable("MENTOR_PIPELINE_FIRST_NIGHT", "2026-01-01",
-                       "the go-live date: the first nightly partition the UI offers (docs/operations.md)")
+FIRST_NIGHT = Variable("MENTOR_PIPELINE_FIRST_NIGHT", None,
+                       "required: the go-live date, the first nightly partition the UI offers (docs/operations.md)")
 
 # Dagster's own, read by Dagster and the repository's dagster.yaml
 DAGSTER_HOME = Variable("DAGSTER_HOME", None, "the folder holding the repository's dagster.yaml")
