@@ -125,7 +125,7 @@ cross join lateral (
 -- ---------------------------------------------------------------------------------------------
 -- Certification state as of a run date
 
--- Per mentor: the most recent certification (mentor_latest_certification, the one definition),
+-- Per mentor: the most recent certification issued by p_at (latest_certifications, the one definition),
 -- its Oslo expiry date, days left, validity as of the run date and the bucket. A plain SQL
 -- function so the planner inlines it into the statements that read it.
 --
@@ -133,7 +133,7 @@ cross join lateral (
 -- bucket compares expires_at with the Oslo midnights that bound it (days_left < 7 is the same as
 -- expires_at < 00:00 Oslo on run date + 7), which fold to constants; only days_left and the
 -- expiry date convert, and only where a caller reads them.
-create function certification_state_as_of(p_run_date date)
+create function certification_state_as_of(p_run_date date, p_at timestamptz default now())
 returns table (
     mentor_id uuid,
     organization_id uuid,
@@ -168,7 +168,7 @@ as $$
             else 'ok'
         end
     from mentors m
-    left join mentor_latest_certification l on l.mentor_id = m.id
+    left join latest_certifications(p_at) l on l.mentor_id = m.id
 $$;
 
 -- Each refresh of the certification_state asset: the run date and the counts it reported.
@@ -282,7 +282,7 @@ create index coordinator_notifications_unread on coordinator_notifications (chap
 -- statement, and returns counts per organisation and threshold (nothing is pulled row by row).
 -- It starts from the certifications inside the widest window (an index range: those expiring
 -- later cannot be due for any organisation, so only the few inside it are converted to Oslo
--- dates), keeps those that are their mentor's most recent (mentor_latest_certification, probed
+-- dates), keeps those that are their mentor's most recent by p_at (latest_certification, probed
 -- per mentor by a correlated subquery, not a join) and picks the threshold due for each.
 -- ON CONFLICT DO NOTHING returns only the rows this call created, so only those get a
 -- notification. The advisory lock serialises concurrent runs (two schedulers, a retry next to a
@@ -296,7 +296,8 @@ create index coordinator_notifications_unread on coordinator_notifications (chap
 -- For tonight's run it is the run date and nothing changes; a backfilled night (a run date in
 -- the past) reminds only about certifications still valid today, and its message counts the
 -- days from today, the day the coordinator reads it.
-create function create_expiry_reminders(p_run_date date, p_sent_on date default null)
+create function create_expiry_reminders(p_run_date date, p_sent_on date default null,
+                                        p_at timestamptz default now())
 returns table (organization_code text, threshold_day integer, reminders bigint, notifications bigint)
 language plpgsql
 set search_path = public, pg_temp
@@ -304,7 +305,7 @@ set plan_cache_mode = force_custom_plan
 set work_mem = '64MB'
 as $$
 declare
-    sent_on date := coalesce(p_sent_on, oslo_date(now()));
+    sent_on date := coalesce(p_sent_on, oslo_date(p_at));
     -- Certifications must still be valid on both days: the night's and the sending day's.
     valid_from date;
     window_end timestamptz := expiry_run_start(p_run_date + 1 + (
@@ -330,7 +331,7 @@ begin
         join organization_expiry_thresholds t on t.organization_id = m.organization_id
         where certification_valid_as_of(c.expires_at, valid_from)
           and c.expires_at < window_end
-          and c.id = (select l.certification_id from mentor_latest_certification l where l.mentor_id = c.mentor_id)
+          and c.id = (select l.certification_id from latest_certification(c.mentor_id, p_at) l)
     ),
     reminded as (
         insert into cert_expiry_reminders (
@@ -459,9 +460,9 @@ revoke execute on function
     expiry_default_threshold_days(),
     expiry_threshold_days_problem(numeric[]),
     validate_expiry_threshold_config(),
-    certification_state_as_of(date),
+    certification_state_as_of(date, timestamptz),
     refresh_certification_state(date),
     active_mentors_without_certification(),
-    create_expiry_reminders(date, date),
+    create_expiry_reminders(date, date, timestamptz),
     expire_mentors_with_lapsed_certifications(timestamptz, timestamptz)
 from public, anon, authenticated;
