@@ -15,10 +15,14 @@ import psycopg
 import pytest
 
 from mentor_pipeline.db.connection import with_database
-from mentor_pipeline.db.migrate import APP_STANDIN_DIR, SUPABASE_DIR, migrate
-from tests.support.db import apply_supabase_default_grants, create_database, drop_database
-
-SCHEMAS_DIR = SUPABASE_DIR / "schemas"
+from mentor_pipeline.db.migrate import migrate
+from tests.support.db import (
+    apply_supabase_default_grants,
+    build_from_schema_files,
+    create_database,
+    drop_database,
+    schema_files,
+)
 
 # Every schema but PostgreSQL's own and the migration history (which only the migrations have).
 _SCHEMAS = """
@@ -133,21 +137,11 @@ def _from_migrations(url: str) -> None:
     migrate(url, with_app_standin=True)
 
 
-def _from_schema_files(url: str) -> None:
-    apply_supabase_default_grants(url)
-    with psycopg.connect(url) as conn:  # one transaction: a file that fails leaves nothing behind
-        for path in [*sorted(APP_STANDIN_DIR.glob("*.sql")), *sorted(SCHEMAS_DIR.glob("*.sql"))]:
-            try:
-                conn.execute(path.read_text())
-            except psycopg.Error as exc:
-                raise AssertionError(f"supabase/{path.parent.name}/{path.name} failed: {exc}") from exc
-
-
 @pytest.fixture(scope="module")
 def catalogs(admin_url) -> tuple[dict, dict]:
     built = []
     try:
-        for build in (_from_migrations, _from_schema_files):
+        for build in (_from_migrations, build_from_schema_files):
             name = create_database(admin_url)
             built.append(name)
             build(with_database(admin_url, name))
@@ -186,7 +180,7 @@ def test_comparison_sees_objects(catalogs):
 _SUPERSEDING = re.compile(r"^\s*(create\s+or\s+replace|drop)\b", re.IGNORECASE | re.MULTILINE)
 
 
-@pytest.mark.parametrize("path", sorted(SCHEMAS_DIR.glob("*.sql")), ids=lambda path: path.name)
+@pytest.mark.parametrize("path", schema_files(), ids=lambda path: path.name)
 def test_each_object_is_written_once(path):
     # A second definition of a function fails on create; one that replaces or drops an earlier
     # one would be a superseded body, which is what the schema files are for to avoid.
