@@ -1,7 +1,7 @@
 """The words the pipeline and its SQL share: queue statuses, outcomes, trigger events,
 reconciliation classifications and incident kinds, one StrEnum each.
 
-Each SQL list has its own home (a check constraint or a function of supabase/migrations/);
+Each SQL list has its own home (a check constraint or a function in supabase/schemas/);
 tests/db/test_vocabulary.py reads them from a migrated database and fails when one of them and
 its enum here differ. SQL text keeps its literals (`status = 'pending'`): a partial index is
 only used when a query repeats its predicate literally.

@@ -1,6 +1,6 @@
 """Dagster assets for the nightly certification expiry (its job: jobs.py, its schedule: schedules.py).
 
-The rules are SQL functions (supabase/migrations/*_expiry.sql); each asset is one step of
+The rules are SQL functions (supabase/schemas/30_expiry.sql); each asset is one step of
 `run.py` for one Oslo night (the partition key is the run date), and turns the counts the
 SQL returns into metadata people read in the UI.
 """

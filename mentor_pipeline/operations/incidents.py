@@ -1,4 +1,4 @@
-"""Incidents: one per (kind, scope), kept in PostgreSQL (supabase/migrations/*_incidents.sql).
+"""Incidents: one per (kind, scope), kept in PostgreSQL (supabase/schemas/50_incidents.sql).
 
 An occurrence opens an incident or updates the open one; the SQL decides whether anybody needs
 to hear about it (`Notice.notify`: open, reminder, resolved or None). Posting is the alert

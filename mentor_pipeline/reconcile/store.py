@@ -1,5 +1,6 @@
-"""Database access for reconciliation: one Python function per SQL object of the migration
-(`20261123000400_reconciliation.sql`), plus the writes of the run and its log."""
+"""Database access for reconciliation: one Python function per SQL object of
+`supabase/schemas/40_reconciliation.sql` (the listing rule: `10_outbox.sql`), plus the writes of
+the run and its log."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The sync_queue access layer: one Python function per SQL function of the sync migration.
+"""The sync_queue access layer: one Python function per SQL function of the queue protocol
+(supabase/schemas/20_queue.sql; the enqueue and the listing rule: 10_outbox.sql).
 
 Every function here is one short statement on the connection it is given. Callers pass an
 autocommit connection (or commit right after), so no transaction and no row lock is ever open
@@ -58,7 +59,7 @@ class QueueRow:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to record for one claimed row (see record_sync_outcomes in the migration)."""
+    """What to record for one claimed row (see record_sync_outcomes in supabase/schemas/20_queue.sql)."""
 
     id: int
     outcome: SyncOutcome
