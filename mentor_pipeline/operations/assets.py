@@ -8,7 +8,7 @@ and reports an observation when the open set changed (and every 10 minutes, so t
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import dagster as dg
 
