@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--mentors", type=int, default=100_000)
     args = parser.parse_args()
 
-    from mentor_pipeline import processes
+    from mentor_pipeline.demo import processes
     from mentor_pipeline.emulator.admin import EmulatorAdmin
     from mentor_pipeline.emulator.options import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID
 

@@ -16,6 +16,21 @@ from mentor_pipeline.dynamics import settings as dynamics_settings
 from mentor_pipeline.dynamics.settings import DynamicsSettings
 
 
+# The one Dataverse service-protection budget (6000 requests per 5 minutes, 52 concurrent, per
+# application user) that every step and job calling Dynamics shares. dagster.yaml limits both to
+# one at a time: the pool holds steps (the UI's "Materialize" runs as Dagster's own asset job),
+# the tag holds runs, so a second Dynamics run waits in the queue instead of holding a process.
+# tests/test_definitions.py proves every Dynamics asset, op and job carries them.
+DYNAMICS_POOL = "dynamics"
+DYNAMICS_TAG = "mentor_pipeline/dynamics"
+
+
+def dynamics_run_tags(kind: str) -> dict[str, str]:
+    """The job's share of the budget. Job `tags`, not `run_tags`: a run launched from the UI or
+    GraphQL carries only the job's tags."""
+    return {DYNAMICS_TAG: kind}
+
+
 class AppDatabase(dg.ConfigurableResource):
     """The app's PostgreSQL (Supabase in production).
 

@@ -60,7 +60,7 @@ def open_client():
 
 
 def alert_sink():
-    from mentor_pipeline.alerts import alert_sink_from_env
+    from mentor_pipeline.operations.alerts import alert_sink_from_env
 
     return alert_sink_from_env()
 

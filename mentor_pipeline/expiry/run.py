@@ -24,7 +24,7 @@ from mentor_pipeline.text import plain
 from mentor_pipeline.vocabulary import IncidentKind
 
 if TYPE_CHECKING:  # the CLI imports this module without Dagster
-    from mentor_pipeline.alerts import AlertSink
+    from mentor_pipeline.operations.alerts import AlertSink
 
 @dataclass(frozen=True)
 class CertificationStateResult:

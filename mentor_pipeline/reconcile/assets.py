@@ -8,7 +8,7 @@ website_listing drain."""
 import dagster as dg
 from pydantic import Field
 
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.expiry.assets import expired_cert_transitions
 from mentor_pipeline.nights import NIGHTS, OSLO_TZ
@@ -16,8 +16,8 @@ from mentor_pipeline.reconcile.checks import DYNAMICS_CREDENTIALS, WEBSITE_RECON
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
-from mentor_pipeline.resources import AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import DYNAMICS_POOL, SyncSettings, report_metadata as drain_metadata
+from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
+from mentor_pipeline.sync.assets import SyncSettings, report_metadata as drain_metadata
 from mentor_pipeline.vocabulary import incident_kind_for
 
 WEBSITE_LISTING = "website_listing"
@@ -123,16 +123,6 @@ def force_sync_op(
         context.log_event(dg.AssetObservation(asset_key=WEBSITE_LISTING, metadata=metadata))
     else:
         context.log_event(dg.AssetMaterialization(asset_key=WEBSITE_LISTING, metadata=metadata))
-
-
-@dg.job(
-    name="force_sync_job",
-    description="Force sync: write the selected mentors' website listing (by id, exact name or chapter) now.",
-    executor_def=dg.in_process_executor,
-    tags={"mentor_pipeline/dynamics": "force_sync"},
-)
-def force_sync_job():
-    force_sync_op()
 
 
 def _run(alerts: AlertSink, dynamics: DynamicsResource, action) -> ReconcileReport:

@@ -11,16 +11,14 @@ from datetime import timedelta
 import dagster as dg
 
 from mentor_pipeline import settings as environment
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.incidents import RUN_FAILURE_INCIDENT_KEY
-from mentor_pipeline.resources import AppDatabase, DynamicsResource
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY
+from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
 from mentor_pipeline.sync.processor import POLL_INTERVAL_SECONDS, drain_queue
 from mentor_pipeline.sync.queue import QueuePolicy
 from mentor_pipeline.sync.report import DrainReport
 
 WEBSITE_SYNC_JOB = "website_sync_job"
-# One Dataverse service-protection budget (per application user): dagster.yaml limits the pool.
-DYNAMICS_POOL = "dynamics"
 
 _POLICY = QueuePolicy()
 

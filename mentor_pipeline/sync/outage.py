@@ -6,7 +6,7 @@
   backoffs between them add up: since the oldest change still waiting on such a failure, or
   since the last write that went through if that is later. The drain evaluates it after a
   failed batch and `website_sync_health_sensor` between runs. A batch with an applied row
-  resolves it (so does a passing credential check, mentor_pipeline/health.py).
+  resolves it (so does a passing credential check, mentor_pipeline/operations/health.py).
 - `dynamics_throttled`: the drain's 429 holds (`Retry-After`; the whole client waits, so nothing
   is written meanwhile) added up since its last batch without one. It opens as soon as a
   `Retry-After` takes the sum past the bound (a `Retry-After: 3600` opens it at once, not an hour
@@ -29,7 +29,7 @@ import psycopg
 
 from mentor_pipeline import settings as environment
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
-from mentor_pipeline.incidents import describe_age
+from mentor_pipeline.operations.incidents import describe_age
 from mentor_pipeline.sync.report import RowOutcome
 from mentor_pipeline.vocabulary import IncidentKind
 

@@ -74,7 +74,7 @@ def plan_batch(rows: Sequence[QueueRow], desired: Mapping[uuid.UUID, DesiredList
 
 
 class Alerts(Protocol):
-    """What drain_queue needs from an alert sink (mentor_pipeline.alerts.AlertSink fits)."""
+    """What drain_queue needs from an alert sink (mentor_pipeline.operations.alerts.AlertSink fits)."""
 
     def alert(self, kind: str, summary: str, details: dict | None = None) -> object: ...
 

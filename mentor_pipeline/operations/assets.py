@@ -1,24 +1,20 @@
 """Open incidents in the Dagster UI: the `operator_incidents` asset (Assets > operations), whose
 latest observation is a table of every open incident with its age and count.
 
-No run is involved: a sensor reads the `incidents` table once a minute and reports an
-observation when the open set changed (and every 10 minutes, so the ages stay fresh). The
+No run is involved: a sensor (operations/sensors.py) reads the `incidents` table once a minute
+and reports an observation when the open set changed (and every 10 minutes, so the ages stay fresh). The
 `open_incidents` count and `oldest_open_minutes` are plotted on the asset's page.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from datetime import datetime, timezone
 
 import dagster as dg
 
-from mentor_pipeline.incidents import Incident, describe_age, open_incidents
-from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.operations.incidents import Incident, describe_age
 
 OPERATOR_INCIDENTS = dg.AssetKey("operator_incidents")
-REFRESH_SECONDS = 600
 
 operator_incidents = dg.AssetSpec(
     OPERATOR_INCIDENTS,
@@ -61,29 +57,4 @@ def observation(incidents: list[Incident], now: datetime) -> dg.AssetObservation
             "oldest_open_minutes": dg.MetadataValue.float(round((now - oldest).total_seconds() / 60, 1) if oldest else 0.0),
             "incidents": dg.MetadataValue.md(incidents_table(incidents, now)),
         },
-    )
-
-
-def _fingerprint(incidents: list[Incident]) -> str:
-    return json.dumps([[i.kind, i.scope, i.state, i.occurrences, i.reminders_sent] for i in incidents])
-
-
-@dg.sensor(
-    name="operator_incidents_sensor",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Shows open incidents on the operator_incidents asset (an observation with a table of age and "
-                "count) when they change, and every 10 minutes. Starts no runs.",
-)
-def operator_incidents_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
-    with app_db.connect(autocommit=True) as conn:
-        incidents = open_incidents(conn)
-    now = datetime.now(timezone.utc)
-    fingerprint = _fingerprint(incidents)
-    previous = json.loads(context.cursor) if context.cursor else {}
-    if previous.get("fingerprint") == fingerprint and time.time() - previous.get("reported_at", 0) < REFRESH_SECONDS:
-        return dg.SkipReason(f"{len(incidents)} open incident(s), unchanged")
-    return dg.SensorResult(
-        asset_events=[observation(incidents, now)],
-        cursor=json.dumps({"fingerprint": fingerprint, "reported_at": time.time()}),
     )

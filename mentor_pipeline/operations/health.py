@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import DynamicsError
 from mentor_pipeline.vocabulary import IncidentKind, incident_kind_for
 
-logger = logging.getLogger("mentor_pipeline.health")
+logger = logging.getLogger("mentor_pipeline.operations.health")
 
 # What the alert says, per incident kind a failed WhoAmI can be.
 _SUMMARY = {

@@ -1,15 +1,24 @@
-"""Failed runs as incidents, one per job: `run_failed` (scope: the job) opens with the failure's
+"""The operations domain's sensors: open incidents shown on the `operator_incidents` asset, and
+failed runs as incidents.
+
+Failed runs, one incident per job: `run_failed` (scope: the job) opens with the failure's
 first error line, and the job's next successful run resolves it. A failure whose step already
 alerted its own incident (a `dg.Failure` naming it in metadata, e.g. a wrong client secret) is
 part of that incident, not a second one."""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime, timezone
+
 import dagster as dg
 
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.incidents import RUN_FAILURE_INCIDENT_KEY
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.operations.assets import observation
+from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY, Incident, open_incidents
 from mentor_pipeline.redaction import redact
+from mentor_pipeline.resources import AppDatabase
 from mentor_pipeline.vocabulary import IncidentKind
 
 
@@ -86,3 +95,31 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertS
 def run_success_resolve_sensor(context: dg.RunStatusSensorContext, alerts: AlertSink):
     run = context.dagster_run
     alerts.resolve(IncidentKind.RUN_FAILED, f"run {run.run_id} of {run.job_name} succeeded", scope=run.job_name)
+
+
+REFRESH_SECONDS = 600  # the incidents table is shown again this often, so the ages stay fresh
+
+
+def _fingerprint(incidents: list[Incident]) -> str:
+    return json.dumps([[i.kind, i.scope, i.state, i.occurrences, i.reminders_sent] for i in incidents])
+
+
+@dg.sensor(
+    name="operator_incidents_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Shows open incidents on the operator_incidents asset (an observation with a table of age and "
+                "count) when they change, and every 10 minutes. Starts no runs.",
+)
+def operator_incidents_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
+    with app_db.connect(autocommit=True) as conn:
+        incidents = open_incidents(conn)
+    now = datetime.now(timezone.utc)
+    fingerprint = _fingerprint(incidents)
+    previous = json.loads(context.cursor) if context.cursor else {}
+    if previous.get("fingerprint") == fingerprint and time.time() - previous.get("reported_at", 0) < REFRESH_SECONDS:
+        return dg.SkipReason(f"{len(incidents)} open incident(s), unchanged")
+    return dg.SensorResult(
+        asset_events=[observation(incidents, now)],
+        cursor=json.dumps({"fingerprint": fingerprint, "reported_at": time.time()}),
+    )

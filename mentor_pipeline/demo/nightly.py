@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from mentor_pipeline.expiry.assets import nightly_expiry_job
+from mentor_pipeline.expiry.jobs import nightly_expiry_job
 from mentor_pipeline.nights import night_at
-from mentor_pipeline.reconcile.definitions import nightly_reconciliation_job
+from mentor_pipeline.reconcile.jobs import nightly_reconciliation_job
 
 # In this order, as at night (the expiry's transitions queue removals, then reconciliation checks).
 NIGHTLY_JOBS = ((nightly_expiry_job.name, "nightly expiry"), (nightly_reconciliation_job.name, "nightly reconciliation"))

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from mentor_pipeline import processes
+from mentor_pipeline.demo import processes
 from mentor_pipeline.db import database_url, stop_embedded_server
 from mentor_pipeline.db.connection import connect, embedded_data_dir, project_root
 from mentor_pipeline.db.migrate import migrate
 from mentor_pipeline.db.seed import seed
-from mentor_pipeline.instance import ensure_database, write_instance_yaml, write_workspace_yaml
+from mentor_pipeline.demo.instance import ensure_database, write_instance_yaml, write_workspace_yaml
 from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.redaction import redact_url
 from mentor_pipeline.settings import FIRST_NIGHT
@@ -112,7 +112,7 @@ def run_demo(options: DemoOptions) -> int:
         processes.wait_until(processes.http_ok(dagster_url + "/server_info"), timeout=120, what="Dagster webserver", process=webserver)
         print_welcome(dagster_url, emulator_url, logs)
         print_break_glass(env, secret_file, uses_embedded)
-        from mentor_pipeline.demo_nightly import start_first_night  # dagster_graphql: only the demo needs it
+        from mentor_pipeline.demo.nightly import start_first_night  # dagster_graphql: only the demo needs it
 
         say("  First night, so the UI has run history, asset checks and plots:")
         start_first_night(dagster_url, options.dagster_port, say)

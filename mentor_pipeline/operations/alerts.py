@@ -1,5 +1,5 @@
 """Alerts for operators, as incidents: every alert is logged and recorded as an occurrence of its
-incident (mentor_pipeline/incidents.py); the chat webhook only hears when an incident opens,
+incident (mentor_pipeline/operations/incidents.py); the chat webhook only hears when an incident opens,
 when a reminder is due and when it is resolved.
 
 The webhook URL is a secret (it lets anyone post into the channel): it comes from the
@@ -16,13 +16,13 @@ import dagster as dg
 import httpx
 import psycopg
 
-from mentor_pipeline import incidents
+from mentor_pipeline.operations import incidents
 from mentor_pipeline import settings as environment
 from mentor_pipeline.db.connection import DatabaseError, first_line
 from mentor_pipeline.redaction import redact, redact_url, redact_value
 from mentor_pipeline.resources import AppDatabase
 
-logger = logging.getLogger("mentor_pipeline.alerts")
+logger = logging.getLogger("mentor_pipeline.operations.alerts")
 
 
 class _HideWebhookUrls(logging.Filter):

@@ -2,7 +2,7 @@
 
 An occurrence opens an incident or updates the open one; the SQL decides whether anybody needs
 to hear about it (`Notice.notify`: open, reminder, resolved or None). Posting is the alert
-sink's job (mentor_pipeline/alerts.py); this module only records and decides.
+sink's job (mentor_pipeline/operations/alerts.py); this module only records and decides.
 
 `scope` says what the incident is about within its kind (a job name, an organisation); '' when
 the kind says it all. Every function takes an autocommit connection (or commits right after):
@@ -26,7 +26,7 @@ DEFAULT_REMINDER_INTERVALS = tuple(timedelta(minutes=m) for m in environment.ALE
 OPEN, REMINDER, RESOLVED = "open", "reminder", "resolved"
 
 # Metadata key of a run's dg.Failure naming the incident the step already alerted as: the failed
-# run is counted there (operations/run_alerts.py) instead of opening `run_failed` as well.
+# run is counted there (operations/sensors.py) instead of opening `run_failed` as well.
 RUN_FAILURE_INCIDENT_KEY = "incident"
 
 
