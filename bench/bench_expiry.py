@@ -5,7 +5,7 @@ NHF without; expiries spread from 30 days ago to two years ahead, 10% with an ol
 certification, 1% with none; 85% active), then runs `nightly_expiry_job`'s three assets twice
 for today's Oslo night (partition), each time in a fresh process (Dagster in-process executor,
 ephemeral instance). Prints each run's wall time, its
-peak memory (RSS of the run process) and what it did. Target (issue 5): each run under 15 s.
+peak memory (RSS of the run process) and what it did. Target: each run under 15 s.
 
     .venv/bin/python bench/bench_expiry.py                 # 1,000,000 mentors
     .venv/bin/python bench/bench_expiry.py --mentors 50000 # quick

@@ -37,8 +37,8 @@ import psycopg  # noqa: E402
 from mentor_pipeline.db import database_url  # noqa: E402
 from mentor_pipeline.db.connection import with_database  # noqa: E402
 from mentor_pipeline.db.migrate import migrate  # noqa: E402
-from mentor_pipeline.instance import write_instance_yaml  # noqa: E402
-from mentor_pipeline.processes import free_port, start, stop  # noqa: E402
+from mentor_pipeline.demo.instance import write_instance_yaml  # noqa: E402
+from mentor_pipeline.demo.processes import free_port, start, stop  # noqa: E402
 from mentor_pipeline.sync.report import percentile  # noqa: E402
 from tests.support.emulator import running_emulator  # noqa: E402
 

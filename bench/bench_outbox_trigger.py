@@ -3,7 +3,7 @@
 pgbench (shipped with pgserver) drives several clients that flip random HLF mentors between
 `active` and `paused`, one transaction per update. Rounds alternate trigger on / off so drift on
 a noisy machine hits both sides; we report the median of each side and their ratio.
-Target (issue 2): at most 15% fewer updates per second with the trigger.
+Target: at most 15% fewer updates per second with the trigger.
 
     .venv/bin/python bench/bench_outbox_trigger.py [--clients 4] [--seconds 10] [--rounds 3]
 Uses DATABASE_URL's server when set, else the embedded one; creates and drops its own database.

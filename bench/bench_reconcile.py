@@ -8,7 +8,7 @@ time in a fresh process calling `mentor_pipeline.reconcile.reconcile` (what the 
 2. 1% divergent: half of those contacts unlisted by hand in Dynamics, half of those mentors
    paused in the app with their queue row lost; all are re-synced through sync_queue.
 Prints wall time (the reconcile call; also the process incl. Python start-up) and peak RSS of the
-reconciling process. Target (issue 6): under 30 s and under 500 MB each.
+reconciling process. Target: under 30 s and under 500 MB each.
 
     .venv/bin/python bench/bench_reconcile.py                  # 100,000 mentors
     .venv/bin/python bench/bench_reconcile.py --mentors 20000  # quick
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--mentors", type=int, default=100_000)
     args = parser.parse_args()
 
-    from mentor_pipeline import processes
+    from mentor_pipeline.demo import processes
     from mentor_pipeline.emulator.admin import EmulatorAdmin
     from mentor_pipeline.emulator.options import DEFAULT_CLIENT_ID, DEFAULT_TENANT_ID
 

@@ -3,7 +3,7 @@ website sync domain. Independent of how mentor_pipeline/definitions.py wires the
 
 import dagster as dg
 
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.resources import AppDatabase, dynamics_from_env
 from mentor_pipeline.sync.definitions import defs as sync_defs
 

@@ -13,22 +13,28 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from mentor_pipeline import settings as environment
+
 OSLO_TZ = "Europe/Oslo"
 OSLO = ZoneInfo(OSLO_TZ)
-FIRST_NIGHT_ENV = "MENTOR_PIPELINE_FIRST_NIGHT"
-DEFAULT_FIRST_NIGHT = "2026-01-01"
 
 
 def first_night(environ=os.environ) -> str:
-    """The first night the UI offers: the go-live date in production. Nights before it would show
-    as missing and invite a backfill, and a backfilled night sends that night's reminders (for
-    certifications still valid today), so only nights the pipeline really missed belong there.
-    An invalid value stops the code location with one line naming the variable."""
-    raw = environ.get(FIRST_NIGHT_ENV, "").strip() or DEFAULT_FIRST_NIGHT
+    """The first night the UI offers: the go-live date. Nights before it would show as missing
+    and invite a backfill, and a backfilled night sends that night's reminders (for certifications
+    still valid today), so only nights the pipeline really missed belong there. No default could
+    know that date (and one that moved with the clock would move the partitions under every
+    process), so an unset or invalid value stops the code location with one line saying what to
+    set; the demo sets it a few days back, the tests set theirs."""
+    variable = environment.FIRST_NIGHT
+    raw = environ.get(variable.name, "").strip()
+    if not raw:
+        raise ValueError(f"{variable.name} is not set: set it to the date the pipeline goes live, e.g. "
+                         f"{date.today().isoformat()}, in the Dagster processes' environment (docs/operations.md)")
     try:
         return date.fromisoformat(raw).isoformat()
     except ValueError:
-        raise ValueError(f"{FIRST_NIGHT_ENV} must be a date like 2026-12-01, the night the pipeline went live "
+        raise ValueError(f"{variable.name} must be a date like 2026-12-01, the night the pipeline went live "
                          f"(got {raw!r}): fix it in the Dagster processes' environment") from None
 
 

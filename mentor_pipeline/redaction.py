@@ -16,9 +16,11 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from mentor_pipeline.settings import ENVIRONMENT
+
 REDACTED = "<redacted>"
 # Environment variables whose values are secrets wherever they show up.
-SECRET_ENV = ("DYNAMICS_CLIENT_SECRET", "ALERT_WEBHOOK_URL", "DAGSTER_PG_PASSWORD")
+SECRET_ENV = tuple(variable.name for variable in ENVIRONMENT if variable.secret)
 _MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words
 
 # Query parameter names (lower case) whose value is a credential: exact names, and parts of

@@ -12,7 +12,23 @@ import psycopg
 
 from mentor_pipeline.db import connect
 from mentor_pipeline.dynamics.errors import DynamicsConfigError
-from mentor_pipeline.dynamics.settings import DEFAULT_AUTHORITY, DynamicsSettings
+from mentor_pipeline.dynamics import settings as dynamics_settings
+from mentor_pipeline.dynamics.settings import DynamicsSettings
+
+
+# The one Dataverse service-protection budget (6000 requests per 5 minutes, 52 concurrent, per
+# application user) that every step and job calling Dynamics shares. dagster.yaml limits both to
+# one at a time: the pool holds steps (the UI's "Materialize" runs as Dagster's own asset job),
+# the tag holds runs, so a second Dynamics run waits in the queue instead of holding a process.
+# tests/test_definitions.py proves every Dynamics asset, op and job carries them.
+DYNAMICS_POOL = "dynamics"
+DYNAMICS_TAG = "mentor_pipeline/dynamics"
+
+
+def dynamics_run_tags(kind: str) -> dict[str, str]:
+    """The job's share of the budget. Job `tags`, not `run_tags`: a run launched from the UI or
+    GraphQL carries only the job's tags."""
+    return {DYNAMICS_TAG: kind}
 
 
 class AppDatabase(dg.ConfigurableResource):
@@ -39,17 +55,17 @@ class DynamicsResource(dg.ConfigurableResource):
     tenant_id: str = ""
     client_id: str = ""
     client_secret: str = ""
-    authority: str = DEFAULT_AUTHORITY
-    entity_set: str = "contacts"
-    key_attribute: str = "hlf_mentorid"
-    listed_attribute: str = "hlf_websitelisted"
-    chapter_attribute: str = "hlf_chaptername"
+    authority: str = DynamicsSettings.authority
+    entity_set: str = DynamicsSettings.entity_set
+    key_attribute: str = DynamicsSettings.key_attribute
+    listed_attribute: str = DynamicsSettings.listed_attribute
+    chapter_attribute: str = DynamicsSettings.chapter_attribute
     # Bounded parallelism keeps us far below Dataverse's 52 concurrent requests per user.
     max_in_flight: int = 4
     timeout_seconds: float = 30.0
 
     def settings(self) -> DynamicsSettings:
-        missing = [f"DYNAMICS_{name.upper()}" for name in _REQUIRED_DYNAMICS_FIELDS if not getattr(self, name)]
+        missing = [dynamics_settings.ENV[name].name for name in dynamics_settings.REQUIRED if not getattr(self, name)]
         if missing:
             raise DynamicsConfigError(f"Dynamics is not configured: set {', '.join(missing)} for the Dagster code server")
         return DynamicsSettings(**{field.name: getattr(self, field.name) for field in dataclasses.fields(DynamicsSettings)})
@@ -62,24 +78,14 @@ class DynamicsResource(dg.ConfigurableResource):
             yield client
 
 
-_REQUIRED_DYNAMICS_FIELDS = ["url", "tenant_id", "client_id", "client_secret"]
-_OPTIONAL_DYNAMICS_ENV = {
-    "authority": "DYNAMICS_AUTHORITY",
-    "entity_set": "DYNAMICS_ENTITY_SET",
-    "key_attribute": "DYNAMICS_KEY_ATTRIBUTE",
-    "listed_attribute": "DYNAMICS_LISTED_ATTRIBUTE",
-    "chapter_attribute": "DYNAMICS_CHAPTER_ATTRIBUTE",
-}
-
-
 def dynamics_from_env() -> DynamicsResource:
     """The resource as definitions use it: values resolved from the environment at run time.
 
     Only variables set when the code location loads are wired (runs inherit that environment);
     an EnvVar for an unset variable would fail every run at resource setup instead.
     """
-    names = {field: f"DYNAMICS_{field.upper()}" for field in _REQUIRED_DYNAMICS_FIELDS} | _OPTIONAL_DYNAMICS_ENV
-    return DynamicsResource(**{field: dg.EnvVar(var) for field, var in names.items() if os.environ.get(var)})
+    return DynamicsResource(**{field: dg.EnvVar(variable.name) for field, variable in dynamics_settings.ENV.items()
+                               if os.environ.get(variable.name)})
 
 
 def dynamics_resource_for(settings: DynamicsSettings, **options) -> DynamicsResource:

@@ -7,6 +7,7 @@ a migrated template, and drops it afterwards.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import psycopg
@@ -15,6 +16,10 @@ import pytest
 from mentor_pipeline.db.connection import with_database
 from tests.support.db import create_migrated_template, drop_database, fresh_database, test_server
 from tests.support.pooler import running_pgbouncer
+
+# The go-live date every Dagster process needs (mentor_pipeline/nights.py): early enough for the
+# nights the tests run; the subprocesses they start (webserver, daemon, CLI) inherit it.
+os.environ.setdefault("MENTOR_PIPELINE_FIRST_NIGHT", "2026-01-01")
 
 DB_FIXTURES = {"db_url", "db", "admin_url", "migrated_template", "pooler_url", "pooled_db_url"}
 

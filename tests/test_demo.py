@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from mentor_pipeline import demo, processes
+from mentor_pipeline.demo import processes, stack as demo
 from mentor_pipeline.db import connection
-from mentor_pipeline.instance import ensure_database, write_instance_yaml, write_workspace_yaml
+from mentor_pipeline.demo.instance import ensure_database, write_instance_yaml, write_workspace_yaml
 from tests.support.db import drop_database
 
 
@@ -120,3 +120,14 @@ def test_the_local_instance_queues_runs_and_shows_no_community_dialog(admin_url,
             assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
     finally:
         drop_database(admin_url, name)
+
+
+def test_the_demo_goes_live_three_nights_back_and_keeps_that_night(tmp_path):
+    from datetime import timedelta
+
+    from mentor_pipeline.expiry.dates import today_in_oslo
+
+    expected = (today_in_oslo() - timedelta(days=3)).isoformat()
+    assert demo.demo_first_night(tmp_path) == expected
+    (tmp_path / "first-night").write_text("2026-11-01\n")  # as if it first started a month ago
+    assert demo.demo_first_night(tmp_path) == "2026-11-01"

@@ -7,9 +7,18 @@ import logging
 
 import pytest
 
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.health import check_dynamics_credentials
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.dynamics.errors import (
+    DynamicsAuthError,
+    DynamicsConfigError,
+    DynamicsProtocolError,
+    DynamicsUnavailable,
+    ExpiredClientSecret,
+    InvalidClientSecret,
+)
+from mentor_pipeline.operations.health import CLEARED_BY_A_HEALTHY_CHECK, check_dynamics_credentials
 from mentor_pipeline.resources import dynamics_resource_for
+from mentor_pipeline.vocabulary import incident_kind_for
 from tests.support.emulator import running_emulator
 from tests.support.webhook import webhook_receiver
 
@@ -86,3 +95,9 @@ def test_missing_configuration_alerts_and_names_the_variables(monkeypatch, sink)
         "Dynamics is not configured: set DYNAMICS_TENANT_ID, DYNAMICS_CLIENT_ID, DYNAMICS_CLIENT_SECRET"
         " for the Dagster code server"
     )
+
+
+def test_a_passing_check_resolves_exactly_what_a_failing_one_raises():
+    failures = [InvalidClientSecret("x"), ExpiredClientSecret("x"), DynamicsAuthError("x"), DynamicsConfigError("x"),
+                DynamicsUnavailable("x"), DynamicsProtocolError("x")]
+    assert set(CLEARED_BY_A_HEALTHY_CHECK) == {incident_kind_for(exc) for exc in failures}

@@ -4,6 +4,7 @@ the light CLI commands start without importing Dagster."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -61,7 +62,11 @@ def test_a_wheel_built_from_the_repository_migrates_a_database(admin_url, tmp_pa
     from mentor_pipeline.db.connection import project_root, with_database
     from tests.support.db import apply_supabase_default_grants, create_database, drop_database
 
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(project_root()),
+    # Built from a copy, so setuptools' build/ folder never lands in the checkout.
+    source = tmp_path / "source"
+    shutil.copytree(project_root(), source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".pgdata", ".demo", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source),
                             "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     [wheel] = (tmp_path / "dist").glob("mentor_pipeline-*.whl")

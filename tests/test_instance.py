@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from mentor_pipeline.instance import install_instance, repository_instance, storage_env, write_instance_yaml
+from mentor_pipeline.demo.instance import install_instance, repository_instance, storage_env, write_instance_yaml
 
 
 def test_a_socket_url_leaves_the_host_to_pghost():

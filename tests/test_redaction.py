@@ -86,9 +86,9 @@ def test_db_url_hides_the_password_unless_asked():
 
 
 def test_credentials_in_dynamics_url_never_reach_the_sign_in_error_or_the_alert(caplog):
-    from mentor_pipeline.alerts import AlertSink
+    from mentor_pipeline.operations.alerts import AlertSink
     from mentor_pipeline.dynamics.errors import DynamicsAuthError
-    from mentor_pipeline.health import check_dynamics_credentials
+    from mentor_pipeline.operations.health import check_dynamics_credentials
     from mentor_pipeline.resources import dynamics_resource_for
     from tests.support.emulator import running_emulator
     from tests.support.webhook import webhook_receiver
@@ -108,7 +108,7 @@ def test_credentials_in_dynamics_url_never_reach_the_sign_in_error_or_the_alert(
 
 
 def test_webhook_urls_and_url_credentials_stay_out_of_the_http_log(caplog):
-    from mentor_pipeline.alerts import AlertSink
+    from mentor_pipeline.operations.alerts import AlertSink
     from tests.support.webhook import webhook_receiver
 
     caplog.set_level(logging.INFO, logger="httpx")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mentor_pipeline.demo import DemoOptions, run_demo
+from mentor_pipeline.demo.stack import DemoOptions, run_demo
 
 
 def register(subparsers) -> None:

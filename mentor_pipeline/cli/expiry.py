@@ -64,7 +64,7 @@ def _run(args) -> int:
     print(f"  reminders: {reminders.reminders} new" + (f" ({per_threshold})" if per_threshold else "")
           + f", coordinator notifications: {reminders.notifications} new")
     if reminders.skipped:
-        from mentor_pipeline.alerts import alert_sink_from_env
+        from mentor_pipeline.operations.alerts import alert_sink_from_env
 
         # Printed (stderr) and alerted; the run is complete for everyone else, so exit 0.
         alert_skipped_organizations(reminders, alert_sink_from_env(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mentor_pipeline.cli import CommandError
 from mentor_pipeline.cli.reconcile import exit_code, print_report
-from mentor_pipeline.cli.sync import alert_sink, database_start, open_client, run_with_progress
+from mentor_pipeline.cli.sync import alert_sink, database_start, open_client, run_with_progress, sync_settings
 
 
 def register(subparsers) -> None:
@@ -35,11 +35,13 @@ def _run(args) -> int:
             except InvalidMentorIds as exc:
                 raise CommandError(str(exc)) from None
     since = database_start()
+    settings = sync_settings()
     client = open_client()
     try:
         report = run_with_progress(lambda bar: force_sync(
             connect, client, mentor_ids=ids, mentor_names=names, chapter=args.chapter, dry_run=args.dry_run,
-            alerts=None if args.dry_run else alert_sink(), progress=bar))
+            alerts=None if args.dry_run else alert_sink(), progress=bar, policy=settings.policy(),
+            stall_bound=settings.stall_bound()))
     finally:
         client.close()
     print_report(report)

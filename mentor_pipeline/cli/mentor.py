@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mentor_pipeline.db import connect
 from mentor_pipeline.text import plain
+from mentor_pipeline.vocabulary import TriggerEvent
 
 
 def register(subparsers) -> None:
@@ -64,7 +65,8 @@ def _set_status(args) -> int:
             raise ValueError(f"{len(matches)} mentors are named {args.mentor!r}: use the id (see: mentor-pipeline mentor list)")
         mentor_id, name, old_status = matches[0]
         if args.as_coordinator:
-            conn.execute("select set_config('mentor_pipeline.triggered_by_event', 'manual_coordinator_action', true)")
+            conn.execute("select set_config('mentor_pipeline.triggered_by_event', %s, true)",
+                         (TriggerEvent.MANUAL_COORDINATOR_ACTION,))
         conn.execute("update mentors set status = %s, updated_at = now() where id = %s", (args.status, mentor_id))
         queued = conn.execute(
             "select operation from sync_queue where mentor_id = %s and status = 'pending'", (mentor_id,)

@@ -10,6 +10,7 @@ from mentor_pipeline.cli.sync import (
     print_dead_rows,
     print_table,
     run_with_progress,
+    sync_settings,
 )
 
 
@@ -31,10 +32,12 @@ def _run(args) -> int:
     from mentor_pipeline.reconcile.run import reconcile
 
     since = database_start()
+    settings = sync_settings()
     client = open_client()
     try:
         report = run_with_progress(lambda bar: reconcile(
-            connect, client, alerts=None if args.dry_run else alert_sink(), dry_run=args.dry_run, progress=bar))
+            connect, client, alerts=None if args.dry_run else alert_sink(), dry_run=args.dry_run, progress=bar,
+            policy=settings.policy(), stall_bound=settings.stall_bound()))
     finally:
         client.close()
     print_report(report)
@@ -59,7 +62,8 @@ def print_report(report, limit: int = 20) -> None:
         for row in changes.head(limit).itertuples(index=False):
             result = getattr(row, "result", "") or ""
             dynamics = row.dynamics_state or "not read"
-            print(f"  {row.mentor_id}  {row.status:<12} should be listed: {'yes' if row.should_be_listed else 'no ':<3}"
+            status = row.status or "(gone)"  # a listed contact whose mentor is not in the app
+            print(f"  {row.mentor_id}  {status:<12} should be listed: {'yes' if row.should_be_listed else 'no ':<3}"
                   f"  Dynamics: {dynamics:<8}  {row.classification:<22} {row.action:<13} {result}")
         if len(changes) > limit:
             print(f"  ... and {len(changes) - limit} more (select * from reconciliation_log)")

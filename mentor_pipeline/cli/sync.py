@@ -60,9 +60,16 @@ def open_client():
 
 
 def alert_sink():
-    from mentor_pipeline.alerts import alert_sink_from_env
+    from mentor_pipeline.operations.alerts import alert_sink_from_env
 
     return alert_sink_from_env()
+
+
+def sync_settings():
+    """The queue policy and alerting bounds the Dagster resource has, from the same environment."""
+    from mentor_pipeline.sync.assets import sync_settings_from_env
+
+    return sync_settings_from_env()
 
 
 class ProgressBar:
@@ -152,9 +159,10 @@ def _run(args) -> int:
     since = database_start()
     with connect(autocommit=True) as conn:
         due = due_summary(conn)
+    settings = sync_settings()
     client = open_client()
     try:
-        report = _drain_until_done(connect, client, due.due_count + due.expired_leases, since, wait=args.wait)
+        report = _drain_until_done(connect, client, due.due_count + due.expired_leases, since, settings, wait=args.wait)
     finally:
         client.close()
     rows = [("applied", report.applied), ("superseded (no longer right)", report.superseded),
@@ -169,7 +177,7 @@ def _run(args) -> int:
     return finish("sync", since, error=bool(report.auth_error))
 
 
-def _drain_until_done(connect, client, due: int, since, *, wait: bool, rounds: int = 3):
+def _drain_until_done(connect, client, due: int, since, settings, *, wait: bool, rounds: int = 3):
     """Drain; drain again for changes that became due at the very end; with `wait`, also wait
     for other processes' leased rows and drain them once they are free. Returns the report of
     all drains together."""
@@ -182,7 +190,9 @@ def _drain_until_done(connect, client, due: int, since, *, wait: bool, rounds: i
     with connect() as conn:
         conn.autocommit = True
         while True:
-            report = run_with_progress(lambda bar: drain_queue(connect, CountingClient(client, bar, due), alerts=alert_sink()))
+            report = run_with_progress(lambda bar: drain_queue(
+                connect, CountingClient(client, bar, due), alerts=alert_sink(), policy=settings.policy(),
+                stall_bound=settings.stall_bound()))
             total.rows += report.rows
             total.batches += report.batches
             total.seconds += report.seconds

@@ -10,11 +10,26 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mentor_pipeline import settings as environment
 from mentor_pipeline.dynamics.errors import DynamicsConfigError
 from mentor_pipeline.redaction import redact_url
 
-DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 API_PATH = "/api/data/v9.2/"
+
+# Where each field comes from (mentor_pipeline/settings.py has the defaults); the Dagster
+# resource (mentor_pipeline/resources.py) reads the same variables.
+ENV = {
+    "url": environment.DYNAMICS_URL,
+    "tenant_id": environment.DYNAMICS_TENANT_ID,
+    "client_id": environment.DYNAMICS_CLIENT_ID,
+    "client_secret": environment.DYNAMICS_CLIENT_SECRET,
+    "authority": environment.DYNAMICS_AUTHORITY,
+    "entity_set": environment.DYNAMICS_ENTITY_SET,
+    "key_attribute": environment.DYNAMICS_KEY_ATTRIBUTE,
+    "listed_attribute": environment.DYNAMICS_LISTED_ATTRIBUTE,
+    "chapter_attribute": environment.DYNAMICS_CHAPTER_ATTRIBUTE,
+}
+REQUIRED = ("url", "tenant_id", "client_id", "client_secret")
 
 
 @dataclass(frozen=True)
@@ -23,37 +38,23 @@ class DynamicsSettings:
     tenant_id: str
     client_id: str
     client_secret: str = field(repr=False)
-    authority: str = DEFAULT_AUTHORITY
+    authority: str = environment.DYNAMICS_AUTHORITY.default
     # HLF's schema names: configuration, because a Dataverse customiser may rename them.
-    entity_set: str = "contacts"
-    key_attribute: str = "hlf_mentorid"
-    listed_attribute: str = "hlf_websitelisted"
-    chapter_attribute: str = "hlf_chaptername"
+    entity_set: str = environment.DYNAMICS_ENTITY_SET.default
+    key_attribute: str = environment.DYNAMICS_KEY_ATTRIBUTE.default
+    listed_attribute: str = environment.DYNAMICS_LISTED_ATTRIBUTE.default
+    chapter_attribute: str = environment.DYNAMICS_CHAPTER_ATTRIBUTE.default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DynamicsSettings:
         env = os.environ if env is None else env
-        required = ["DYNAMICS_URL", "DYNAMICS_TENANT_ID", "DYNAMICS_CLIENT_ID", "DYNAMICS_CLIENT_SECRET"]
-        missing = [name for name in required if not env.get(name)]
+        missing = [ENV[name].name for name in REQUIRED if not env.get(ENV[name].name)]
         if missing:
             raise DynamicsConfigError(
                 f"Missing environment variable(s) {', '.join(missing)}: set them to the Dataverse "
                 "org URL and the app registration's tenant, client id and client secret."
             )
-        optional = {
-            "entity_set": "DYNAMICS_ENTITY_SET",
-            "key_attribute": "DYNAMICS_KEY_ATTRIBUTE",
-            "listed_attribute": "DYNAMICS_LISTED_ATTRIBUTE",
-            "chapter_attribute": "DYNAMICS_CHAPTER_ATTRIBUTE",
-        }
-        return cls(
-            url=env["DYNAMICS_URL"],
-            tenant_id=env["DYNAMICS_TENANT_ID"],
-            client_id=env["DYNAMICS_CLIENT_ID"],
-            client_secret=env["DYNAMICS_CLIENT_SECRET"],
-            authority=env.get("DYNAMICS_AUTHORITY") or DEFAULT_AUTHORITY,
-            **{name: env[var] for name, var in optional.items() if env.get(var)},
-        )
+        return cls(**{name: env[variable.name] for name, variable in ENV.items() if env.get(variable.name)})
 
     @property
     def org_url(self) -> str:
@@ -81,3 +82,4 @@ class DynamicsSettings:
 
     def __str__(self) -> str:
         return repr(self)
+

@@ -1,1 +1,1 @@
-"""Nightly certification expiry: plain Python here (`run`, `store`, `dates`), Dagster in `definitions.py`."""
+"""Nightly certification expiry: plain Python here (`run`, `store`, `dates`), Dagster in `assets`, `jobs`, `schedules` and `definitions`."""

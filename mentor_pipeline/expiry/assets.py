@@ -1,6 +1,6 @@
-"""Dagster assets, job and schedule for the nightly certification expiry.
+"""Dagster assets for the nightly certification expiry (its job: jobs.py, its schedule: schedules.py).
 
-The rules are SQL functions (supabase/migrations/*_expiry.sql); each asset is one step of
+The rules are SQL functions (supabase/schemas/30_expiry.sql); each asset is one step of
 `run.py` for one Oslo night (the partition key is the run date), and turns the counts the
 SQL returns into metadata people read in the UI.
 """
@@ -9,9 +9,9 @@ import dagster as dg
 
 from mentor_pipeline import markdown
 from mentor_pipeline.expiry import store
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.expiry.run import CertificationStateResult, alert_skipped_organizations, snapshot_certification_state
-from mentor_pipeline.nights import NIGHTS, OSLO_TZ, night_at, night_of
+from mentor_pipeline.nights import NIGHTS, night_of
 from mentor_pipeline.resources import AppDatabase
 
 GROUP = "certification_expiry"
@@ -125,26 +125,3 @@ def expiry_reminders(context: dg.AssetExecutionContext, app_db: AppDatabase, ale
     alert_skipped_organizations(reminders, alerts, context.log.warning)
     context.log.info(f"{reminders.reminders} reminders and {reminders.notifications} notifications created for {night}")
     return dg.MaterializeResult(metadata=reminders_metadata(reminders))
-
-
-nightly_expiry_job = dg.define_asset_job(
-    name="nightly_expiry_job",
-    selection=[expired_cert_transitions, certification_state, expiry_reminders],
-    description="Certification expiry for one night (the partition): transitions, certification state, reminders.",
-)
-
-
-@dg.schedule(
-    name="nightly_expiry_schedule",
-    cron_schedule="0 2 * * *",
-    execution_timezone=OSLO_TZ,
-    job=nightly_expiry_job,
-    description="Every night at 02:00 Oslo time, for that Oslo night's partition. On the spring-forward"
-                " night, when 02:00 does not exist, Dagster fires at 03:00 instead: the same night.",
-    # On from the first deploy: a stopped schedule is a silent gap in reminders and expiries.
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def nightly_expiry_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    # The scheduled time, not the evaluation time: a late tick still runs the night it was for.
-    night = night_at(context.scheduled_execution_time)
-    return dg.RunRequest(partition_key=night.isoformat(), run_key=f"nightly_expiry:{night.isoformat()}")

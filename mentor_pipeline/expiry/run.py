@@ -21,12 +21,10 @@ import psycopg
 
 from mentor_pipeline.expiry import store
 from mentor_pipeline.text import plain
+from mentor_pipeline.vocabulary import IncidentKind
 
 if TYPE_CHECKING:  # the CLI imports this module without Dagster
-    from mentor_pipeline.alerts import AlertSink
-
-INVALID_THRESHOLDS_ALERT = "expiry_thresholds_invalid"
-
+    from mentor_pipeline.operations.alerts import AlertSink
 
 @dataclass(frozen=True)
 class CertificationStateResult:
@@ -70,8 +68,8 @@ def alert_skipped_organizations(reminders: store.Reminders, alerts: "AlertSink",
     for organization, problem in reminders.skipped.items():
         summary = skipped_organization_summary(organization, problem)
         warn(summary)
-        alerts.alert(INVALID_THRESHOLDS_ALERT, summary, {"organization": organization, "problem": problem},
+        alerts.alert(IncidentKind.EXPIRY_THRESHOLDS_INVALID, summary, {"organization": organization, "problem": problem},
                      scope=organization)
     for organization in reminders.thresholds_ok:
-        alerts.resolve(INVALID_THRESHOLDS_ALERT, f"the expiry thresholds of {plain(organization)} are valid again",
+        alerts.resolve(IncidentKind.EXPIRY_THRESHOLDS_INVALID, f"the expiry thresholds of {plain(organization)} are valid again",
                        scope=organization)

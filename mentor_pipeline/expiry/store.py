@@ -1,4 +1,4 @@
-"""Thin layer over the expiry SQL functions (supabase/migrations/*_expiry.sql).
+"""Thin layer over the expiry SQL functions (supabase/schemas/30_expiry.sql).
 
 Each method is one call into the database, in its own transaction, and returns counts: the
 rules and the row-by-row work stay in Postgres, nothing per mentor comes back to Python except

@@ -1,14 +1,2 @@
-"""Operations domain: what operators see about the pipeline itself (open incidents in the UI,
-alerts about failed runs). Needs the shared `app_db` and `alerts` resources."""
-
-from __future__ import annotations
-
-import dagster as dg
-
-from mentor_pipeline.operations.incidents_view import operator_incidents, operator_incidents_sensor
-from mentor_pipeline.operations.run_alerts import run_failure_alert_sensor, run_success_resolve_sensor
-
-defs = dg.Definitions(
-    assets=[operator_incidents],
-    sensors=[operator_incidents_sensor, run_failure_alert_sensor, run_success_resolve_sensor],
-)
+"""Operations: incidents (open once, counted, reminded, resolved), the alert sink that posts them,
+the Dynamics credential check, and what the Dagster UI shows operators about the pipeline itself."""

@@ -1,4 +1,4 @@
-"""Nightly reconciliation and force sync (issue 6): plain Python here, Dagster in `definitions.py`.
+"""Nightly reconciliation and force sync: plain Python here, Dagster in `definitions.py`.
 
 Reuse from here: `reconcile` / `force_sync` (run either, dry or not), `diff_listings` (the pure
 classification), `InvalidMentorIds` (what force sync raises for bad ids), `duplicates` (the

@@ -8,7 +8,7 @@ website_listing drain."""
 import dagster as dg
 from pydantic import Field
 
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.expiry.assets import expired_cert_transitions
 from mentor_pipeline.nights import NIGHTS, OSLO_TZ
@@ -16,8 +16,9 @@ from mentor_pipeline.reconcile.checks import DYNAMICS_CREDENTIALS, WEBSITE_RECON
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
-from mentor_pipeline.resources import AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import DYNAMICS_POOL, SyncSettings, report_metadata as drain_metadata
+from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
+from mentor_pipeline.sync.assets import SyncSettings, report_metadata as drain_metadata
+from mentor_pipeline.vocabulary import incident_kind_for
 
 WEBSITE_LISTING = "website_listing"
 DEADLINE_CRON = "0 5 * * *"  # 05:00 Oslo: the night is reconciled by then, with or without its expiry
@@ -66,6 +67,7 @@ def website_reconciliation(
     report = _run(alerts, dynamics, lambda client: reconcile(
         app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
         dagster_run_id=context.run.run_id, time_budget_seconds=sync_settings.time_budget_seconds,
+        stall_bound=sync_settings.stall_bound(),
     ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     yield dg.MaterializeResult(metadata={**expiry, **report_metadata(report)})
@@ -112,7 +114,7 @@ def force_sync_op(
         app_db.connect, client, mentor_ids=config.mentor_ids, mentor_names=config.mentor_names,
         chapter=config.chapter or None, dry_run=config.dry_run, alerts=alerts, log=context.log,
         policy=sync_settings.policy(), dagster_run_id=context.run.run_id,
-        time_budget_seconds=sync_settings.time_budget_seconds,
+        time_budget_seconds=sync_settings.time_budget_seconds, stall_bound=sync_settings.stall_bound(),
     ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     metadata = report_metadata(report)
@@ -123,16 +125,6 @@ def force_sync_op(
         context.log_event(dg.AssetMaterialization(asset_key=WEBSITE_LISTING, metadata=metadata))
 
 
-@dg.job(
-    name="force_sync_job",
-    description="Force sync: write the selected mentors' website listing (by id, exact name or chapter) now.",
-    executor_def=dg.in_process_executor,
-    tags={"mentor_pipeline/dynamics": "force_sync"},
-)
-def force_sync_job():
-    force_sync_op()
-
-
 def _run(alerts: AlertSink, dynamics: DynamicsResource, action) -> ReconcileReport:
     try:
         with dynamics.open_client() as client:
@@ -140,7 +132,7 @@ def _run(alerts: AlertSink, dynamics: DynamicsResource, action) -> ReconcileRepo
     except InvalidMentorIds as exc:
         raise dg.Failure(description=str(exc)) from None
     except DynamicsAuthError as exc:
-        alerts.alert("dynamics_auth_failed", f"website listing run stopped: {exc}")
+        alerts.alert(incident_kind_for(exc), f"website listing run stopped: {exc}")
         raise dg.Failure(description=f"Dynamics authentication failed: {exc}") from None
     except DynamicsError as exc:
         raise dg.Failure(description=f"Dynamics could not be read: {exc}") from None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline import markdown
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.health import dynamics_credential_problem
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.operations.health import dynamics_credential_problem
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 

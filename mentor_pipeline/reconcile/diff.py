@@ -12,18 +12,11 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-# Classifications, in the order reports list them (reconciliation_log's check lists them too).
-LISTED_BUT_SHOULD_NOT = "listed_but_should_not"
-MISSING_BUT_SHOULD = "missing_but_should"
-CHAPTER_DIFFERS = "chapter_differs"
-CONTACT_ABSENT = "contact_absent"
-# Listed contacts with no mentor of a syncing organisation behind them:
-LISTED_MENTOR_GONE = "listed_mentor_gone"  # the mentor key no longer exists in the app
-LISTED_WITHOUT_SYNC = "listed_without_website_sync"  # the mentor's organisation has no website sync
-IN_SYNC = "in_sync"
-CLASSIFICATIONS = (LISTED_BUT_SHOULD_NOT, MISSING_BUT_SHOULD, CHAPTER_DIFFERS, CONTACT_ABSENT,
-                   LISTED_MENTOR_GONE, LISTED_WITHOUT_SYNC, IN_SYNC)
-DIVERGENT = CLASSIFICATIONS[:-1]
+from mentor_pipeline.vocabulary import Classification
+
+# What a reconciliation can find, in the order reports list them (force sync logs `forced`).
+CLASSIFICATIONS = tuple(c for c in Classification if c != Classification.FORCED)
+DIVERGENT = tuple(c for c in CLASSIFICATIONS if c != Classification.IN_SYNC)
 
 # Actions: queue a write (add/remove), leave the mentor to the row already queued, or nothing.
 ADD, REMOVE, LEFT_TO_QUEUE, NONE = "add", "remove", "left_to_queue", "none"
@@ -34,6 +27,7 @@ APP_COLUMNS = ["mentor_id", "status", "should_be_listed", "chapter_name", "confi
 def app_frame(rows: Iterable[tuple]) -> pd.DataFrame:
     """Rows of `reconciliation_app_state()` (mentor_id as text) as a frame."""
     frame = pd.DataFrame.from_records(list(rows), columns=APP_COLUMNS)
+    frame["mentor_id"] = frame["mentor_id"].astype(object)  # also when there are no mentors yet
     frame["should_be_listed"] = frame["should_be_listed"].astype(bool)
     frame["in_queue"] = frame["in_queue"].astype(bool)
     frame["status"] = frame["status"].astype("category")
@@ -53,7 +47,8 @@ def actual_frame(pages: Iterable[list[dict]], *, on_page=None) -> pd.DataFrame:
             chapters.append(row.get("chapter"))
         if on_page is not None:
             on_page(len(ids))
-    frame = pd.DataFrame({"mentor_id": ids, "listed": np.array(listed, dtype=bool),
+    # Dtypes named, not inferred: an empty Dynamics (a new deployment) would make the key float64.
+    frame = pd.DataFrame({"mentor_id": pd.Series(ids, dtype=object), "listed": np.array(listed, dtype=bool),
                           "chapter": pd.Series(chapters, dtype="category")})
     # The alternate key is unique in Dataverse; should two contacts ever share it, one listed
     # copy is enough for the portal to show the mentor.
@@ -84,11 +79,13 @@ def diff_listings(app: pd.DataFrame, actual: pd.DataFrame) -> pd.DataFrame:
     other_chapter = (app_chapter.notna() & (app_chapter != merged["dynamics_chapter"].astype(object))).to_numpy()
     classification = np.select(
         [~exists, dynamics_listed & ~should, ~dynamics_listed & should, should & other_chapter],
-        [CONTACT_ABSENT, LISTED_BUT_SHOULD_NOT, MISSING_BUT_SHOULD, CHAPTER_DIFFERS],
-        default=IN_SYNC,
+        [Classification.CONTACT_ABSENT, Classification.LISTED_BUT_SHOULD_NOT, Classification.MISSING_BUT_SHOULD,
+         Classification.CHAPTER_DIFFERS],
+        default=Classification.IN_SYNC,
     )
     in_queue = merged["in_queue"].to_numpy(dtype=bool)
-    wants_write = (classification != IN_SYNC) & ((classification != CONTACT_ABSENT) | should)
+    wants_write = ((classification != Classification.IN_SYNC)
+                   & ((classification != Classification.CONTACT_ABSENT) | should))
     action = np.select(
         [~wants_write, in_queue, should],
         [NONE, LEFT_TO_QUEUE, ADD],
@@ -124,8 +121,9 @@ def orphan_rows(listed_unknown: pd.DataFrame, desired: pd.DataFrame) -> pd.DataF
         "in_queue": in_queue,
         "contact_exists": True,
         "dynamics_listed": True,
-        "classification": pd.Categorical(np.where(in_app, LISTED_WITHOUT_SYNC, LISTED_MENTOR_GONE),
-                                         categories=CLASSIFICATIONS),
+        "classification": pd.Categorical(
+            np.where(in_app, Classification.LISTED_WITHOUT_SYNC, Classification.LISTED_MENTOR_GONE),
+            categories=CLASSIFICATIONS),
         "action": pd.Categorical(np.where(in_queue, LEFT_TO_QUEUE, REMOVE), categories=[ADD, REMOVE, LEFT_TO_QUEUE, NONE]),
     })
 
@@ -134,15 +132,15 @@ def counts(diff: pd.DataFrame) -> dict[str, int]:
     """Mentors per classification and per action (every key present, zeros included)."""
     by_class = diff["classification"].value_counts()
     by_action = diff["action"].value_counts()
-    result = {name: int(by_class.get(name, 0)) for name in CLASSIFICATIONS}
+    result = {name.value: int(by_class.get(name, 0)) for name in CLASSIFICATIONS}  # plain keys: JSON, Dagster metadata
     result.update({f"action_{name}": int(by_action.get(name, 0)) for name in (ADD, REMOVE, LEFT_TO_QUEUE, NONE)})
     result["checked"] = int(len(diff))
-    result["divergent"] = int(len(diff)) - result[IN_SYNC]
+    result["divergent"] = int(len(diff)) - result[Classification.IN_SYNC]
     return result
 
 
 def divergent_rows(diff: pd.DataFrame) -> pd.DataFrame:
-    return diff[diff["classification"] != IN_SYNC]
+    return diff[diff["classification"] != Classification.IN_SYNC]
 
 
 def dynamics_state(row_exists: bool, listed: bool) -> str:

@@ -10,6 +10,7 @@ import pandas as pd
 from mentor_pipeline import markdown
 from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.sync.report import DrainReport
+from mentor_pipeline.vocabulary import Classification
 
 
 @dataclass
@@ -51,7 +52,7 @@ class ReconcileReport:
     def missing_contacts(self) -> int:
         if self.changes is None or self.changes.empty or "classification" not in self.changes:
             return 0
-        absent = self.changes[(self.changes["classification"] == d.CONTACT_ABSENT) & self.changes["should_be_listed"]]
+        absent = self.changes[(self.changes["classification"] == Classification.CONTACT_ABSENT) & self.changes["should_be_listed"]]
         return int(len(absent))
 
     def summary(self) -> dict[str, int | float | str | None]:

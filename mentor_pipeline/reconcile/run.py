@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -26,9 +27,11 @@ import psycopg
 from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
+from mentor_pipeline.sync.outage import DEFAULT_BOUND
 from mentor_pipeline.sync.processor import drain_queue
 from mentor_pipeline.sync.progress import CountingClient, Progress
 from mentor_pipeline.sync.queue import QueuePolicy, enqueue
+from mentor_pipeline.vocabulary import Classification, IncidentKind, TriggerEvent
 
 logger = logging.getLogger("mentor_pipeline.reconcile")
 
@@ -44,6 +47,7 @@ def reconcile(
     dry_run: bool = False,
     dagster_run_id: str | None = None,
     time_budget_seconds: float | None = None,
+    stall_bound: timedelta = DEFAULT_BOUND,
     progress: Progress | None = None,
 ) -> ReconcileReport:
     """Make Dynamics match the app for every HLF mentor (or `mentor_ids`); see the module doc."""
@@ -69,14 +73,15 @@ def reconcile(
         del diff, actual
 
         to_queue = report.changes.loc[report.changes["action"].isin([d.ADD, d.REMOVE]), "mentor_id"].tolist()
-        report.changes = _queue_and_log(conn, report.run_id, report.changes, to_queue, "reconciliation")
+        report.changes = _queue_and_log(conn, report.run_id, report.changes, to_queue, TriggerEvent.RECONCILIATION)
         report.queued = len(to_queue)
-        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, progress)
+        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, stall_bound,
+                          progress)
 
         report.duplicates = store.duplicates(conn)
         if report.duplicates and alerts is not None:
             alerts.alert(
-                "reconciliation_duplicates",
+                IncidentKind.RECONCILIATION_DUPLICATES,
                 f"{len(report.duplicates)} duplicate record(s) for the same certification period need manual review "
                 f"(first: {report.duplicates[0]['kind']} for mentor {report.duplicates[0]['mentor_id']})",
                 {"duplicates": [_plain(row) for row in report.duplicates[:20]],
@@ -98,6 +103,7 @@ def force_sync(
     policy: QueuePolicy = QueuePolicy(),
     dagster_run_id: str | None = None,
     time_budget_seconds: float | None = None,
+    stall_bound: timedelta = DEFAULT_BOUND,
     progress: Progress | None = None,
 ) -> ReconcileReport:
     """Write the rule's answer for every HLF mentor (or the selection: ids, exact names, a
@@ -125,13 +131,14 @@ def force_sync(
                              .drop(columns=["in_app"])], ignore_index=True)
         report.counts = {"checked": int(len(app)), "divergent": 0}
         report.run_id = store.start_run(conn, "force_sync", dagster_run_id)
-        changes = app.assign(dynamics_state=None, classification="forced", action=d.NONE,
+        changes = app.assign(dynamics_state=None, classification=Classification.FORCED, action=d.NONE,
                              contact_exists=True, dynamics_listed=False)
         to_queue = changes["mentor_id"].tolist()
-        report.changes = _queue_and_log(conn, report.run_id, changes, to_queue, "force_sync")
+        report.changes = _queue_and_log(conn, report.run_id, changes, to_queue, TriggerEvent.FORCE_SYNC)
         report.queued = len(to_queue)
         log.info("force sync: queued %d mentor(s)", report.queued)
-        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, progress)
+        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, stall_bound,
+                          progress)
         return _finish(conn, report, started)
 
 
@@ -197,7 +204,8 @@ def _with_dynamics_state(changes: pd.DataFrame) -> pd.DataFrame:
     return changes.reset_index(drop=True)
 
 
-def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: list[str], event: str) -> pd.DataFrame:
+def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: list[str],
+                   event: TriggerEvent) -> pd.DataFrame:
     """Queue the desired state of `to_queue` and log every row of `changes`, in one transaction:
     the log says exactly what was queued (the operation the sync layer chose from the state at
     that moment, and the row id)."""
@@ -224,12 +232,12 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
 
 
 def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, log, policy, time_budget_seconds,
-                      progress: Progress | None) -> None:
+                      stall_bound: timedelta, progress: Progress | None) -> None:
     """Drain the queue, then decide per acted-on mentor: right now, still in flight (a pending or
     in-flight row, e.g. a retry), or still divergent (dead, contact missing, not applied)."""
     writer = CountingClient(client, progress, report.queued) if progress else client
     report.drain = drain_queue(connect, writer, alerts=alerts, log=log, policy=policy,
-                               time_budget_seconds=time_budget_seconds)
+                               time_budget_seconds=time_budget_seconds, stall_bound=stall_bound)
     changes = report.changes
     if changes is None or changes.empty:
         return
@@ -245,7 +253,7 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
     in_queue = now["in_queue"].fillna(False).to_numpy(dtype=bool)
     confirmed_known = now["confirmed_listed"].notna().to_numpy()
     confirmed = now["confirmed_listed"].fillna(False).to_numpy(dtype=bool)
-    absent = (changes["classification"] == d.CONTACT_ABSENT).to_numpy()
+    absent = (changes["classification"] == Classification.CONTACT_ABSENT).to_numpy()
     applied = result == "applied"
     outcome = np.select(
         [~acted, ~known, in_queue, result == "dead", absent & should & ~applied,

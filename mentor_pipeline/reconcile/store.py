@@ -1,5 +1,6 @@
-"""Database access for reconciliation: one Python function per SQL object of the migration
-(`20261123000400_reconciliation.sql`), plus the writes of the run and its log."""
+"""Database access for reconciliation: one Python function per SQL object of
+`supabase/schemas/40_reconciliation.sql` (the listing rule: `10_outbox.sql`), plus the writes of
+the run and its log."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def keys_state(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> pd.DataFr
     rows = conn.execute(
         """
         select d.mentor_id::text, d.in_app, d.status,
-               exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and q.status in ('pending', 'processing'))
+               exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and sync_change_waiting(q.status))
           from website_desired_listing(%s::uuid[]) d
         """,
         (list(mentor_ids),),

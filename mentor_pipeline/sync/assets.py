@@ -10,40 +10,42 @@ from datetime import timedelta
 
 import dagster as dg
 
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.incidents import RUN_FAILURE_INCIDENT_KEY
-from mentor_pipeline.resources import AppDatabase, DynamicsResource
-from mentor_pipeline.sync.processor import drain_queue
+from mentor_pipeline import settings as environment
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY
+from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
+from mentor_pipeline.sync.processor import POLL_INTERVAL_SECONDS, drain_queue
 from mentor_pipeline.sync.queue import QueuePolicy
 from mentor_pipeline.sync.report import DrainReport
 
 WEBSITE_SYNC_JOB = "website_sync_job"
-# One Dataverse service-protection budget (per application user): dagster.yaml limits the pool.
-DYNAMICS_POOL = "dynamics"
+
+_POLICY = QueuePolicy()
 
 
 class SyncSettings(dg.ConfigurableResource):
-    """The processor's claim/lease/retry policy (mentor_pipeline.sync.queue.QueuePolicy)."""
+    """The processor's claim/lease/retry policy (defaults: mentor_pipeline.sync.queue.QueuePolicy)
+    and the sync's alerting bounds (defaults and variables: mentor_pipeline/settings.py)."""
 
-    batch_size: int = 1000
-    lease_seconds: float = 120.0
-    max_attempts: int = 8
-    backoff_base_seconds: float = 30.0
-    backoff_max_seconds: float = 3600.0
+    batch_size: int = _POLICY.batch_size
+    lease_seconds: float = _POLICY.lease.total_seconds()
+    max_attempts: int = _POLICY.max_attempts
+    backoff_base_seconds: float = _POLICY.backoff_base.total_seconds()
+    backoff_max_seconds: float = _POLICY.backoff_max.total_seconds()
     # One run drains what is due, but hands over to the next sensor-started run after this long.
     time_budget_seconds: float = 600.0
     # A run stays warm this long after its last batch: changes arriving meanwhile are written
     # within a second, without a new run's launch (several seconds on a small machine).
     linger_seconds: float = 30.0
-    poll_interval_seconds: float = 0.25
+    poll_interval_seconds: float = POLL_INTERVAL_SECONDS
     # Dataverse unreachable (5xx, timeouts) or throttling waits added up for longer than this
     # opens dynamics_unreachable / dynamics_throttled (mentor_pipeline/sync/outage.py).
-    stall_alert_minutes: float = 5.0
+    stall_alert_minutes: float = environment.STALL_ALERT_MINUTES.default
     # The freshness promise: no due change waits longer than this (mentor_pipeline/sync/freshness.py).
-    freshness_minutes: float = 15.0
+    freshness_minutes: float = environment.FRESHNESS_MINUTES.default
     # While a sign-in incident is open, the sensor starts no drain and re-checks the credentials
     # (WhoAmI) this often.
-    credential_check_minutes: float = 2.0
+    credential_check_minutes: float = environment.CREDENTIAL_CHECK_MINUTES.default
 
     def policy(self) -> QueuePolicy:
         return QueuePolicy(
@@ -66,18 +68,19 @@ class SyncSettings(dg.ConfigurableResource):
 
 # Operators tune the alerting bounds through the environment of the Dagster processes.
 SYNC_SETTINGS_ENV = {
-    "stall_alert_minutes": "MENTOR_PIPELINE_STALL_ALERT_MINUTES",
-    "freshness_minutes": "MENTOR_PIPELINE_FRESHNESS_MINUTES",
-    "credential_check_minutes": "MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES",
+    "stall_alert_minutes": environment.STALL_ALERT_MINUTES,
+    "freshness_minutes": environment.FRESHNESS_MINUTES,
+    "credential_check_minutes": environment.CREDENTIAL_CHECK_MINUTES,
 }
 
 
 def sync_settings_from_env(environ=os.environ) -> SyncSettings:
     """SyncSettings with the bounds the environment sets (minutes, fractions allowed); a value
-    that is not a positive number stops the code location with one line naming it."""
+    that is not a positive number stops the code location with one line naming it. The Dagster
+    resource and the break-glass CLI both read their settings here."""
     values = {}
-    for field, name in SYNC_SETTINGS_ENV.items():
-        raw = environ.get(name, "").strip()
+    for field, variable in SYNC_SETTINGS_ENV.items():
+        raw = environ.get(variable.name, "").strip()
         if not raw:
             continue
         try:
@@ -85,7 +88,7 @@ def sync_settings_from_env(environ=os.environ) -> SyncSettings:
         except ValueError:
             values[field] = -1.0
         if not values[field] > 0:
-            raise ValueError(f"{name} must be a positive number of minutes, e.g. {SyncSettings.model_fields[field].default:g} "
+            raise ValueError(f"{variable.name} must be a positive number of minutes, e.g. {variable.default:g} "
                              f"(got {raw!r}): fix it in the Dagster processes' environment")
     return SyncSettings(**values)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline.sync.assets import sync_settings_from_env, website_listing
-from mentor_pipeline.sync.checks import no_due_change_waits_too_long, website_sync_health_sensor
-from mentor_pipeline.sync.sensors import sync_queue_sensor, website_sync_job
+from mentor_pipeline.sync.checks import no_due_change_waits_too_long
+from mentor_pipeline.sync.jobs import website_sync_job
+from mentor_pipeline.sync.sensors import sync_queue_sensor, website_sync_health_sensor
 
 defs = dg.Definitions(
     assets=[website_listing],

@@ -1,5 +1,5 @@
 """The freshness promise: no due change waits longer than N minutes (SyncSettings.freshness_minutes,
-default 15) before it is written to Dynamics.
+from MENTOR_PIPELINE_FRESHNESS_MINUTES: mentor_pipeline/settings.py) before it is written to Dynamics.
 
 A change waits from the moment it was queued (`sync_queue.created_at`) until its row is done,
 whatever holds it up: a drain not started, a backoff after failed writes, a lease, a sign-in
@@ -14,9 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from mentor_pipeline.incidents import describe_age
-
-WEBSITE_STALE = "website_stale"
+from mentor_pipeline.operations.incidents import describe_age
+from mentor_pipeline.vocabulary import IncidentKind
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def freshness(conn: psycopg.Connection, limit: timedelta, now: datetime | None =
         """
         select t.now, min(q.created_at), count(q.id), count(q.id) filter (where q.created_at < t.now - %(limit)s)
           from (select coalesce(%(now)s::timestamptz, now()) as now) t
-          left join sync_queue q on q.status in ('pending', 'processing') and q.created_at <= t.now
+          left join sync_queue q on sync_change_waiting(q.status) and q.created_at <= t.now
          group by t.now
         """,
         {"now": now, "limit": limit},
@@ -66,10 +65,10 @@ def check_freshness(conn: psycopg.Connection, alerts, limit: timedelta, now: dat
     """Evaluate the promise and raise or resolve `website_stale` accordingly."""
     result = freshness(conn, limit, now)
     if not result.passed:
-        alerts.alert(WEBSITE_STALE, result.summary(),
+        alerts.alert(IncidentKind.WEBSITE_STALE, result.summary(),
                      {"late_changes": result.late, "waiting_changes": result.waiting,
                       "oldest_due_change_minutes": round(result.oldest_age.total_seconds() / 60, 1),
                       "limit_minutes": limit.total_seconds() / 60})
     else:
-        alerts.resolve(WEBSITE_STALE, result.summary())
+        alerts.resolve(IncidentKind.WEBSITE_STALE, result.summary())
     return result

@@ -6,7 +6,7 @@
   backoffs between them add up: since the oldest change still waiting on such a failure, or
   since the last write that went through if that is later. The drain evaluates it after a
   failed batch and `website_sync_health_sensor` between runs. A batch with an applied row
-  resolves it (so does a passing credential check, mentor_pipeline/health.py).
+  resolves it (so does a passing credential check, mentor_pipeline/operations/health.py).
 - `dynamics_throttled`: the drain's 429 holds (`Retry-After`; the whole client waits, so nothing
   is written meanwhile) added up since its last batch without one. It opens as soon as a
   `Retry-After` takes the sum past the bound (a `Retry-After: 3600` opens it at once, not an hour
@@ -27,14 +27,13 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
+from mentor_pipeline import settings as environment
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
-from mentor_pipeline.incidents import describe_age
+from mentor_pipeline.operations.incidents import describe_age
 from mentor_pipeline.sync.report import RowOutcome
+from mentor_pipeline.vocabulary import IncidentKind
 
-UNREACHABLE = "dynamics_unreachable"
-THROTTLED = "dynamics_throttled"
-DEAD_ROWS = "sync_dead_rows"
-DEFAULT_BOUND = timedelta(minutes=5)
+DEFAULT_BOUND = timedelta(minutes=environment.STALL_ALERT_MINUTES.default)
 
 # last_error of a write that failed because of Dataverse as a whole: the client's code for 5xx
 # and timeouts beyond its resends (dynamics.results.UNAVAILABLE), and the processor's
@@ -78,7 +77,7 @@ def write_outage(conn: psycopg.Connection, now: datetime | None = None) -> Write
                count(*),
                (array_agg(q.last_error order by q.updated_at desc))[1]
           from sync_queue q
-         where q.status in ('pending', 'processing')
+         where sync_change_waiting(q.status)
            and q.last_error like any (%(patterns)s)
         having count(*) > 0
         """,
@@ -93,7 +92,7 @@ def alert_if_unreachable(conn: psycopg.Connection, alerts, bound: timedelta,
     """Raise `dynamics_unreachable` when the outage sync_queue shows has lasted longer than `bound`."""
     outage = write_outage(conn, now)
     if outage is not None and outage.duration > bound and alerts is not None:
-        alerts.alert(UNREACHABLE, outage.summary(),
+        alerts.alert(IncidentKind.DYNAMICS_UNREACHABLE, outage.summary(),
                      {"since": outage.since.isoformat(), "waiting_changes": outage.waiting,
                       "bound_minutes": bound.total_seconds() / 60})
     return outage
@@ -150,7 +149,7 @@ class OutageWatch:
                 self._throttle_alerted |= over
             if over and self._alerts is not None:
                 self._alerts.alert(
-                    THROTTLED,
+                    IncidentKind.DYNAMICS_THROTTLED,
                     f"Dataverse throttles the website sync: {held:.0f} s of Retry-After waits in all (latest: "
                     f"{retry_after:g} s on {what}), more than the {self._bound.total_seconds() / 60:g} min bound. "
                     "Changes wait meanwhile; check what else uses the application user's service-protection "
@@ -170,17 +169,19 @@ class OutageWatch:
             return
         applied = any(r.result == "applied" for r in rows)
         failed = any(r.result == "retry" and is_outage_error(r.reason) for r in rows)
-        candidates = [kind for kind, cleared in ((UNREACHABLE, applied), (THROTTLED, clean)) if cleared]
+        cleared = {IncidentKind.DYNAMICS_UNREACHABLE: "the website sync writes to Dynamics again" if applied else None,
+                   IncidentKind.DYNAMICS_THROTTLED: "a website sync batch went through without a 429 wait" if clean else None}
+        candidates = [kind for kind, summary in cleared.items() if summary]
         for kind in open_kinds(conn, candidates) if candidates else ():
-            self._alerts.resolve(kind, "the website sync writes to Dynamics again" if kind == UNREACHABLE
-                                 else "a website sync batch went through without a 429 wait")
+            self._alerts.resolve(kind, cleared[kind])
         if failed and not applied:
             alert_if_unreachable(conn, self._alerts, self._bound, self._clock())
 
     def finished(self, conn: psycopg.Connection) -> None:
         """The drain is over: dead rows dealt with (written since, or superseded by a newer change)."""
-        if self._alerts is not None and open_kinds(conn, [DEAD_ROWS]) and not unresolved_dead_rows(conn, self._clock()):
-            self._alerts.resolve(DEAD_ROWS, "every dead website sync change has been written since or replaced")
+        dead_rows = IncidentKind.SYNC_DEAD_ROWS
+        if self._alerts is not None and open_kinds(conn, [dead_rows]) and not unresolved_dead_rows(conn, self._clock()):
+            self._alerts.resolve(dead_rows, "every dead website sync change has been written since or replaced")
 
 
 def _commit(conn: psycopg.Connection) -> None:

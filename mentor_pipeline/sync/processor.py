@@ -28,22 +28,22 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import psycopg
 
-from mentor_pipeline.dynamics.errors import (
-    DynamicsAuthError,
-    DynamicsError,
-    ExpiredClientSecret,
-    InvalidClientSecret,
-)
+from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOutcome, UpdateResult
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.outage import DEFAULT_BOUND, OutageWatch
 from mentor_pipeline.sync.queue import DesiredListing, Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
+from mentor_pipeline.vocabulary import IncidentKind, QueueStatus, SyncOutcome, TriggerEvent, incident_kind_for
 
 logger = logging.getLogger("mentor_pipeline.sync")
+
+# How often a lingering drain looks for newly due changes.
+POLL_INTERVAL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,12 @@ def plan_batch(rows: Sequence[QueueRow], desired: Mapping[uuid.UUID, DesiredList
     return decisions
 
 
-class Alerts:
-    """What drain_queue needs from an alert sink (mentor_pipeline.alerts.AlertSink fits)."""
+class Alerts(Protocol):
+    """What drain_queue needs from an alert sink (mentor_pipeline.operations.alerts.AlertSink fits)."""
 
-    def alert(self, kind: str, summary: str, details: dict | None = None) -> object: ...  # pragma: no cover
+    def alert(self, kind: str, summary: str, details: dict | None = None) -> object: ...
 
-    def resolve(self, kind: str, summary: str) -> object: ...  # pragma: no cover
+    def resolve(self, kind: str, summary: str) -> object: ...
 
 
 def drain_queue(
@@ -91,7 +91,7 @@ def drain_queue(
     max_batches: int | None = None,
     time_budget_seconds: float | None = None,
     linger_seconds: float = 0.0,
-    poll_interval_seconds: float = 0.25,
+    poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
     archive: bool = True,
     clock: Callable[[], datetime | None] = lambda: None,
     stall_bound: timedelta = DEFAULT_BOUND,
@@ -151,7 +151,7 @@ def drain_queue(
         dead = [row for row in report.rows if row.result == "dead"]
         if dead and alerts is not None:
             alerts.alert(
-                "sync_dead_rows",
+                IncidentKind.SYNC_DEAD_ROWS,
                 f"{len(dead)} website sync change(s) gave up and need a person: {dead[0].reason}",
                 {"rows": [{"queue_id": r.queue_id, "mentor_id": str(r.mentor_id), "reason": r.reason} for r in dead[:20]]},
             )
@@ -197,12 +197,11 @@ def _process_batch(
         # Nothing was written for sure and nothing is wrong with the rows: put them back
         # untouched and stop; the alert goes out now, not after N failures.
         for d in decisions:
-            outcomes[d.row.id] = Outcome(d.row.id, "release", f"not sent: {exc}")
+            outcomes[d.row.id] = Outcome(d.row.id, SyncOutcome.RELEASE, f"not sent: {exc}")
         report.auth_error = str(exc)
         report.stopped_reason = "Dynamics authentication failed"
-        kind = {InvalidClientSecret: "dynamics_auth_wrong_secret",
-                ExpiredClientSecret: "dynamics_auth_expired_secret"}.get(type(exc), "dynamics_auth_failed")
-        report.auth_incident = kind
+        kind = incident_kind_for(exc)
+        report.auth_incident = kind.value  # Dagster metadata takes plain strings
         log.error("website sync stopped: %s", exc)
         if alerts is not None:
             alerts.alert(kind, f"website sync stopped, {len(rows)} change(s) left pending: {exc}",
@@ -212,7 +211,7 @@ def _process_batch(
         # Dataverse unreachable or answering garbage: every row of the batch tries again
         # later with backoff; more batches now would only meet the same wall.
         for d in decisions:
-            outcomes[d.row.id] = Outcome(d.row.id, "retry", f"{type(exc).__name__}: {exc}")
+            outcomes[d.row.id] = Outcome(d.row.id, SyncOutcome.RETRY, f"{type(exc).__name__}: {exc}")
         report.stopped_reason = f"Dynamics error: {exc}"
         log.warning("website sync batch failed, rows will be retried: %s", exc)
         stop = True
@@ -220,7 +219,7 @@ def _process_batch(
         # A bug or an interrupt: record what we know (a retry that counts) instead of
         # leaving the rows to their lease, then let it propagate.
         for d in decisions:
-            outcomes[d.row.id] = Outcome(d.row.id, "retry", f"processor error: {type(exc).__name__}: {exc}")
+            outcomes[d.row.id] = Outcome(d.row.id, SyncOutcome.RETRY, f"processor error: {type(exc).__name__}: {exc}")
         queue.record_outcomes(conn, token, list(outcomes.values()), policy, clock())
         raise
     else:
@@ -241,15 +240,16 @@ def _process_batch(
             report.rows.append(RowOutcome.of(d.row, "lease_lost", d.listed, "the lease ran out before the outcome was recorded", None, waits))
             continue
         outcome = outcomes[d.row.id]
-        result = {"done": "applied", "pending": "released" if outcome.outcome == "release" else "retry"}.get(row.status, row.status)
-        lag = (row.processed_at - d.row.created_at).total_seconds() if row.status == "done" and row.processed_at else None
+        back = "released" if outcome.outcome == SyncOutcome.RELEASE else "retry"
+        result = {QueueStatus.DONE: "applied", QueueStatus.PENDING: back}.get(row.status, row.status)
+        lag = (row.processed_at - d.row.created_at).total_seconds() if row.status == QueueStatus.DONE and row.processed_at else None
         report.rows.append(RowOutcome.of(d.row, result, d.listed, row.last_error, lag, waits, attempts=row.attempts))
     if lost:
         # Another processor took these rows over after our lease ran out, and our write may
         # land after theirs. Queue one more write of whatever is right by then, so the last
         # write to Dynamics is always a fresh one.
         with conn.transaction():
-            queue.enqueue(conn, [d.row.mentor_id for d in lost], "reconciliation", now=clock())
+            queue.enqueue(conn, [d.row.mentor_id for d in lost], TriggerEvent.RECONCILIATION, now=clock())
         log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
     return stop
 
@@ -257,18 +257,18 @@ def _process_batch(
 def _outcome_for(decision: Decision, answer: UpdateResult) -> Outcome:
     row_id = decision.row.id
     if answer.outcome == UpdateOutcome.APPLIED:
-        return Outcome(row_id, "done", listed=decision.listed, chapter=decision.chapter if decision.listed else None)
+        return Outcome(row_id, SyncOutcome.DONE, listed=decision.listed, chapter=decision.chapter if decision.listed else None)
     if answer.outcome == UpdateOutcome.NOT_FOUND and not decision.listed:
         # Nothing to unlist: without a contact the website cannot show the mentor.
-        return Outcome(row_id, "done", f"no contact in Dynamics ({answer.code}): nothing to unlist", listed=False)
+        return Outcome(row_id, SyncOutcome.DONE, f"no contact in Dynamics ({answer.code}): nothing to unlist", listed=False)
     if answer.outcome == UpdateOutcome.NOT_FOUND:
         return Outcome(
-            row_id, "dead",
+            row_id, SyncOutcome.DEAD,
             f"mentor {decision.row.mentor_id} has no contact in Dynamics ({answer.code}); the pipeline never "
             "creates contacts: add the contact with this mentor id in Dynamics, then force-sync the mentor",
         )
     throttled = answer.code == THROTTLED
-    return Outcome(row_id, "retry", f"{answer.code}: {answer.message}", consume_attempt=not throttled)
+    return Outcome(row_id, SyncOutcome.RETRY, f"{answer.code}: {answer.message}", consume_attempt=not throttled)
 
 
 class _LeaseKeeper:

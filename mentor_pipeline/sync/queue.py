@@ -1,4 +1,5 @@
-"""The sync_queue access layer: one Python function per SQL function of the sync migration.
+"""The sync_queue access layer: one Python function per SQL function of the queue protocol
+(supabase/schemas/20_queue.sql; the enqueue and the listing rule: 10_outbox.sql).
 
 Every function here is one short statement on the connection it is given. Callers pass an
 autocommit connection (or commit right after), so no transaction and no row lock is ever open
@@ -19,6 +20,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 from psycopg.rows import class_row
+
+from mentor_pipeline.vocabulary import SyncOutcome, TriggerEvent
 
 # Every `now` parameter: the moment the SQL function decides at; None is the database's now().
 _AT = "coalesce(%s::timestamptz, now())"
@@ -56,10 +59,10 @@ class QueueRow:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to record for one claimed row (see record_sync_outcomes in the migration)."""
+    """What to record for one claimed row (see record_sync_outcomes in supabase/schemas/20_queue.sql)."""
 
     id: int
-    outcome: str  # done | retry | dead | superseded | release
+    outcome: SyncOutcome
     error: str | None = None
     listed: bool | None = None  # for done: what the listing now is
     chapter: str | None = None  # for done: the chapter name written with it
@@ -133,8 +136,8 @@ def record_outcomes(
     app transaction marking the same mentor; if the drain held another row it had just put back,
     that transaction could be waiting for it: a deadlock (the drain crashed, or the app's
     transaction was cancelled). Holding none, the drain only waits."""
-    final = [o for o in outcomes if o.outcome not in ("retry", "release")]
-    back = [o for o in outcomes if o.outcome in ("retry", "release")]
+    final = [o for o in outcomes if o.outcome not in SyncOutcome.BACK_TO_PENDING]
+    back = [o for o in outcomes if o.outcome in SyncOutcome.BACK_TO_PENDING]
     rows = _record_outcomes(conn, token, final, policy, now) if final else []
     for outcome in back:
         rows += _record_outcomes(conn, token, [outcome], policy, now)
@@ -184,7 +187,7 @@ def archive_finished(
 def enqueue(
     conn: psycopg.Connection,
     mentor_ids: Iterable[uuid.UUID | str],
-    event: str,
+    event: TriggerEvent,
     operation: str | None = None,
     now: datetime | None = None,
 ) -> int:

@@ -9,11 +9,6 @@ from dataclasses import dataclass, field
 from mentor_pipeline import markdown
 from mentor_pipeline.sync.queue import QueueRow
 
-# Row results: applied (done), superseded (nothing to write), retry (pending again, later),
-# dead (gave up), released (auth failure: pending, untouched), lease_lost (another processor
-# took the row over).
-RESULTS = ("applied", "superseded", "retry", "dead", "released", "lease_lost")
-
 
 @dataclass(frozen=True)
 class RowOutcome:
@@ -21,6 +16,8 @@ class RowOutcome:
     mentor_id: uuid.UUID
     operation: str
     triggered_by_event: str
+    # applied (done), superseded (nothing to write), retry (pending again, later), dead (gave up),
+    # released (auth failure: pending, untouched), lease_lost (another processor took the row over)
     result: str
     listed: bool | None
     reason: str | None

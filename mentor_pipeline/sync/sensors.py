@@ -1,31 +1,26 @@
-"""Sensors of the website sync: start a drain when sync_queue has due rows, unless the Dynamics
-sign-in is known to be broken (then re-check it now and then, and start again once it works)."""
+"""Sensors of the website sync: `sync_queue_sensor` starts a drain when sync_queue has due rows,
+unless the Dynamics sign-in is known to be broken (then it re-checks it now and then, and starts
+again once it works); `website_sync_health_sensor` evaluates the freshness check every minute
+and looks for an outage between drains."""
 
+from __future__ import annotations
 
 import json
 import time
 
 import dagster as dg
 
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.health import SIGN_IN_INCIDENTS, check_dynamics_credentials
-from mentor_pipeline.incidents import Incident, open_incidents
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.operations.health import check_dynamics_credentials
+from mentor_pipeline.operations.incidents import Incident, open_incidents
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings, website_listing
+from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings
+from mentor_pipeline.sync.checks import FRESHNESS_CHECK, evaluation
+from mentor_pipeline.sync.freshness import check_freshness
+from mentor_pipeline.sync.jobs import website_sync_job
+from mentor_pipeline.sync.outage import alert_if_unreachable
 from mentor_pipeline.sync.queue import due_summary
-
-website_sync_job = dg.define_asset_job(
-    WEBSITE_SYNC_JOB,
-    # The asset checks (divergence, stale dead rows, duplicates) belong to the nightly run;
-    # the event-driven drain is latency-sensitive.
-    selection=dg.AssetSelection.assets(website_listing).without_checks(),
-    description="Drain sync_queue into Dynamics: every due status change, in $batch requests.",
-    # Latency-sensitive: one process, no per-step subprocess (about 1.5 s saved per run).
-    executor_def=dg.in_process_executor,
-    # Shares the Dataverse service-protection budget with the other Dynamics jobs (dagster.yaml).
-    # `tags`, not `run_tags`: a run launched from the UI or GraphQL carries only the job's tags.
-    tags={"mentor_pipeline/dynamics": "website_sync"},
-)
+from mentor_pipeline.vocabulary import IncidentKind
 
 ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -109,7 +104,7 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, 
     running = _drain_in_progress(context, now)
     with app_db.connect(autocommit=True) as conn:
         due = due_summary(conn)
-        broken = [i for i in open_incidents(conn) if i.kind in SIGN_IN_INCIDENTS]
+        broken = [i for i in open_incidents(conn) if i.kind in IncidentKind.SIGN_IN]
     held = None
     if broken:
         held = _sign_in_gate(context, cursor, broken, dynamics, alerts,
@@ -142,3 +137,30 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, 
         ],
         cursor=json.dumps({**cursor, "seq": seq, "max_due_id": due.max_due_id, "requested_at": round(now, 3)}),
     )
+
+
+# While nothing waits and nothing changed, one evaluation every this often keeps the plot going.
+IDLE_REPORT_SECONDS = 600
+
+
+@dg.sensor(
+    name="website_sync_health_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every minute, without a run: evaluates website_listing's freshness check "
+                f"({FRESHNESS_CHECK}; incident website_stale) and whether writes to Dynamics have been failing "
+                "for longer than the bound (incident dynamics_unreachable).",
+)
+def website_sync_health_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, alerts: AlertSink,
+                               sync_settings: SyncSettings):
+    with app_db.connect(autocommit=True) as conn:
+        result = check_freshness(conn, alerts, sync_settings.freshness_limit())
+        alert_if_unreachable(conn, alerts, sync_settings.stall_bound())
+    previous = json.loads(context.cursor) if context.cursor else {}
+    now = time.time()
+    quiet = (not result.waiting and previous.get("passed") is True
+             and now - previous.get("reported_at", 0) < IDLE_REPORT_SECONDS)
+    if quiet:
+        return dg.SkipReason(result.summary())
+    return dg.SensorResult(asset_events=[evaluation(result)],
+                           cursor=json.dumps({"passed": result.passed, "reported_at": now}))

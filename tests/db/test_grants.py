@@ -12,7 +12,7 @@ from tests.support.factories import mentor, queue_rows
 APP_ROLES = ["anon", "authenticated"]
 # The app's tables (stand-ins here; the app owns their grants and policies).
 APP_TABLES = {"organizations", "chapters", "mentors", "certifications"}
-# What the app uses on purpose (20261125000400_coordinators.sql): authenticated reads its own
+# What the app uses on purpose (supabase/schemas/60_coordinators.sql): authenticated reads its own
 # coordinators rows (RLS) and calls the dashboard's two functions, which check who is asking.
 APP_FACING = {"anon": set(), "authenticated": {"coordinators", "request_website_sync(uuid)", "website_sync_status(uuid)"}}
 SEQUENCES = ["sync_queue_id_seq", "mentor_status_audit_id_seq", "cert_expiry_reminders_id_seq",

@@ -86,7 +86,7 @@ def test_website_sync_is_data_not_a_name(db):
     set_status(db, hlf, "paused")
 
     assert [r["operation"] for r in queue_rows(db, other)] == ["remove"]
-    # Turning HLF's sync off unlists its mentors (tests/db/test_desired_state.py); the later
+    # Turning HLF's sync off unlists its mentors (tests/sync/test_desired_state.py); the later
     # pause of a mentor without website sync queues nothing of its own.
     assert [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, hlf)] == [("remove", "organization_change")]
 

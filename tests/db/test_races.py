@@ -12,7 +12,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from mentor_pipeline import incidents
+from mentor_pipeline.operations import incidents
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy
 from tests.support.factories import certify, mentor, queue_rows, set_status

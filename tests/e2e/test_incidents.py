@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from mentor_pipeline.vocabulary import QueueStatus
 from tests.e2e.harness import REMINDER_MINUTES, Stack, wait_for
 from tests.e2e.test_lifecycle import SYNC_TIMEOUT, listed, new_mentor, queue, set_status, wait_listed
 
@@ -91,7 +92,7 @@ def test_a_dynamics_outage_opens_an_incident_within_the_bound_and_resolves_after
                             what="the dynamics_unreachable incident")
         # Opened at the first failed attempts, not after the row's retries run out (about an hour).
         [row] = queue(stack, mentor)
-        assert row["status"] in ("pending", "processing") and row["attempts"] <= 2, row
+        assert row["status"] in QueueStatus.WAITING and row["attempts"] <= 2, row
         assert row["last_error"].startswith("unavailable: "), row
         assert opened["state"] == "open" and "1 change(s) waiting" in opened["summary"]
         assert listed(stack, mentor) is True

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from mentor_pipeline.expiry.dates import today_in_oslo
-from mentor_pipeline.instance import repository_instance
+from mentor_pipeline.demo.instance import repository_instance
 from tests.e2e.harness import Stack
 
 pytestmark = [

@@ -334,8 +334,7 @@ def test_rotated_credentials_alert_keep_rows_then_catch_up(stack: Stack):
 
 
 def test_hand_edit_in_dynamics_corrected_by_nightly_reconciliation(stack: Stack):
-    if "nightly_reconciliation_job" not in stack.job_names():
-        pytest.skip("nightly_reconciliation_job is not in the code location yet (issue 6: reconciliation)")
+    assert "nightly_reconciliation_job" in stack.job_names(), "the code location has no nightly_reconciliation_job"
     # Settled: a certification_change row would be drained by the sync run still lingering from
     # the test before, maybe between the commit and the contact's seeding (a dead row, an alert).
     should_be_listed = new_mentor(stack, "HLF", "E2E Dag Handedit", listed_in_dynamics=True, settled=True)

@@ -9,10 +9,10 @@ import dagster as dg
 import psycopg
 import pytest
 
-from mentor_pipeline.expiry.definitions import (
-    certification_state, defs, expired_cert_transitions, expiry_reminders, nightly_expiry_schedule,
-)
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.expiry.assets import certification_state, expired_cert_transitions, expiry_reminders
+from mentor_pipeline.expiry.definitions import defs
+from mentor_pipeline.expiry.schedules import nightly_expiry_schedule
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.nights import NIGHTS
 from mentor_pipeline.resources import AppDatabase
@@ -200,7 +200,7 @@ def test_names_are_escaped_in_markdown_metadata_and_the_cli(db, capsys):
 
 
 def test_invalid_thresholds_of_one_organisation_alert_and_the_others_get_their_reminders(db_url, db):
-    from mentor_pipeline.incidents import get_incident
+    from mentor_pipeline.operations.incidents import get_incident
     from tests.expiry.helpers import plant_thresholds, reminders_of
 
     hlf = mentor_expiring(db, expiring_on(LAST_NIGHT, 3))

@@ -1,6 +1,6 @@
 """Reminder windows, measured in Oslo calendar days between the run date and the expiry date.
 
-Rules under test (supabase/migrations/*_expiry.sql):
+Rules under test (supabase/schemas/30_expiry.sql, its calendar in 00_dates.sql):
 - valid as of the run date = not expired by 00:00 Europe/Oslo on the run date;
 - days_left = Oslo date of expires_at - run date;
 - the reminder due is the tightest threshold reached (smallest threshold >= days_left), one per

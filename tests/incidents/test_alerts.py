@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from mentor_pipeline.alerts import AlertSink
-from mentor_pipeline.incidents import get_incident
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.operations.incidents import get_incident
 
 SECRET = "hlf-client-secret-Zq8~value"
 
@@ -83,7 +83,7 @@ def test_a_post_the_webhook_refused_goes_out_with_the_next_occurrence(db, db_url
 
 def test_without_a_webhook_alerts_are_logged_and_recorded(db, db_url, caplog):
     sink = AlertSink(database_url=db_url)
-    with caplog.at_level(logging.ERROR, logger="mentor_pipeline.alerts"):
+    with caplog.at_level(logging.ERROR, logger="mentor_pipeline.operations.alerts"):
         assert sink.alert("website_stale", "oldest due change waits 31 min") is True
         assert sink.alert("website_stale", "oldest due change waits 32 min") is True
     assert get_incident(db, "website_stale").occurrences == 2
@@ -92,7 +92,7 @@ def test_without_a_webhook_alerts_are_logged_and_recorded(db, db_url, caplog):
 
 
 def test_reminder_intervals_come_from_the_environment():
-    from mentor_pipeline.alerts import reminder_minutes_from_env
+    from mentor_pipeline.operations.alerts import reminder_minutes_from_env
 
     assert reminder_minutes_from_env({}) == [60, 240, 1440]
     assert reminder_minutes_from_env({"ALERT_REMINDER_MINUTES": "0.5, 2"}) == [0.5, 2.0]

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from mentor_pipeline import incidents
-from mentor_pipeline.incidents import get_incident, open_incidents, raise_incident, resolve_incident
+from mentor_pipeline.operations import incidents
+from mentor_pipeline.operations.incidents import get_incident, open_incidents, raise_incident, resolve_incident
 from tests.support.db import wait_for_lock_waiters
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)

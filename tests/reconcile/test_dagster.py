@@ -271,3 +271,15 @@ def test_force_sync_dry_run_lists_every_write_and_invalid_ids_fail(db, emulator,
     failure = bad.get_step_failure_events()[0].step_failure_data.error.message
     assert "nope (not a mentor id" in failure and "nothing was applied" in failure
     assert writes_sent(emulator) == [] and queue_rows(db) == []
+
+
+def test_a_refused_sign_in_while_reading_is_alerted_as_its_cause(db, emulator, instance, test_defs, webhook):
+    # Force sync checks no credentials first: the listing read is where the rotated secret shows.
+    seed_contacts(emulator, hlf_mentors(db, 1), listed=False)
+    emulator.admin.rotate_secret("rotated-by-hlf-it")
+
+    result = run_force_sync(test_defs, instance, dry_run=True)
+
+    assert not result.success
+    assert "Dynamics authentication failed" in result.get_step_failure_events()[0].step_failure_data.error.message
+    assert webhook.kinds() == ["dynamics_auth_wrong_secret"]

@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from mentor_pipeline import processes
-from mentor_pipeline.instance import ensure_database, write_instance_yaml
+from mentor_pipeline.demo import processes
+from mentor_pipeline.demo.instance import ensure_database, write_instance_yaml
 from tests.reconcile.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes
 from tests.support.db import drop_database
 from tests.support.factories import queue_rows

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from mentor_pipeline.db.connection import stop_embedded_server, with_database, _start_embedded_server
-from mentor_pipeline.db.migrate import migrate
+from mentor_pipeline.db.migrate import APP_STANDIN_DIR, SUPABASE_DIR, migrate
 
 
 @contextlib.contextmanager
@@ -52,6 +52,27 @@ def apply_supabase_default_grants(url: str) -> None:
     """Supabase's default privileges for anon, authenticated and service_role in schema public."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SUPABASE_DEFAULT_GRANTS.read_text())
+
+
+SCHEMAS_DIR = SUPABASE_DIR / "schemas"
+
+
+def schema_files() -> list[Path]:
+    """The current schema (supabase/schemas/) in apply order: the file-name prefixes put each
+    area after the ones it calls."""
+    return sorted(SCHEMAS_DIR.glob("*.sql"))
+
+
+def build_from_schema_files(url: str) -> None:
+    """What the migrations build, made from the schema files instead: the app stand-in, then
+    every schema file, in one transaction, on Supabase's default grants."""
+    apply_supabase_default_grants(url)
+    with psycopg.connect(url) as conn:  # one transaction: a file that fails leaves nothing behind
+        for path in [*sorted(APP_STANDIN_DIR.glob("*.sql")), *schema_files()]:
+            try:
+                conn.execute(path.read_text())
+            except psycopg.Error as exc:
+                raise AssertionError(f"supabase/{path.parent.name}/{path.name} failed: {exc}") from exc
 
 
 def create_migrated_template(admin_url: str) -> str:

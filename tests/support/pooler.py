@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pytest
 
-from mentor_pipeline import processes
+from mentor_pipeline.demo import processes
 from tests.support.ports import reserved_port
 
 PGBOUNCER = "/usr/sbin/pgbouncer"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from mentor_pipeline.alerts import AlertSink
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.resources import AppDatabase, dynamics_resource_for
 from mentor_pipeline.sync.assets import SyncSettings
 from tests.support.emulator import running_emulator

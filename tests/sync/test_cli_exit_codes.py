@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mentor_pipeline.cli import main
+from mentor_pipeline.operations.incidents import get_incident
 from mentor_pipeline.sync import leftover
 from mentor_pipeline.sync.leftover import queue_left
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
@@ -42,7 +43,7 @@ def summary_line(out: str) -> str:
 
 
 def undone(db) -> int:
-    (count,) = db.execute("select count(*) from sync_queue where status in ('pending', 'processing')").fetchone()
+    (count,) = db.execute("select count(*) from sync_queue where sync_change_waiting(status)").fetchone()
     return count
 
 
@@ -113,6 +114,25 @@ def test_rows_waiting_for_their_retry_are_exit_4_with_the_next_retry(db, emulato
     assert code == 4, out + err
     assert summary_line(out) == (f"mentor-pipeline sync: left undone: 5 still pending after failed attempts "
                                  f"(next retry {retry_at:%H:%M:%S} UTC)")
+
+
+def test_the_break_glass_sync_alerts_on_the_bound_the_environment_sets(db, emulator, dynamics_env, capsys,
+                                                                       monkeypatch):
+    mentors = hlf_mentors(db, 2)
+    seed_contacts(emulator, mentors)
+    set_statuses(db, mentors, "paused")
+    # WhoAmI takes the one request of a 3 s window: the $batch waits out a Retry-After of about 3 s,
+    # longer than the 1.2 s bound the environment sets (the default is 5 minutes).
+    emulator.admin.configure(request_limit=1, window_seconds=3)
+    monkeypatch.setenv("MENTOR_PIPELINE_STALL_ALERT_MINUTES", "0.02")
+
+    code, out, err = cli(capsys, "sync")
+
+    assert code == 0, out + err
+    assert queue_statuses(db) == {"done": 2}
+    incident = get_incident(db, "dynamics_throttled")
+    assert incident is not None and incident.state == "open"
+    assert "more than the 0.02 min bound" in incident.summary
 
 
 def test_the_highest_code_wins_and_every_part_is_named(db):

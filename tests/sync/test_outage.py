@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from mentor_pipeline.incidents import get_incident
+from mentor_pipeline.operations.incidents import get_incident
 from mentor_pipeline.sync import drain_queue, enqueue
 from mentor_pipeline.sync.outage import write_outage
 from mentor_pipeline.sync.queue import QueuePolicy

@@ -1,1 +1,0 @@
-"""Keeps HLF's public chapter website honest about which peer mentors are available."""

@@ -1,5 +1,0 @@
-import sys
-
-from mentor_pipeline.cli import main
-
-sys.exit(main())

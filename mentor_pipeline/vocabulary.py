@@ -1,0 +1,111 @@
+"""The words the pipeline and its SQL share: queue statuses, outcomes, trigger events,
+reconciliation classifications and incident kinds, one StrEnum each.
+
+Each SQL list has its own home (a check constraint or a function in supabase/schemas/);
+tests/db/test_vocabulary.py reads them from a migrated database and fails when one of them and
+its enum here differ. SQL text keeps its literals (`status = 'pending'`): a partial index is
+only used when a query repeats its predicate literally.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, nonmember
+
+from mentor_pipeline.dynamics.errors import (
+    DynamicsAuthError,
+    DynamicsConfigError,
+    DynamicsError,
+    ExpiredClientSecret,
+    InvalidClientSecret,
+)
+
+
+class QueueStatus(StrEnum):
+    """sync_queue.status (sync_queue_status_check)."""
+
+    PENDING = "pending"  # waits for a drain, due at available_at
+    PROCESSING = "processing"  # claimed: a drain holds its lease
+    DONE = "done"
+    DEAD = "dead"  # gave up: needs a person
+    SUPERSEDED = "superseded"  # a newer row of the same mentor carries the change
+
+    # A change is waiting: queued or in flight (sync_change_waiting() in SQL).
+    WAITING = nonmember((PENDING, PROCESSING))
+
+
+class SyncOutcome(StrEnum):
+    """What a drain records for a claimed row (record_sync_outcomes decides the new status)."""
+
+    DONE = "done"
+    RETRY = "retry"  # pending again after a backoff, or dead after the last attempt
+    DEAD = "dead"
+    SUPERSEDED = "superseded"
+    RELEASE = "release"  # not sent (sign-in failed): pending again, attempts unchanged
+
+    # Outcomes that can put the row back to pending.
+    BACK_TO_PENDING = nonmember((RETRY, RELEASE))
+
+
+class TriggerEvent(StrEnum):
+    """Why a sync_queue row exists: sync_queue.triggered_by_event (sync_trigger_events())."""
+
+    STATUS_CHANGE = "status_change"
+    MANUAL_COORDINATOR_ACTION = "manual_coordinator_action"
+    NIGHTLY_EXPIRY = "nightly_expiry"
+    RECONCILIATION = "reconciliation"
+    FORCE_SYNC = "force_sync"
+    CERTIFICATION_CHANGE = "certification_change"
+    CERTIFICATION_LAPSED = "certification_lapsed"
+    MENTOR_DELETED = "mentor_deleted"
+    ORGANIZATION_CHANGE = "organization_change"
+    CHAPTER_CHANGE = "chapter_change"
+
+
+class Classification(StrEnum):
+    """reconciliation_log.classification (reconciliation_log_classification_check), in the
+    order reports list them."""
+
+    LISTED_BUT_SHOULD_NOT = "listed_but_should_not"
+    MISSING_BUT_SHOULD = "missing_but_should"
+    CHAPTER_DIFFERS = "chapter_differs"  # listed as it should be, under another chapter
+    CONTACT_ABSENT = "contact_absent"
+    # Listed contacts with no mentor of a syncing organisation behind them:
+    LISTED_MENTOR_GONE = "listed_mentor_gone"  # the mentor key no longer exists in the app
+    LISTED_WITHOUT_SYNC = "listed_without_website_sync"  # the mentor's organisation has no website sync
+    IN_SYNC = "in_sync"
+    FORCED = "forced"  # a force sync's row: written whatever Dynamics showed
+
+
+class IncidentKind(StrEnum):
+    """incidents.kind: what operators are alerted about (docs/operations.md, *Alerts*)."""
+
+    DYNAMICS_AUTH_WRONG_SECRET = "dynamics_auth_wrong_secret"
+    DYNAMICS_AUTH_EXPIRED_SECRET = "dynamics_auth_expired_secret"
+    DYNAMICS_AUTH_FAILED = "dynamics_auth_failed"  # any other refused sign-in
+    DYNAMICS_NOT_CONFIGURED = "dynamics_not_configured"
+    DYNAMICS_UNREACHABLE = "dynamics_unreachable"
+    DYNAMICS_THROTTLED = "dynamics_throttled"
+    SYNC_DEAD_ROWS = "sync_dead_rows"
+    WEBSITE_STALE = "website_stale"
+    RUN_FAILED = "run_failed"  # scope: the job
+    RECONCILIATION_DUPLICATES = "reconciliation_duplicates"
+    EXPIRY_THRESHOLDS_INVALID = "expiry_thresholds_invalid"  # scope: the organisation
+
+    # While one of these is open, sync_queue_sensor starts no drain (each would fail the same
+    # way) and re-checks the credentials now and then instead.
+    SIGN_IN = nonmember((DYNAMICS_AUTH_WRONG_SECRET, DYNAMICS_AUTH_EXPIRED_SECRET, DYNAMICS_AUTH_FAILED))
+
+
+def incident_kind_for(exc: DynamicsError) -> IncidentKind:
+    """The incident a Dynamics failure is: a refused sign-in names its cause when Entra ID says it."""
+    match exc:
+        case InvalidClientSecret():
+            return IncidentKind.DYNAMICS_AUTH_WRONG_SECRET
+        case ExpiredClientSecret():
+            return IncidentKind.DYNAMICS_AUTH_EXPIRED_SECRET
+        case DynamicsAuthError():
+            return IncidentKind.DYNAMICS_AUTH_FAILED
+        case DynamicsConfigError():
+            return IncidentKind.DYNAMICS_NOT_CONFIGURED
+        case _:
+            return IncidentKind.DYNAMICS_UNREACHABLE

@@ -1,0 +1,393 @@
+-- The queue processor's side of the outbox: the claim/lease protocol, outcome recording, the
+-- listing state per mentor as last confirmed by a Dynamics write, the archive that keeps
+-- sync_queue small, and the drain path's questions (what is due, what a drain left undone).
+-- docs/design/sync.md explains the protocol; mentor_pipeline/sync/queue.py maps each function
+-- here to one Python method. Every function that decides by time takes p_at (default now()):
+-- decisions and what they are compared with later (available_at, locked_until, processed_at,
+-- last_synced_at) use p_at; bookkeeping columns (created_at, updated_at, archived_at) stay on
+-- the wall clock.
+
+-- At most one row per mentor is being applied at any moment, enforced by the database:
+-- a stale 'processing' row and a newer 'pending' row for the same mentor can never both be
+-- in flight, so two writes for one mentor never race each other to Dynamics.
+create unique index sync_queue_one_processing_per_mentor on sync_queue (mentor_id) where status = 'processing';
+-- Keeps "what is due" an index-only lookup while done rows pile up until they are archived.
+create index sync_queue_pending_due on sync_queue (available_at, id) where status = 'pending';
+create index sync_queue_processing_lease on sync_queue (locked_until) where status = 'processing';
+-- Finished rows waiting for the archive.
+create index sync_queue_finished on sync_queue (processed_at) where status in ('done', 'superseded', 'dead');
+
+-- What the website listing is now, per mentor, as last confirmed by a Dynamics write.
+-- Reconciliation and the UI compare against this without asking Dynamics. The mentor key
+-- outlives the mentor row (no foreign key): a deleted mentor's listing state must survive the
+-- delete, or the contact stays published.
+create table website_listing_state (
+    mentor_id uuid primary key,
+    listed boolean not null,
+    last_synced_at timestamptz not null default now(),
+    -- The sync_queue row whose write set this state (null when set by something else,
+    -- e.g. reconciliation reading Dynamics).
+    last_queue_id bigint,
+    updated_at timestamptz not null default now(),
+    -- What the pipeline last confirmed in Dynamics' chapter column (the public page groups by it).
+    chapter_name text
+);
+
+-- Finished queue rows older than the retention period move here: sync_queue stays small and
+-- its indexes hot, while the history stays queryable.
+create table sync_queue_archive (
+    id bigint primary key,
+    mentor_id uuid not null,
+    operation text not null,
+    triggered_by_event text not null,
+    status text not null,
+    attempts integer not null,
+    available_at timestamptz not null,
+    locked_until timestamptz,
+    last_error text,
+    created_at timestamptz not null,
+    updated_at timestamptz not null,
+    processed_at timestamptz,
+    lease_token uuid,
+    archived_at timestamptz not null default now()
+);
+create index sync_queue_archive_mentor on sync_queue_archive (mentor_id, id);
+
+-- ---------------------------------------------------------------------------------------------
+-- The claim/lease protocol
+
+-- Claim up to p_limit rows for one processor: due 'pending' rows and 'processing' rows whose
+-- lease ran out (their processor died), at most one per mentor, oldest first. The rows get
+-- status 'processing', a lease until p_at + p_lease and the caller's token. Runs as one short
+-- transaction; the caller commits before any HTTP call, so no row lock is held during it.
+--
+-- Claims that race each other each take their own rows. Choosing the candidates first (the
+-- oldest due ids) and only then locking them with SKIP LOCKED would let a claim running while
+-- another one still held those same candidates skip all of them and return nothing, so a drain
+-- would end with "nothing due" while hundreds of rows were. So each kind of claimable row is
+-- locked by the scan that picks it, so a locked row is passed over and the limit is filled from
+-- the rows behind it. A row another claim took and committed meanwhile is re-checked on its
+-- current version by FOR UPDATE and drops out (it is no longer pending).
+create function claim_sync_batch(p_limit integer, p_lease interval, p_token uuid, p_at timestamptz default now())
+returns setof sync_queue
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    tries integer := 0;
+    claimed sync_queue[];
+begin
+    loop
+        begin
+            -- A stale lease for a mentor who has a newer pending row: the newer row carries
+            -- the latest wanted state, so the stale one is superseded, never re-applied.
+            update sync_queue s
+               set status = 'superseded',
+                   processed_at = p_at,
+                   updated_at = now(),
+                   locked_until = null,
+                   lease_token = null,
+                   last_error = 'lease expired; superseded by newer row ' || p.id
+              from sync_queue p
+             where s.status = 'processing'
+               and s.locked_until < p_at
+               and p.mentor_id = s.mentor_id
+               and p.status = 'pending';
+
+            with due as (
+                select q.id
+                  from sync_queue q
+                 where q.status = 'pending'
+                   and q.available_at <= p_at
+                   -- one row per mentor in flight: a newer row waits for the current one
+                   and not exists (select 1 from sync_queue p
+                                    where p.mentor_id = q.mentor_id and p.status = 'processing')
+                 order by q.id
+                 limit p_limit
+                   for update skip locked
+            ),
+            lease_ran_out as (
+                select q.id
+                  from sync_queue q
+                 where q.status = 'processing'
+                   and q.locked_until < p_at
+                 order by q.id
+                 limit p_limit
+                   for update skip locked
+            ),
+            c as (
+                select id from due
+                union all
+                select id from lease_ran_out
+                order by id
+                limit p_limit
+            ),
+            updated as (
+                update sync_queue q
+                   set status = 'processing',
+                       locked_until = p_at + p_lease,
+                       lease_token = p_token,
+                       -- a lease that ran out means a processor died holding this row: that
+                       -- counts as an attempt, so a row that kills its processor ends up dead
+                       attempts = q.attempts + case when q.status = 'processing' then 1 else 0 end,
+                       last_error = case when q.status = 'processing'
+                                         then 'lease expired before the outcome was recorded (processor stopped?)'
+                                         else q.last_error end,
+                       updated_at = now()
+                  from c
+                 where q.id = c.id
+                returning q.*
+            )
+            select coalesce(array_agg(u order by u.id), '{}') into claimed from updated u;
+            exit;
+        exception when unique_violation then
+            -- Another transaction put a row of one of these mentors in flight (or queued a
+            -- newer pending row) between our snapshot and our update. Look again.
+            tries := tries + 1;
+            if tries >= 5 then
+                raise;
+            end if;
+        end;
+    end loop;
+    return query select * from unnest(claimed);
+end
+$$;
+
+-- Push the lease of every row still held under p_token to p_at + p_lease; returns how many.
+-- The processor calls this while it waits on Dynamics (429 waits can be long).
+create function extend_sync_lease(p_token uuid, p_lease interval, p_at timestamptz default now())
+returns integer
+language sql
+set search_path = public, pg_temp
+as $$
+    with extended as (
+        update sync_queue
+           set locked_until = p_at + p_lease
+         where status = 'processing' and lease_token = p_token
+        returning 1
+    )
+    select count(*)::integer from extended
+$$;
+
+-- Record what happened to claimed rows, all at once. p_results is a JSON array of
+--   {"id": 1, "outcome": "done|retry|dead|superseded|release", "error": "...",
+--    "listed": true, "chapter": "...", "consume_attempt": true}
+-- done        the write is confirmed: row done, website_listing_state updated (listed, and the
+--             chapter written when given).
+-- retry       try again later: attempts + 1 (unless consume_attempt is false: 429 waits),
+--             available_at after exponential backoff, dead once attempts reach p_max_attempts.
+-- dead        give up now (e.g. the contact does not exist in Dynamics).
+-- superseded  nothing to write: the mentor's current state says the operation is no longer right.
+-- release     put back untouched (auth failure): pending, attempts unchanged, due now.
+-- A row that goes back to pending while a newer pending row exists for the mentor is
+-- superseded instead (the newer row carries the latest wanted state).
+-- Only rows still held under p_token change; the result lists them with their new status, so
+-- the caller sees which rows it had lost to an expired lease.
+create function record_sync_outcomes(
+    p_token uuid,
+    p_results jsonb,
+    p_max_attempts integer,
+    p_backoff_base interval,
+    p_backoff_max interval,
+    p_at timestamptz default now())
+returns table (id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
+               last_error text, processed_at timestamptz)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    tries integer := 0;
+    recorded jsonb;
+begin
+    loop
+        begin
+            with r as (
+                select x.id, x.outcome, x.error, x.listed, x.chapter, coalesce(x.consume_attempt, true) as consume_attempt
+                  from jsonb_to_recordset(p_results)
+                       as x(id bigint, outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
+            ),
+            mine as (
+                select q.id, q.mentor_id, r.outcome, r.error, r.listed, r.chapter,
+                       q.attempts + case when r.outcome = 'retry' and r.consume_attempt then 1 else 0 end as new_attempts,
+                       exists (select 1 from sync_queue p
+                                where p.mentor_id = q.mentor_id and p.status = 'pending') as newer_pending
+                  from sync_queue q
+                  join r on r.id = q.id
+                 where q.status = 'processing' and q.lease_token = p_token
+                   for update of q
+            ),
+            decided as (
+                select m.*,
+                       case
+                           when m.outcome in ('done', 'dead', 'superseded') then m.outcome
+                           when m.outcome = 'retry' and m.new_attempts >= p_max_attempts then 'dead'
+                           when m.outcome in ('retry', 'release') and m.newer_pending then 'superseded'
+                           when m.outcome in ('retry', 'release') then 'pending'
+                       end as new_status
+                  from mine m
+            ),
+            updated as (
+                update sync_queue q
+                   set status = d.new_status,
+                       attempts = d.new_attempts,
+                       locked_until = null,
+                       lease_token = null,
+                       updated_at = now(),
+                       processed_at = case when d.new_status = 'pending' then null else p_at end,
+                       available_at = case
+                           when d.new_status <> 'pending' then q.available_at
+                           when d.outcome = 'retry' and d.new_attempts > 0 then
+                               p_at + least(p_backoff_max, p_backoff_base * power(2, d.new_attempts - 1))
+                           else p_at
+                       end,
+                       last_error = case
+                           when d.new_status = 'done' then d.error
+                           when d.outcome = 'retry' and d.new_status = 'dead' then
+                               format('gave up after %s attempts: %s', d.new_attempts, d.error)
+                           when d.outcome in ('retry', 'release') and d.new_status = 'superseded' then
+                               coalesce(d.error || '; ', '') || 'superseded by a newer queued change'
+                           else coalesce(d.error, q.last_error)
+                       end
+                  from decided d
+                 where q.id = d.id
+                returning q.id, q.mentor_id, q.status, q.attempts, q.available_at, q.last_error, q.processed_at
+            ),
+            listing as (
+                -- The confirmed write is what the website listing now is.
+                insert into website_listing_state as w (mentor_id, listed, chapter_name, last_synced_at, last_queue_id, updated_at)
+                select d.mentor_id, d.listed, d.chapter, p_at, d.id, now()
+                  from decided d
+                 where d.new_status = 'done' and d.listed is not null
+                on conflict (mentor_id) do update
+                    set listed = excluded.listed,
+                        chapter_name = coalesce(excluded.chapter_name, w.chapter_name),
+                        last_synced_at = excluded.last_synced_at,
+                        last_queue_id = excluded.last_queue_id,
+                        updated_at = excluded.updated_at
+            )
+            select coalesce(jsonb_agg(to_jsonb(u) order by u.id), '[]'::jsonb) into recorded from updated u;
+            exit;
+        exception when unique_violation then
+            -- The outbox trigger queued a newer pending row between our check and our update:
+            -- decide again, now seeing it.
+            tries := tries + 1;
+            if tries >= 5 then
+                raise;
+            end if;
+        end;
+    end loop;
+    return query
+        select x.id, x.mentor_id, x.status, x.attempts, x.available_at, x.last_error, x.processed_at
+          from jsonb_to_recordset(recorded)
+               as x(id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
+                    last_error text, processed_at timestamptz);
+end
+$$;
+
+-- Move finished rows older than their retention into sync_queue_archive, at most p_limit per
+-- call; returns how many moved. Dead rows wait longer: somebody should look at them first.
+create function archive_sync_queue(
+    p_done_retention interval default interval '7 days',
+    p_dead_retention interval default interval '90 days',
+    p_limit integer default 5000,
+    p_at timestamptz default now())
+returns integer
+language sql
+set search_path = public, pg_temp
+as $$
+    with old as (
+        select id from sync_queue
+         where (status in ('done', 'superseded') and processed_at < p_at - p_done_retention)
+            or (status = 'dead' and processed_at < p_at - p_dead_retention)
+         order by processed_at
+         limit p_limit
+           for update skip locked
+    ),
+    moved as (
+        delete from sync_queue q using old where q.id = old.id
+        returning q.id, q.mentor_id, q.operation, q.triggered_by_event, q.status, q.attempts, q.available_at,
+                  q.locked_until, q.last_error, q.created_at, q.updated_at, q.processed_at, q.lease_token
+    ),
+    archived as (
+        insert into sync_queue_archive (id, mentor_id, operation, triggered_by_event, status, attempts,
+                                        available_at, locked_until, last_error, created_at, updated_at,
+                                        processed_at, lease_token)
+        select * from moved
+        on conflict (id) do nothing
+        returning 1
+    )
+    select count(*)::integer from moved
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- The drain path's questions
+
+-- The sensor's question, answered from the partial indexes alone: how much is due at p_at, the
+-- newest due id, and how many leases ran out.
+create function sync_queue_due(p_at timestamptz default now())
+returns table (due_count bigint, max_due_id bigint, expired_leases bigint)
+language sql
+stable
+set search_path = public, pg_temp
+as $$
+    select (select count(*) from sync_queue where status = 'pending' and available_at <= p_at),
+           (select max(id) from sync_queue where status = 'pending' and available_at <= p_at),
+           (select count(*) from sync_queue where status = 'processing' and locked_until < p_at)
+$$;
+
+-- The drain path's tick (sensor, processor, break-glass command): mark what the clock changed
+-- and the re-check notes whose time has come (10_outbox.sql), then say what is due.
+create function website_sync_tick(p_at timestamptz default now())
+returns table (clock_marked integer, due_count bigint, max_due_id bigint, expired_leases bigint)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    marked integer := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
+begin
+    return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
+end
+$$;
+
+-- What a drain left undone, for the break-glass commands' exit codes (the rules that turn this
+-- into an exit code live in mentor_pipeline/sync/leftover.py):
+--   due_untried     pending rows due now that were never tried (new, or released untouched)
+--   retry_pending   the other pending rows: tried and failed, or waiting for their backoff; next_retry_at: the first
+--   leased          rows a live processor holds (lease not run out); leased_until: its last lease
+--   expired_leases  rows whose processor died holding them
+--   dead_since      rows that went dead since p_since
+create function sync_queue_left(p_since timestamptz, p_at timestamptz default now())
+returns table (due_untried bigint, retry_pending bigint, next_retry_at timestamptz, leased bigint,
+               leased_until timestamptz, expired_leases bigint, dead_since bigint)
+language sql
+stable
+set search_path = public, pg_temp
+as $$
+    select count(*) filter (where status = 'pending' and available_at <= p_at and attempts = 0),
+           count(*) filter (where status = 'pending' and (attempts > 0 or available_at > p_at)),
+           min(available_at) filter (where status = 'pending' and (attempts > 0 or available_at > p_at)),
+           count(*) filter (where status = 'processing' and locked_until >= p_at),
+           max(locked_until) filter (where status = 'processing' and locked_until >= p_at),
+           count(*) filter (where status = 'processing' and locked_until < p_at),
+           count(*) filter (where status = 'dead' and processed_at >= p_since)
+      from sync_queue
+     where sync_change_waiting(status)
+        or (status = 'dead' and processed_at >= p_since)
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Row Level Security and privileges: the app roles see and run none of this.
+
+alter table website_listing_state enable row level security;
+alter table sync_queue_archive enable row level security;
+revoke all on website_listing_state, sync_queue_archive from anon, authenticated;
+revoke execute on function
+    claim_sync_batch(integer, interval, uuid, timestamptz),
+    extend_sync_lease(uuid, interval, timestamptz),
+    record_sync_outcomes(uuid, jsonb, integer, interval, interval, timestamptz),
+    archive_sync_queue(interval, interval, integer, timestamptz),
+    sync_queue_due(timestamptz),
+    website_sync_tick(timestamptz),
+    sync_queue_left(timestamptz, timestamptz)
+from public, anon, authenticated;
