@@ -109,10 +109,13 @@ def refresh_certification_state(conn: psycopg.Connection, run_date: date) -> Cer
     )
 
 
-def create_reminders(conn: psycopg.Connection, run_date: date, sent_on: date | None = None) -> Reminders:
-    """Reminders due on `run_date`, sent on `sent_on` (None: today in Oslo, as the database sees it)."""
+def create_reminders(conn: psycopg.Connection, run_date: date, sent_on: date | None = None,
+                     now: datetime | None = None) -> Reminders:
+    """Reminders due on `run_date`, decided at `now` (default: the database's now()) and sent on
+    `sent_on` (None: the Oslo date of `now`)."""
     with conn.transaction():
-        rows = conn.execute("select * from create_expiry_reminders(%s, %s)", (run_date, sent_on)).fetchall()
+        rows = conn.execute("select * from create_expiry_reminders(%s, %s, coalesce(%s::timestamptz, now()))",
+                            (run_date, sent_on, now)).fetchall()
         problems = conn.execute(
             "select organization_code, threshold_problem from organization_expiry_thresholds order by 1"
         ).fetchall()

@@ -125,9 +125,12 @@ cross join lateral (
 -- ---------------------------------------------------------------------------------------------
 -- Certification state as of a run date
 
--- Per mentor: the most recent certification issued by p_at (latest_certifications, the one definition),
--- its Oslo expiry date, days left, validity as of the run date and the bucket. A plain SQL
--- function so the planner inlines it into the statements that read it.
+-- Per mentor: the most recent certification on the night (latest_certifications, the one
+-- definition, at 00:00 Oslo on the run date, the cut-off the buckets use; or at p_at if that is
+-- earlier), its Oslo expiry date, days left, validity as of the run date and the bucket. A
+-- certification issued after the night (a renewal recorded later) does not decide it, so a
+-- night re-run later (a backfill) gets that night's answer. A plain SQL function so the planner
+-- inlines it into the statements that read it.
 --
 -- Cost matters at a million mentors: converting to Oslo time is the expensive part, so the
 -- bucket compares expires_at with the Oslo midnights that bound it (days_left < 7 is the same as
@@ -168,7 +171,7 @@ as $$
             else 'ok'
         end
     from mentors m
-    left join latest_certifications(p_at) l on l.mentor_id = m.id
+    left join latest_certifications(least(p_at, expiry_run_start(p_run_date))) l on l.mentor_id = m.id
 $$;
 
 -- Each refresh of the certification_state asset: the run date and the counts it reported.
@@ -180,7 +183,7 @@ create table certification_state_runs (
     refreshed_at timestamptz not null default now()
 );
 
--- The certification state as of the latest refreshed run date, on current data. A view, not a
+-- The certification state as of the latest refreshed run date, on current statuses. A view, not a
 -- copy: rewriting a million rows every night bought nothing but time and WAL, and a lookup for
 -- one mentor stays an index probe.
 create view certification_state with (security_invoker = true) as
@@ -282,8 +285,11 @@ create index coordinator_notifications_unread on coordinator_notifications (chap
 -- statement, and returns counts per organisation and threshold (nothing is pulled row by row).
 -- It starts from the certifications inside the widest window (an index range: those expiring
 -- later cannot be due for any organisation, so only the few inside it are converted to Oslo
--- dates), keeps those that are their mentor's most recent by p_at (latest_certification, probed
--- per mentor by a correlated subquery, not a join) and picks the threshold due for each.
+-- dates), keeps those that are their mentor's most recent (latest_certification, probed per
+-- mentor by a correlated subquery, not a join) both on the night, as in certification_state_as_of,
+-- and still at p_at: one superseded since (a renewal recorded after the night) is not reminded
+-- about, so a backfill never asks for a renewal already made. Then it picks the threshold due
+-- for each.
 -- ON CONFLICT DO NOTHING returns only the rows this call created, so only those get a
 -- notification. The advisory lock serialises concurrent runs (two schedulers, a retry next to a
 -- manual run): without it two inserts of overlapping key sets in different orders could
@@ -306,6 +312,7 @@ set work_mem = '64MB'
 as $$
 declare
     sent_on date := coalesce(p_sent_on, oslo_date(p_at));
+    night timestamptz := least(p_at, expiry_run_start(p_run_date));
     -- Certifications must still be valid on both days: the night's and the sending day's.
     valid_from date;
     window_end timestamptz := expiry_run_start(p_run_date + 1 + (
@@ -331,6 +338,8 @@ begin
         join organization_expiry_thresholds t on t.organization_id = m.organization_id
         where certification_valid_as_of(c.expires_at, valid_from)
           and c.expires_at < window_end
+          -- The most recent at p_at and issued by the night: so also the most recent on the night.
+          and c.issued_at <= night
           and c.id = (select l.certification_id from latest_certification(c.mentor_id, p_at) l)
     ),
     reminded as (
