@@ -15,6 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# The go-live date every Dagster process needs (mentor_pipeline/nights.py), early enough for the
+# nights the scripts run; the processes they start inherit it.
+os.environ.setdefault("MENTOR_PIPELINE_FIRST_NIGHT", "2026-01-01")
+
 
 @contextlib.contextmanager
 def scratch_database(*, keep: bool = False) -> Iterator[str]:

@@ -81,13 +81,14 @@ def child(url: str, run_date: str) -> None:
 
     from mentor_pipeline.expiry.definitions import certification_state, expired_cert_transitions, expiry_reminders
     from mentor_pipeline.expiry.dates import parse_run_date
+    from mentor_pipeline.operations.alerts import AlertSink
     from mentor_pipeline.resources import AppDatabase
 
     started = time.perf_counter()
     result = dg.materialize(
         [expired_cert_transitions, certification_state, expiry_reminders],
         partition_key=parse_run_date(run_date).isoformat(),
-        resources={"app_db": AppDatabase(url=url)},
+        resources={"app_db": AppDatabase(url=url), "alerts": AlertSink()},
         instance=dg.DagsterInstance.ephemeral(),
     )
     elapsed = time.perf_counter() - started
