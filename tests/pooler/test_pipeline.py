@@ -16,10 +16,18 @@ from mentor_pipeline.db.connection import connect
 from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.sync import QueuePolicy, drain_queue
 from tests.expiry.helpers import expiring_on, mentor_expiring, outcome, reminders_of, status_of
-from tests.support.cli import cli_argv
 from tests.reconcile.helpers import writes_sent
+from tests.support.cli import cli_argv
 from tests.support.factories import queue_rows
-from tests.sync.helpers import FAST, hlf_mentors, listed_in_dynamics, queue_statuses, seed_contacts, sent_writes, set_statuses
+from tests.sync.helpers import (
+    FAST,
+    hlf_mentors,
+    listed_in_dynamics,
+    queue_statuses,
+    seed_contacts,
+    sent_writes,
+    set_statuses,
+)
 
 
 def test_a_drain_that_lingers_then_a_second_drain_both_finish(pooled_db, pooled_db_url, client, emulator):
