@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mentor_pipeline.dynamics import DataverseClient, ListingUpdate, UpdateOutcome  # noqa: E402
+from mentor_pipeline.dynamics import ListingUpdate, UpdateOutcome  # noqa: E402
 from tests.support.emulator import running_emulator  # noqa: E402
 
 

@@ -6,8 +6,8 @@ import os
 
 import dagster as dg
 
-from mentor_pipeline.operations.alerts import AlertSink, reminder_minutes_from_env
 from mentor_pipeline.expiry.definitions import defs as expiry_defs
+from mentor_pipeline.operations.alerts import AlertSink, reminder_minutes_from_env
 from mentor_pipeline.operations.definitions import defs as operations_defs
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.resources import AppDatabase, dynamics_from_env

@@ -11,10 +11,9 @@ import dagster as dg
 import psycopg
 
 from mentor_pipeline.db import connect
-from mentor_pipeline.dynamics.errors import DynamicsConfigError
 from mentor_pipeline.dynamics import settings as dynamics_settings
+from mentor_pipeline.dynamics.errors import DynamicsConfigError
 from mentor_pipeline.dynamics.settings import DynamicsSettings
-
 
 # The one Dataverse service-protection budget (6000 requests per 5 minutes, 52 concurrent, per
 # application user) that every step and job calling Dynamics shares. dagster.yaml limits both to

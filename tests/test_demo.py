@@ -14,8 +14,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from mentor_pipeline.demo import processes, stack as demo
 from mentor_pipeline.db import connection
+from mentor_pipeline.demo import processes
+from mentor_pipeline.demo import stack as demo
 from mentor_pipeline.demo.instance import ensure_database, write_instance_yaml, write_workspace_yaml
 from tests.support.db import drop_database
 

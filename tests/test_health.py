@@ -7,7 +7,6 @@ import logging
 
 import pytest
 
-from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import (
     DynamicsAuthError,
     DynamicsConfigError,
@@ -16,6 +15,7 @@ from mentor_pipeline.dynamics.errors import (
     ExpiredClientSecret,
     InvalidClientSecret,
 )
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.health import CLEARED_BY_A_HEALTHY_CHECK, check_dynamics_credentials
 from mentor_pipeline.resources import dynamics_resource_for
 from mentor_pipeline.vocabulary import incident_kind_for

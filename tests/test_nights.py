@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mentor_pipeline.nights import first_night
 from mentor_pipeline import settings
+from mentor_pipeline.nights import first_night
 
 
 def test_first_night_reads_the_go_live_date():

@@ -86,8 +86,8 @@ def test_db_url_hides_the_password_unless_asked():
 
 
 def test_credentials_in_dynamics_url_never_reach_the_sign_in_error_or_the_alert(caplog):
-    from mentor_pipeline.operations.alerts import AlertSink
     from mentor_pipeline.dynamics.errors import DynamicsAuthError
+    from mentor_pipeline.operations.alerts import AlertSink
     from mentor_pipeline.operations.health import check_dynamics_credentials
     from mentor_pipeline.resources import dynamics_resource_for
     from tests.support.emulator import running_emulator

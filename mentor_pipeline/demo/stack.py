@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from mentor_pipeline.demo import processes
 from mentor_pipeline.db import database_url, stop_embedded_server
 from mentor_pipeline.db.connection import connect, embedded_data_dir, project_root
 from mentor_pipeline.db.migrate import migrate
 from mentor_pipeline.db.seed import seed
+from mentor_pipeline.demo import processes
 from mentor_pipeline.demo.instance import ensure_database, write_instance_yaml, write_workspace_yaml
 from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.redaction import redact_url

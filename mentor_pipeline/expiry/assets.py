@@ -9,9 +9,13 @@ import dagster as dg
 
 from mentor_pipeline import markdown
 from mentor_pipeline.expiry import store
-from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.expiry.run import CertificationStateResult, alert_skipped_organizations, snapshot_certification_state
+from mentor_pipeline.expiry.run import (
+    CertificationStateResult,
+    alert_skipped_organizations,
+    snapshot_certification_state,
+)
 from mentor_pipeline.nights import NIGHTS, night_of
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.resources import AppDatabase
 
 GROUP = "certification_expiry"

@@ -16,9 +16,9 @@ import dagster as dg
 import httpx
 import psycopg
 
-from mentor_pipeline.operations import incidents
 from mentor_pipeline import settings as environment
 from mentor_pipeline.db.connection import DatabaseError, first_line
+from mentor_pipeline.operations import incidents
 from mentor_pipeline.redaction import redact, redact_url, redact_value
 from mentor_pipeline.resources import AppDatabase
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import DynamicsError
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.vocabulary import IncidentKind, incident_kind_for
 
 logger = logging.getLogger("mentor_pipeline.operations.health")

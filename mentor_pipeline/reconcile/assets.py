@@ -8,16 +8,21 @@ website_listing drain."""
 import dagster as dg
 from pydantic import Field
 
-from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.expiry.assets import expired_cert_transitions
 from mentor_pipeline.nights import NIGHTS, OSLO_TZ
-from mentor_pipeline.reconcile.checks import DYNAMICS_CREDENTIALS, WEBSITE_RECONCILIATION, check_dynamics_credentials_first
+from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.reconcile.checks import (
+    DYNAMICS_CREDENTIALS,
+    WEBSITE_RECONCILIATION,
+    check_dynamics_credentials_first,
+)
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
 from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import SyncSettings, report_metadata as drain_metadata
+from mentor_pipeline.sync.assets import SyncSettings
+from mentor_pipeline.sync.assets import report_metadata as drain_metadata
 from mentor_pipeline.vocabulary import incident_kind_for
 
 WEBSITE_LISTING = "website_listing"

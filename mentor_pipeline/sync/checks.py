@@ -12,8 +12,8 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.settings import FRESHNESS_MINUTES
 from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.settings import FRESHNESS_MINUTES
 from mentor_pipeline.sync.assets import SyncSettings, website_listing
 from mentor_pipeline.sync.freshness import Freshness, check_freshness
 

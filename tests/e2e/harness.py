@@ -37,11 +37,11 @@ from typing import TypeVar
 import httpx
 import psycopg
 
-from mentor_pipeline.demo import processes
 from mentor_pipeline.db.connection import project_root, with_database
 from mentor_pipeline.db.seed import seed
-from mentor_pipeline.demo.stack import seed_emulator_from_database
+from mentor_pipeline.demo import processes
 from mentor_pipeline.demo.instance import ensure_database, install_instance
+from mentor_pipeline.demo.stack import seed_emulator_from_database
 from tests.support.db import create_database, drop_database
 from tests.support.emulator import EmulatorHandle, running_emulator
 from tests.support.ports import reserved_port

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.demo.instance import repository_instance
+from mentor_pipeline.expiry.dates import today_in_oslo
 from tests.e2e.harness import Stack
 
 pytestmark = [

@@ -11,7 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 
 import pytest
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.harness import Stack, wait_for
-from tests.e2e.test_lifecycle import SYNC_TIMEOUT, new_mentor, set_status, wait_listed
+from tests.e2e.test_lifecycle import new_mentor, set_status, wait_listed
 
 pytestmark = [
     pytest.mark.e2e,

@@ -10,11 +10,11 @@ import psycopg
 import pytest
 
 from mentor_pipeline.expiry.assets import certification_state, expired_cert_transitions, expiry_reminders
+from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.expiry.definitions import defs
 from mentor_pipeline.expiry.schedules import nightly_expiry_schedule
-from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.nights import NIGHTS
+from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.resources import AppDatabase
 from tests.expiry.helpers import OSLO, build_scenario, expiring_on, mentor_expiring, outcome, run_expiry_sql
 from tests.support.db import fresh_database

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -16,10 +15,19 @@ from mentor_pipeline.db.connection import connect
 from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.sync import QueuePolicy, drain_queue
 from tests.expiry.helpers import expiring_on, mentor_expiring, outcome, reminders_of, status_of
-from tests.support.cli import cli_argv
 from tests.reconcile.helpers import writes_sent
+from tests.support.cli import cli_argv
 from tests.support.factories import queue_rows
-from tests.sync.helpers import FAST, hlf_mentors, listed_in_dynamics, queue_statuses, seed_contacts, sent_writes, set_statuses
+from tests.sync.helpers import (
+    FAST,
+    drains_at_once,
+    hlf_mentors,
+    listed_in_dynamics,
+    queue_statuses,
+    seed_contacts,
+    sent_writes,
+    set_statuses,
+)
 
 
 def test_a_drain_that_lingers_then_a_second_drain_both_finish(pooled_db, pooled_db_url, client, emulator):
@@ -42,24 +50,8 @@ def test_two_drains_at_once_through_the_pooler_write_each_change_once(pooled_db,
     set_statuses(pooled_db, mentors, "paused")
     policy = QueuePolicy(batch_size=50, lease=timedelta(seconds=30))
     emulator.admin.set_faults(latency=0.02)  # each $batch takes a moment: the drains overlap
-    ready = threading.Barrier(2, timeout=60)
-    reports, errors = [], []
+    reports = drains_at_once(2, lambda: connect(pooled_db_url), emulator, policy)
 
-    def drain():
-        try:
-            with emulator.client(batch_size=25, max_in_flight=2) as client:
-                ready.wait()
-                reports.append(drain_queue(lambda: connect(pooled_db_url), client, policy=policy))
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=drain) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
     writes = Counter(mentor for mentor, _ in sent_writes(emulator))
     assert len(writes) == 600 and set(writes.values()) == {1}
     assert set(listed_in_dynamics(emulator).values()) == {False}

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.sync.helpers import FAST, hlf_mentors, listed_in_dynamics, queue_statuses, seed_contacts, sent_writes, set_statuses
+from tests.sync.helpers import (
+    FAST,
+    hlf_mentors,
+    listed_in_dynamics,
+    queue_statuses,
+    seed_contacts,
+    sent_writes,
+    set_statuses,
+)
 
 __all__ = ["FAST", "hlf_mentors", "listed_in_dynamics", "queue_statuses", "seed_contacts", "sent_writes",
            "set_statuses", "writes_sent", "in_sync_world"]

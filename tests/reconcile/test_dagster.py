@@ -12,11 +12,17 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.expiry.definitions import defs as expiry_defs
-from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.reconcile.assets import ForceSyncConfig
+from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from tests.reconcile.helpers import (
-    hlf_mentors, in_sync_world, listed_in_dynamics, seed_contacts, sent_writes, set_statuses, writes_sent,
+    hlf_mentors,
+    in_sync_world,
+    listed_in_dynamics,
+    seed_contacts,
+    sent_writes,
+    set_statuses,
+    writes_sent,
 )
 from tests.support.factories import queue_rows
 

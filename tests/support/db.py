@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from mentor_pipeline.db.connection import stop_embedded_server, with_database, _start_embedded_server
+from mentor_pipeline.db.connection import _start_embedded_server, stop_embedded_server, with_database
 from mentor_pipeline.db.migrate import APP_STANDIN_DIR, SUPABASE_DIR, migrate
 
 

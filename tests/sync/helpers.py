@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import unquote
@@ -83,3 +84,30 @@ def listed_in_dynamics(emulator) -> dict[str, bool]:
 
 def queue_statuses(db) -> dict[str, int]:
     return dict(db.execute("select status, count(*) from sync_queue group by status").fetchall())
+
+
+def drains_at_once(count: int, connect, emulator, policy: QueuePolicy, **drain_options) -> list:
+    """`count` processors draining together, each with its own client, released at once (a
+    barrier), so on a loaded machine one cannot finish before the others have opened theirs.
+    Returns their reports; any processor's exception fails the caller."""
+    from mentor_pipeline.sync import drain_queue
+
+    ready = threading.Barrier(count, timeout=60)
+    reports, errors = [], []
+
+    def processor():
+        try:
+            with emulator.client(batch_size=policy.batch_size // 2 or 1, max_in_flight=2) as client:
+                ready.wait()
+                reports.append(drain_queue(connect, client, policy=policy, **drain_options))
+        except Exception as exc:  # raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=processor) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return reports

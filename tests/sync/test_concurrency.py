@@ -17,6 +17,7 @@ from mentor_pipeline.sync import QueuePolicy, drain_queue
 from tests.support.factories import queue_rows, set_status
 from tests.support.polling import wait_for
 from tests.sync.helpers import (
+    drains_at_once,
     hlf_mentors,
     listed_in_dynamics,
     queue_statuses,
@@ -33,27 +34,9 @@ def test_four_processors_apply_2000_rows_each_exactly_once(db, connect, emulator
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
     policy = QueuePolicy(batch_size=100, lease=timedelta(seconds=30))
-    reports, errors = [], []
-    # All four start together, and each $batch takes a little while, so on a loaded machine one
-    # processor cannot drain everything before the others have opened their clients.
-    emulator.admin.set_faults(latency=0.05)
-    ready = threading.Barrier(4, timeout=60)
+    emulator.admin.set_faults(latency=0.05)  # each $batch takes a little while: the four overlap
+    reports = drains_at_once(4, connect, emulator, policy, archive=False)
 
-    def processor():
-        try:
-            with emulator.client(batch_size=50, max_in_flight=2) as client:
-                ready.wait()
-                reports.append(drain_queue(connect, client, policy=policy, archive=False))
-        except Exception as exc:  # pragma: no cover - surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=processor) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
     assert queue_statuses(db) == {"done": 2000}  # none lost
     writes = Counter(mentor for mentor, _ in sent_writes(emulator))
     assert len(writes) == 2000 and set(writes.values()) == {1}  # each applied once

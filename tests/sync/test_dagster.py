@@ -10,15 +10,15 @@ import pytest
 
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.incidents import get_incident
+from mentor_pipeline.operations.sensors import run_failure_alert_sensor
 from mentor_pipeline.resources import AppDatabase, DynamicsResource, dynamics_resource_for
 from mentor_pipeline.sync import drain_queue
 from mentor_pipeline.sync.assets import SyncSettings, website_listing
 from mentor_pipeline.sync.definitions import defs as sync_defs
-from mentor_pipeline.operations.sensors import run_failure_alert_sensor
 from mentor_pipeline.sync.sensors import sync_queue_sensor
 from tests.support.factories import queue_rows
 from tests.support.stack import stack_resources
-from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
+from tests.sync.helpers import hlf_mentors, seed_contacts, sent_writes, set_statuses
 
 
 @pytest.fixture

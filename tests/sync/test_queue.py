@@ -11,8 +11,8 @@ import pytest
 
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.queue import Outcome, QueuePolicy
-from tests.sync.helpers import FAST, db_now, hlf_mentors, queue_statuses, set_statuses
 from tests.support.factories import queue_rows, set_status
+from tests.sync.helpers import FAST, db_now, hlf_mentors, queue_statuses, set_statuses
 
 LEASE = timedelta(seconds=30)
 
