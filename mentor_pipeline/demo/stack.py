@@ -63,6 +63,8 @@ def run_demo(options: DemoOptions) -> int:
     say(f"demo data loaded ({created} new mentors)")
 
     emulator_url = f"http://127.0.0.1:{options.emulator_port}"
+    # This process runs the first night too (demo/nightly.py), so it needs the go-live date as well.
+    os.environ.setdefault(FIRST_NIGHT.name, demo_first_night(options.state_dir))
     env = dict(os.environ)
     env.update(
         DATABASE_URL=url,
@@ -74,7 +76,6 @@ def run_demo(options: DemoOptions) -> int:
         DYNAMICS_CLIENT_SECRET=client_secret,
         EMULATOR_CLIENT_SECRET=client_secret,  # the environment, not argv: `ps` shows arguments
     )
-    env.setdefault(FIRST_NIGHT.name, demo_first_night(options.state_dir))
     write_instance_yaml(Path(env["DAGSTER_HOME"]), ensure_database(url, "dagster_demo"))
     code_server_port = processes.free_port()
     workspace = str(write_workspace_yaml(options.state_dir / "workspace.yaml", host="127.0.0.1", port=code_server_port,
