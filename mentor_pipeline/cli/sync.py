@@ -105,7 +105,7 @@ def print_table(lines: list[str]) -> None:
 
 def print_dead_rows(drain, limit: int = 20) -> None:
     """Why each dead row gave up: the one thing the operator must act on."""
-    dead = [r for r in drain.rows if r.result == "dead"]
+    dead = drain.dead_rows()
     for row in dead[:limit]:
         print(f"  dead: queue row {row.queue_id}, mentor {row.mentor_id}: {row.reason}")
     if len(dead) > limit:

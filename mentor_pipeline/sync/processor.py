@@ -148,7 +148,7 @@ def drain_queue(
                 break
         if archive:
             report.archived = queue.archive_finished(conn, policy, now=clock())
-        dead = [row for row in report.rows if row.result == "dead"]
+        dead = report.dead_rows()
         if dead and alerts is not None:
             alerts.alert(
                 IncidentKind.SYNC_DEAD_ROWS,

@@ -62,6 +62,10 @@ class DrainReport:
     def dead(self) -> int:
         return self.count("dead")
 
+    def dead_rows(self) -> list:
+        """The rows that gave up in this drain and need a person."""
+        return [row for row in self.rows if row.result == "dead"]
+
     @property
     def released(self) -> int:
         return self.count("released")
