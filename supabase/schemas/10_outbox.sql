@@ -312,9 +312,12 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- The sources of change
 
--- Status changes (the seeds' outbox trigger): paused/expired_cert -> remove; a reinstatement
--- -> restore only when the most recent certification is valid now, otherwise no write, a
--- warning in the audit trail and a re-check note (below). HLF (website sync) mentors only.
+-- Status changes. The seeds' three cases: paused/expired_cert -> remove; a reinstatement (active
+-- after paused/expired_cert) -> restore only when the most recent certification is valid now,
+-- otherwise no write, a warning in the audit trail and a re-check note (below). Every other
+-- transition (onboarding -> active, active -> retired, a status the app adds later) asks the rule,
+-- as every other source of change does: the website follows the rule for every status value.
+-- Mentors of organisations with website sync only. Every status change writes its audit row.
 -- SECURITY DEFINER with a pinned search_path: the app updates statuses as Supabase's
 -- `authenticated` role, which cannot touch sync_queue, yet the enqueue must still happen in the
 -- same transaction. Callers mark their updates with
@@ -329,7 +332,7 @@ declare
     event text := sync_event('status_change');
     wanted_operation text;
     warning_text text;
-    enqueued integer := 0;
+    enqueued_operation text;
 begin
     if new.status in ('paused', 'expired_cert') then
         wanted_operation := 'remove';
@@ -342,19 +345,24 @@ begin
         end if;
     end if;
 
-    if (wanted_operation is not null or warning_text is not null)
-       and exists (select 1 from organizations o where o.id = new.organization_id and o.website_sync_enabled) then
+    if exists (select 1 from organizations o where o.id = new.organization_id and o.website_sync_enabled) then
         if wanted_operation is not null then
-            enqueued := queue_website_sync(array[new.id], event, wanted_operation);
-        else
+            if queue_website_sync(array[new.id], event, wanted_operation) > 0 then
+                enqueued_operation := wanted_operation;
+            end if;
+        elsif warning_text is not null then
             -- A renewal committed meanwhile would have found the mentor still paused.
             insert into website_sync_rechecks (event, mentor_ids) values (event, array[new.id]);
+        else
+            -- Any other transition: the rule's answer (add or remove) for this mentor now.
+            perform queue_website_sync(array[new.id], event);
+            select q.operation into enqueued_operation
+              from sync_queue q where q.mentor_id = new.id and q.status = 'pending';
         end if;
     end if;
 
     insert into mentor_status_audit (mentor_id, organization_id, old_status, new_status, triggered_by_event, sync_operation, warning)
-    values (new.id, new.organization_id, old.status, new.status, event,
-            case when enqueued > 0 then wanted_operation end, warning_text);
+    values (new.id, new.organization_id, old.status, new.status, event, enqueued_operation, warning_text);
     return null;
 end
 $$;

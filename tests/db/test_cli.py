@@ -59,8 +59,9 @@ def test_migrate_needs_the_apps_tables_or_the_standin_flag(admin_url):
         assert "lacks what the pipeline needs: table public.certifications, table public.chapters" in refused.stderr
         demo = run_cli("db", "migrate", "--with-app-standin", env_url=url)
         assert demo.returncode == 0, demo.stderr
-        assert demo.stdout.splitlines()[:2] == [
-            "applied app stand-in 20261123000000_app_tables.sql", "applied 20261123000100_foundation.sql"]
+        assert demo.stdout.splitlines()[:3] == [
+            "applied app stand-in 20261123000000_app_tables.sql", "applied app stand-in 20261206000000_mentor_statuses.sql",
+            "applied 20261123000100_foundation.sql"]
     finally:
         drop_database(admin_url, name)
 
