@@ -342,6 +342,17 @@ class DataverseClient:
         """Seconds until this client may send again after a 429 (0 when it may send now)."""
         return self._throttle.remaining()
 
+    @property
+    def budget(self) -> str:
+        """The service-protection budget this client spends: Dataverse counts per application
+        user, so the org and the client id (neither is a secret)."""
+        return f"{self.settings.org_url} {self.settings.client_id}"
+
+    def hold_requests(self, seconds: float, what: str) -> None:
+        """Send nothing for `seconds`: a 429 another process received for the same budget. The
+        client's hold listeners are not told (the hold is not news to whoever recorded it)."""
+        self._throttle.hold(seconds, what, notify=False)
+
     def _backoff_delay(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # jitter spreads resends of parallel workers

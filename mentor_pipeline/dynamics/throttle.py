@@ -45,8 +45,9 @@ class SharedThrottle:
 
         return stop
 
-    def hold(self, retry_after: float, what: str) -> None:
-        """A 429 with `Retry-After: retry_after` for `what`: nothing is sent before it has passed."""
+    def hold(self, retry_after: float, what: str, *, notify: bool = True) -> None:
+        """A 429 with `Retry-After: retry_after` for `what`: nothing is sent before it has passed.
+        `notify=False`: a hold learnt from elsewhere, not told to the listeners."""
         with self._lock:
             now = self._clock()
             until = now + retry_after
@@ -54,7 +55,7 @@ class SharedThrottle:
             if extends_by <= 0:
                 return  # a sibling's hold already covers this one
             self._deadline = until
-            listeners = list(self._listeners)
+            listeners = list(self._listeners) if notify else []
         if extends_by > LOG_WAITS_OVER_SECONDS:
             resume = time.strftime("%H:%M:%S", time.localtime(time.time() + retry_after))
             self._log.warning(

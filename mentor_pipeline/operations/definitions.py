@@ -7,6 +7,7 @@ import dagster as dg
 
 from mentor_pipeline.operations.assets import operator_incidents
 from mentor_pipeline.operations.sensors import (
+    dead_run_sensor,
     operator_incidents_sensor,
     run_failure_alert_sensor,
     run_success_resolve_sensor,
@@ -14,5 +15,5 @@ from mentor_pipeline.operations.sensors import (
 
 defs = dg.Definitions(
     assets=[operator_incidents],
-    sensors=[operator_incidents_sensor, run_failure_alert_sensor, run_success_resolve_sensor],
+    sensors=[dead_run_sensor, operator_incidents_sensor, run_failure_alert_sensor, run_success_resolve_sensor],
 )

@@ -18,6 +18,7 @@ from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.assets import observation
 from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY, Incident, open_incidents
 from mentor_pipeline.redaction import redact
+from mentor_pipeline.operations import liveness
 from mentor_pipeline.resources import AppDatabase
 from mentor_pipeline.vocabulary import IncidentKind
 
@@ -123,3 +124,35 @@ def operator_incidents_sensor(context: dg.SensorEvaluationContext, app_db: AppDa
         asset_events=[observation(incidents, now)],
         cursor=json.dumps({"fingerprint": fingerprint, "reported_at": time.time()}),
     )
+
+
+@dg.sensor(
+    name="dead_run_sensor",
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Every 10 s: fails a STARTED run whose Dynamics step (drain, reconciliation, force sync) stopped beating its heartbeat "
+        f"{liveness.SILENT_AFTER.total_seconds():.0f} s ago (killed with the daemon or code server, out of memory, "
+        "host restarted), so the next drain starts instead of queueing behind it. Its claimed changes come back "
+        "when their leases end."
+    ),
+)
+def dead_run_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase):
+    # Only a step that holds the Dynamics budget beats, and it removes its heartbeat when it ends:
+    # a silent heartbeat of a STARTED run is a worker that died mid-step.
+    started = {
+        record.dagster_run.run_id: record.dagster_run
+        for record in context.instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    }
+    if not started:
+        return dg.SkipReason("no run is running")
+    with app_db.connect(autocommit=True) as conn:
+        silent = liveness.silent_runs(conn, list(started))
+        for run in silent:
+            message = run.failure_message()
+            context.log.warning("failing run %s: %s", run.run_id, message)
+            context.instance.report_run_failed(started[run.run_id], message)
+            liveness.end(conn, run.run_id)
+    if not silent:
+        return dg.SkipReason(f"{len(started)} run(s) running, none with a silent heartbeat")
+    return dg.SkipReason(f"failed {len(silent)} run(s) whose worker died: {', '.join(r.run_id for r in silent)}")

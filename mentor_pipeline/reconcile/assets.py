@@ -11,6 +11,7 @@ from pydantic import Field
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.expiry.assets import expired_cert_transitions
 from mentor_pipeline.nights import NIGHTS, OSLO_TZ
+from mentor_pipeline.operations import liveness
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.reconcile.checks import (
     DYNAMICS_CREDENTIALS,
@@ -69,11 +70,12 @@ def website_reconciliation(
     if not credentials.passed:
         raise dg.Failure(description=f"{credentials.description} Nothing was reconciled.")
     expiry = night_expiry_metadata(context)
-    report = _run(alerts, dynamics, lambda client: reconcile(
-        app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
-        dagster_run_id=context.run.run_id, time_budget_seconds=sync_settings.time_budget_seconds,
-        stall_bound=sync_settings.stall_bound(),
-    ))
+    with liveness.beating_for(context, app_db):
+        report = _run(alerts, dynamics, lambda client: reconcile(
+            app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
+            dagster_run_id=context.run.run_id, time_budget_seconds=sync_settings.time_budget_seconds,
+            stall_bound=sync_settings.stall_bound(),
+        ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     yield dg.MaterializeResult(metadata={**expiry, **report_metadata(report)})
 
@@ -115,12 +117,13 @@ def force_sync_op(
     alerts: AlertSink,
     sync_settings: SyncSettings,
 ) -> None:
-    report = _run(alerts, dynamics, lambda client: force_sync(
-        app_db.connect, client, mentor_ids=config.mentor_ids, mentor_names=config.mentor_names,
-        chapter=config.chapter or None, dry_run=config.dry_run, alerts=alerts, log=context.log,
-        policy=sync_settings.policy(), dagster_run_id=context.run.run_id,
-        time_budget_seconds=sync_settings.time_budget_seconds, stall_bound=sync_settings.stall_bound(),
-    ))
+    with liveness.beating_for(context, app_db):
+        report = _run(alerts, dynamics, lambda client: force_sync(
+            app_db.connect, client, mentor_ids=config.mentor_ids, mentor_names=config.mentor_names,
+            chapter=config.chapter or None, dry_run=config.dry_run, alerts=alerts, log=context.log,
+            policy=sync_settings.policy(), dagster_run_id=context.run.run_id,
+            time_budget_seconds=sync_settings.time_budget_seconds, stall_bound=sync_settings.stall_bound(),
+        ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     metadata = report_metadata(report)
     if config.dry_run:

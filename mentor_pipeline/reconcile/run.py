@@ -28,6 +28,7 @@ from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.outage import DEFAULT_BOUND
+from mentor_pipeline.operations.throttle_hold import SharedHold
 from mentor_pipeline.sync.processor import drain_queue
 from mentor_pipeline.sync.progress import CountingClient, Progress
 from mentor_pipeline.sync.queue import QueuePolicy, enqueue
@@ -54,7 +55,9 @@ def reconcile(
     log = log or logger
     with _session(connect, "reconciliation", dry_run) as (conn, report, started):
         ids = store.select_mentors(conn, mentor_ids) if mentor_ids else None
-        diff, actual, read_started = _read_and_diff(conn, client, ids, report, progress)
+        with SharedHold(connect, client, log) as shared_hold:
+            shared_hold.adopt(conn)  # the read spends the same budget as the writes
+            diff, actual, read_started = _read_and_diff(conn, client, ids, report, progress)
         changes = d.divergent_rows(diff)
         report.changes = _with_dynamics_state(changes)
         log.info("reconciliation: %d mentors checked, %d divergent (%s)", report.counts["checked"],
@@ -117,7 +120,9 @@ def force_sync(
         selected = bool(mentor_ids or mentor_names or chapter)
         ids = store.select_mentors(conn, mentor_ids or (), mentor_names or (), chapter) if selected else None
         if dry_run:
-            diff, _, _ = _read_and_diff(conn, client, ids, report, progress)
+            with SharedHold(connect, client, log) as shared_hold:
+                shared_hold.adopt(conn)
+                diff, _, _ = _read_and_diff(conn, client, ids, report, progress)
             # A force sync writes every selected mentor, in sync or not: list them all.
             report.changes = _with_dynamics_state(diff)
             report.counts["would_write"] = int(len(diff))

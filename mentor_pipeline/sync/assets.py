@@ -11,6 +11,7 @@ from datetime import timedelta
 import dagster as dg
 
 from mentor_pipeline import settings as environment
+from mentor_pipeline.operations import liveness
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
@@ -119,7 +120,7 @@ def website_listing(
 def drain(context, app_db: AppDatabase, dynamics: DynamicsResource, alerts: AlertSink,
           sync_settings: SyncSettings) -> DrainReport:
     """Drain the queue into Dynamics; fails the run (after alerting) on an auth failure."""
-    with dynamics.open_client() as client:
+    with liveness.beating_for(context, app_db), dynamics.open_client() as client:
         report = drain_queue(
             app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
             time_budget_seconds=sync_settings.time_budget_seconds,

@@ -34,6 +34,7 @@ import psycopg
 
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOutcome, UpdateResult
+from mentor_pipeline.operations.throttle_hold import SharedHold
 from mentor_pipeline.sync import queue
 from mentor_pipeline.sync.outage import DEFAULT_BOUND, OutageWatch
 from mentor_pipeline.sync.queue import DesiredListing, Outcome, QueuePolicy, QueueRow
@@ -120,6 +121,7 @@ def drain_queue(
     keeper = _LeaseKeeper(connect, policy.lease, log, clock)
     watch = OutageWatch(alerts, stall_bound, log, clock)
     stop_listening = watch.listen_to(client)
+    shared_hold = SharedHold(connect, client, log, clock)
     try:
         # The tick first: a certification that lapsed since the last one is written in this drain.
         queue.due_summary(conn, clock())
@@ -130,6 +132,8 @@ def drain_queue(
             if time_budget_seconds is not None and time.monotonic() - started > time_budget_seconds:
                 report.stopped_reason = f"stopped after the {time_budget_seconds:.0f} s time budget; the sensor starts the next run"
                 break
+            # A 429 that another process received (perhaps one that died since) holds us too.
+            shared_hold.adopt(conn)
             token = uuid.uuid4()
             rows = queue.claim_batch(conn, policy.batch_size, policy.lease, token, clock())
             if not rows:
@@ -158,6 +162,7 @@ def drain_queue(
         watch.finished(conn)
     finally:
         stop_listening()
+        shared_hold.close()
         keeper.close()
         conn.close()
     report.seconds = time.monotonic() - started
