@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 import uuid
@@ -179,6 +180,23 @@ class Stack:
         processes.stop(self.dagster.daemon)
         processes.stop(self.dagster.webserver)
         self.dagster = None
+
+    def kill_daemon(self) -> None:
+        """SIGKILL the daemon's whole process group, as a host crash or an OOM kill would: its code
+        server and the run workers that launched from it die with it, and nothing cleans up."""
+        daemon = self.dagster.daemon
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgid(daemon.pid), signal.SIGKILL)
+        daemon.wait(timeout=15)
+
+    def start_daemon(self) -> None:
+        """A new daemon beside the running webserver (after kill_daemon)."""
+        self.restarts += 1
+        daemon = processes.start(
+            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(project_root() / "workspace.yaml")],
+            env=self.env(), log_path=self.logs / f"dagster-daemon-{self.restarts}.log", cwd=project_root(),
+        )
+        self.dagster = DagsterProcesses(webserver=self.dagster.webserver, daemon=daemon)
 
     def restart_dagster(self, *, secret: str | None = None) -> None:
         """How a changed environment variable (a rotated secret) reaches Dagster: the webserver
