@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.e2e.harness import Stack, wait_for
-from tests.e2e.test_lifecycle import listed, new_mentor
+from tests.e2e.test_lifecycle import listed, new_mentor, set_status, wait_listed
 
 pytestmark = [
     pytest.mark.e2e,
@@ -73,3 +73,18 @@ def test_a_daemon_killed_mid_drain_costs_the_lease_not_half_an_hour(stack: Stack
         # The dead run's rows were taken over by one drain after their lease, never by two.
         assert conn.execute("select count(*) from sync_queue where status = 'done' and mentor_id = any(%s)",
                             (mentors[:3],)).fetchone()[0] == 3
+
+
+def test_a_retiring_mentor_leaves_the_website_and_a_newly_active_one_joins_it(stack: Stack):
+    # Statuses outside the seeds' three reach the website through the running daemon too.
+    retiring = new_mentor(stack, "HLF", "Retiring Mentor", listed_in_dynamics=True, settled=True)
+    newcomer = new_mentor(stack, "HLF", "Onboarded Mentor", listed_in_dynamics=False, settled=True)
+    with stack.connect() as conn:
+        conn.execute("update mentors set status = 'onboarding' where id = %s", (newcomer,))
+    wait_listed(stack, newcomer, False, "an onboarding mentor stays off the website")
+
+    set_status(stack, retiring, "retired")
+    set_status(stack, newcomer, "active")
+
+    wait_listed(stack, retiring, False, "a retired mentor leaves the website")
+    wait_listed(stack, newcomer, True, "a certified mentor who becomes active joins the website")
