@@ -7,6 +7,11 @@ definitions load; otherwise it prints one line saying what to set and exits 78 (
 `dagster code-server start` would keep serving, and pass its health check, with definitions that
 failed to load.
 
+`python -m mentor_pipeline.service migrate` (compose.yaml's one-off `migrate` service) upgrades
+Dagster's storage (`dagster instance migrate`), then the app database (`mentor-pipeline db
+migrate`, on MENTOR_PIPELINE_MIGRATE_URL when set: migrations belong on the direct or
+session-pooler connection, the services on the transaction pooler). Both are no-ops when up to date.
+
 `python -m mentor_pipeline.service health` (the image's HEALTHCHECK) checks whichever service is
 the container's main process: the code server answers gRPC, the daemon's heartbeats are fresh,
 the webserver answers /server_info. Anything else (a one-off command) is healthy.
@@ -101,6 +106,25 @@ def main_command() -> list[str]:
     return [word for word in Path("/proc/1/cmdline").read_bytes().decode().split("\0") if word]
 
 
+MIGRATIONS = (["dagster", "instance", "migrate"], ["mentor-pipeline", "db", "migrate"])
+
+
+def migrate() -> int:
+    problems = [problem for problem in map(preflight, MIGRATIONS) if problem]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return EX_CONFIG
+    env = dict(os.environ)
+    if env.get(settings.MIGRATE_URL.name, "").strip():
+        env[settings.DATABASE_URL.name] = env[settings.MIGRATE_URL.name]
+    for command in MIGRATIONS:
+        print(f"$ {' '.join(command)}", flush=True)
+        code = subprocess.run(command, env=env).returncode
+        if code != 0:
+            return code
+    return 0
+
+
 def main(args: list[str]) -> int:
     if args[:1] == ["preflight"]:
         problem = preflight(args[1:])
@@ -108,6 +132,8 @@ def main(args: list[str]) -> int:
             print(problem, file=sys.stderr)
             return EX_CONFIG
         return 0
+    if args == ["migrate"]:
+        return migrate()
     if args == ["health"]:
         command = main_command()
         if command and Path(command[0]).name.startswith("python"):
@@ -117,7 +143,7 @@ def main(args: list[str]) -> int:
             print(problem, file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m mentor_pipeline.service preflight COMMAND... | health", file=sys.stderr)
+    print("usage: python -m mentor_pipeline.service preflight COMMAND... | migrate | health", file=sys.stderr)
     return 2
 
 

@@ -24,6 +24,9 @@ class Variable:
 DATABASE_URL = Variable("DATABASE_URL", None, "the app database (Supabase in production); unset: an embedded "
                                               "PostgreSQL (the `demo` extra), demo and tests only", required=True)
 PGDATA = Variable("MENTOR_PIPELINE_PGDATA", ".pgdata/", "where the embedded PostgreSQL keeps its data")
+MIGRATE_URL = Variable("MENTOR_PIPELINE_MIGRATE_URL", None, "the app database for the image's migrate step "
+                                                            "(mentor_pipeline/service.py): the direct or session-pooler "
+                                                            "connection; unset: DATABASE_URL")
 
 # Dynamics (mentor_pipeline/dynamics/settings.py)
 DYNAMICS_URL = Variable("DYNAMICS_URL", None, "the Dataverse org URL, e.g. https://hlf.crm4.dynamics.com", required=True)
