@@ -44,12 +44,12 @@ def role(argv: list[str]) -> tuple[str, list[settings.Variable]] | None:
         return "run worker", EVERYTHING
     if program == "dagster-daemon":
         return "daemon", DAGSTER_STORAGE
-    if program == "dagster-webserver" or argv[1:3] == ["-m", "dagster_webserver"]:
+    if program == "dagster-webserver" or argv[:2] == ["-m", "dagster_webserver"]:
         return "webserver", DAGSTER_STORAGE
     if program == "dagster" and words == ["instance", "migrate"]:
-        return "dagster instance migrate", DAGSTER_STORAGE
+        return "migrate", DAGSTER_STORAGE
     if program == "mentor-pipeline" and words == ["db", "migrate"]:
-        return "mentor-pipeline db migrate", [settings.DATABASE_URL]
+        return "migrate", [settings.DATABASE_URL]
     return None
 
 
@@ -102,8 +102,14 @@ def health(argv: list[str]) -> str | None:
 
 
 def main_command() -> list[str]:
-    """The container's main process (PID 1: the entrypoint execs the service)."""
-    return [word for word in Path("/proc/1/cmdline").read_bytes().decode().split("\0") if word]
+    """The service the container runs: PID 1's command (the entrypoint execs the service), after
+    an init's `... --` (compose's `init: true`) and the entrypoint's own name."""
+    words = [word for word in Path("/proc/1/cmdline").read_bytes().decode().split("\0") if word]
+    if "--" in words:
+        words = words[words.index("--") + 1:]
+    while words and (Path(words[0]).name.startswith("python") or Path(words[0]).name == "mentor-pipeline-entrypoint"):
+        words = words[1:]  # console scripts show as `python /opt/venv/bin/dagster ...`
+    return words
 
 
 MIGRATIONS = (["dagster", "instance", "migrate"], ["mentor-pipeline", "db", "migrate"])
@@ -135,10 +141,7 @@ def main(args: list[str]) -> int:
     if args == ["migrate"]:
         return migrate()
     if args == ["health"]:
-        command = main_command()
-        if command and Path(command[0]).name.startswith("python"):
-            command = command[1:]  # console scripts show as `python /opt/venv/bin/dagster ...`
-        problem = health(command)
+        problem = health(main_command())
         if problem:
             print(problem, file=sys.stderr)
             return 1
