@@ -61,6 +61,14 @@ def read_env_file(text: str) -> dict[str, str]:
     return {name.strip(): value for name, value in pairs}
 
 
+def podman_health_command(test: list[str]) -> str:
+    """Podman 4.3 takes no JSON here: it splits --health-cmd on whitespace and runs the words as
+    they are, which is Compose's ["CMD", ...] form as long as no word holds a space."""
+    form, *words = test
+    assert form == "CMD" and not any(" " in word for word in words), f"not supported by the tests: {test}"
+    return " ".join(words)
+
+
 def duration(text: str) -> str:
     return str(text)  # compose and podman both take Go durations such as 30s, 2m
 
@@ -102,7 +110,7 @@ class Compose:
             args.append("--init")
         check = service.get("healthcheck")
         if check and not check.get("disable"):
-            args += ["--health-cmd", json.dumps(check["test"]), "--health-interval", "disable",
+            args += ["--health-cmd", podman_health_command(check["test"]), "--health-interval", "disable",
                      "--health-timeout", duration(check.get("timeout", "30s")),
                      "--health-retries", str(check.get("retries", 3)),
                      "--health-start-period", duration(check.get("start_period", "0s"))]
