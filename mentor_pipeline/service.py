@@ -7,7 +7,8 @@ definitions load; otherwise it prints one line saying what to set and exits 78 (
 `dagster code-server start` would keep serving, and pass its health check, with definitions that
 failed to load.
 
-`python -m mentor_pipeline.service migrate` (compose.yaml's one-off `migrate` service) upgrades
+`python -m mentor_pipeline.service migrate [--app-only]` (compose.yaml's one-off `migrate`
+service; the Helm values' job, app only) upgrades
 Dagster's storage (`dagster instance migrate`), then the app database (`mentor-pipeline db
 migrate`, on MENTOR_PIPELINE_MIGRATE_URL when set: migrations belong on the direct or
 session-pooler connection, the services on the transaction pooler). Both are no-ops when up to date.
@@ -115,15 +116,18 @@ def main_command() -> list[str]:
 MIGRATIONS = (["dagster", "instance", "migrate"], ["mentor-pipeline", "db", "migrate"])
 
 
-def migrate() -> int:
-    problems = [problem for problem in map(preflight, MIGRATIONS) if problem]
+def migrate(app_only: bool = False) -> int:
+    """Both migrations in order; `app_only`: the app database's alone (Helm: the chart's own job
+    migrates Dagster's storage)."""
+    migrations = MIGRATIONS[1:] if app_only else MIGRATIONS
+    problems = [problem for problem in map(preflight, migrations) if problem]
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return EX_CONFIG
     env = dict(os.environ)
     if env.get(settings.MIGRATE_URL.name, "").strip():
         env[settings.DATABASE_URL.name] = env[settings.MIGRATE_URL.name]
-    for command in MIGRATIONS:
+    for command in migrations:
         print(f"$ {' '.join(command)}", flush=True)
         code = subprocess.run(command, env=env).returncode
         if code != 0:
@@ -138,15 +142,15 @@ def main(args: list[str]) -> int:
             print(problem, file=sys.stderr)
             return EX_CONFIG
         return 0
-    if args == ["migrate"]:
-        return migrate()
+    if args[:1] == ["migrate"] and args[1:] in ([], ["--app-only"]):
+        return migrate(app_only=args[1:] == ["--app-only"])
     if args == ["health"]:
         problem = health(main_command())
         if problem:
             print(problem, file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m mentor_pipeline.service preflight COMMAND... | migrate | health", file=sys.stderr)
+    print("usage: python -m mentor_pipeline.service preflight COMMAND... | migrate [--app-only] | health", file=sys.stderr)
     return 2
 
 
