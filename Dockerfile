@@ -8,6 +8,9 @@
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
+# Optional extras for a container run launcher: `k8s` for the Helm chart's K8sRunLauncher (each
+# run loads the instance, which names dagster_k8s), `docker` for a DockerRunLauncher.
+ARG EXTRAS=""
 # The name this image is tagged with: a container run launcher (DockerRunLauncher, K8sRunLauncher)
 # starts each run from DAGSTER_CURRENT_IMAGE, i.e. from this same image.
 ARG IMAGE=mentor-pipeline:latest
@@ -33,7 +36,7 @@ COPY pyproject.toml ./
 RUN --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
  && mkdir mentor_pipeline && touch mentor_pipeline/__init__.py \
- && pip install . && pip uninstall -y mentor_pipeline && rm -rf mentor_pipeline build *.egg-info
+ && pip install ".${EXTRAS:+[$EXTRAS]}" && pip uninstall -y mentor_pipeline && rm -rf mentor_pipeline build *.egg-info
 
 COPY supabase ./supabase
 COPY mentor_pipeline ./mentor_pipeline
