@@ -102,10 +102,10 @@ def health(argv: list[str]) -> str | None:
     return None if result.returncode == 0 else (result.stdout + result.stderr).strip()[-500:]
 
 
-def main_command() -> list[str]:
+def main_command(cmdline: Path = Path("/proc/1/cmdline")) -> list[str]:
     """The service the container runs: PID 1's command (the entrypoint execs the service), after
     an init's `... --` (compose's `init: true`) and the entrypoint's own name."""
-    words = [word for word in Path("/proc/1/cmdline").read_bytes().decode().split("\0") if word]
+    words = [word for word in cmdline.read_bytes().decode().split("\0") if word]
     if "--" in words:
         words = words[words.index("--") + 1:]
     while words and (Path(words[0]).name.startswith("python") or Path(words[0]).name == "mentor-pipeline-entrypoint"):
