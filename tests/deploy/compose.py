@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,7 +83,8 @@ class Compose:
         self.env = env
         self.images = images
         self.network = f"{project}_default"
-        self.env_file = folder / f"{project}.env"
+        # A file of its own: another Compose of the same project may hold another .env.
+        self.env_file = Path(tempfile.mkstemp(prefix=f"{project}-", suffix=".env", dir=folder)[1])
         self.env_file.write_text("".join(f"{name}={value}\n" for name, value in env.items()))
         self.env_file.chmod(0o600)
         config = interpolate(yaml.safe_load((REPO / "compose.yaml").read_text()), env)
@@ -174,8 +176,8 @@ class Compose:
             if check.returncode == 0:
                 return
             state = self.state(name)
-            if state is None or not state["Running"] and state.get("Status") != "restarting":
-                raise ComposeError(f"service {name} is not running:\n{logs(container)}")
+            if state is None or not state["Running"] and state["ExitCode"] != 0:  # exited, or between restarts
+                raise ComposeError(f"service {name} exited ({state and state['ExitCode']}):\n{logs(container)}")
             if time.monotonic() > deadline:
                 raise ComposeError(f"service {name} not healthy after {timeout:.0f} s: {check.stdout}{check.stderr}"
                                    f"\n{logs(container)}")
