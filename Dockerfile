@@ -28,15 +28,16 @@ RUN python3 -m venv /opt/venv \
 
 WORKDIR /opt/mentor_pipeline
 
-# The pinned dependencies (pyproject.toml) in a layer of their own, rebuilt only when pyproject.toml
-# changes: an empty package stands in for the code. Never the demo or test extras.
+# The pinned dependencies in a layer of their own, rebuilt only when pyproject.toml or
+# deploy/constraints.txt change: an empty package stands in for the code. Never the demo or test extras.
 # A CA bundle for a TLS-intercepting proxy may be passed as the build secret `pip-ca`
 # (`--secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt`): pip uses it, the image never holds it.
-COPY pyproject.toml ./
+# deploy/constraints.txt holds every package at the version tested, so a rebuild installs the same.
+COPY pyproject.toml deploy/constraints.txt ./
 RUN --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
  && mkdir mentor_pipeline && touch mentor_pipeline/__init__.py \
- && pip install ".${EXTRAS:+[$EXTRAS]}" && pip uninstall -y mentor_pipeline && rm -rf mentor_pipeline build *.egg-info
+ && pip install -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" && pip uninstall -y mentor_pipeline && rm -rf mentor_pipeline build *.egg-info
 
 COPY supabase ./supabase
 COPY mentor_pipeline ./mentor_pipeline
