@@ -16,6 +16,7 @@ the machine is shared).
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import time
@@ -57,21 +58,12 @@ def interpolate(value, env: dict[str, str]):
     return INTERPOLATION.sub(replace, value)
 
 
-def read_env_file(text: str) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#"))
-    return {name.strip(): value for name, value in pairs}
-
-
 def podman_health_command(test: list[str]) -> str:
     """Podman 4.3 takes no JSON here: it splits --health-cmd on whitespace and runs the words as
     they are, which is Compose's ["CMD", ...] form as long as no word holds a space."""
     form, *words = test
     assert form == "CMD" and not any(" " in word for word in words), f"not supported by the tests: {test}"
     return " ".join(words)
-
-
-def duration(text: str) -> str:
-    return str(text)  # compose and podman both take Go durations such as 30s, 2m
 
 
 class Compose:
@@ -84,7 +76,9 @@ class Compose:
         self.images = images
         self.network = f"{project}_default"
         # A file of its own: another Compose of the same project may hold another .env.
-        self.env_file = Path(tempfile.mkstemp(prefix=f"{project}-", suffix=".env", dir=folder)[1])
+        handle, path = tempfile.mkstemp(prefix=f"{project}-", suffix=".env", dir=folder)
+        os.close(handle)
+        self.env_file = Path(path)
         self.env_file.write_text("".join(f"{name}={value}\n" for name, value in env.items()))
         self.env_file.chmod(0o600)
         config = interpolate(yaml.safe_load((REPO / "compose.yaml").read_text()), env)
@@ -113,9 +107,9 @@ class Compose:
         check = service.get("healthcheck")
         if check and not check.get("disable"):
             args += ["--health-cmd", podman_health_command(check["test"]), "--health-interval", "disable",
-                     "--health-timeout", duration(check.get("timeout", "30s")),
+                     "--health-timeout", check.get("timeout", "30s"),  # both take Go durations
                      "--health-retries", str(check.get("retries", 3)),
-                     "--health-start-period", duration(check.get("start_period", "0s"))]
+                     "--health-start-period", check.get("start_period", "0s")]
         image = self.images.get(service["image"], service["image"])
         return [*args, image, *service.get("command", [])]
 
