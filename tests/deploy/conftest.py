@@ -25,7 +25,7 @@ from mentor_pipeline.db.connection import with_database
 from mentor_pipeline.db.migrate import migrate
 from tests.deploy.compose import Compose
 from tests.deploy.forward import forwarding
-from tests.deploy.podman import BASE_IMAGE, IMAGE, build_image, ensure_tools, podman
+from tests.deploy.podman import BASE_IMAGE, IMAGE, ULIMITS, build_image, ensure_tools, podman
 from tests.support.db import create_database, drop_database
 from tests.support.emulator import EmulatorHandle, running_emulator
 
@@ -74,8 +74,7 @@ def deployment(image) -> Deployment:
                     "postgres), which the containers reach over TCP: `pg_ctlcluster 15 main start`")
     project = f"mpdeploy{uuid.uuid4().hex[:8]}"
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="mp-deploy-") as folder:
-        compose_env = {}  # filled below, once the addresses are known
-        compose = Compose(project, compose_env, Path(folder), {})
+        compose = Compose(project, {}, Path(folder), {})  # the network first: it gives the addresses
         compose.create_network()
         stack.callback(compose.down)
         gateway = _bring_up_network(compose)
@@ -120,7 +119,7 @@ def deployment(image) -> Deployment:
 def _bring_up_network(compose: Compose) -> str:
     """The network's gateway address (host.containers.internal), which exists on the host only
     while a container is attached: a placeholder keeps it up for the forwarder and the emulator."""
-    podman("run", "--detach", "--name", f"{compose.project}-gateway-1", "--network", compose.network,
-           "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", BASE_IMAGE, "sleep", "infinity")
+    podman("run", "--detach", "--name", f"{compose.project}-gateway-1", "--network", compose.network, *ULIMITS,
+           BASE_IMAGE, "sleep", "infinity")  # removed with the network (Compose.down)
     network = json.loads(podman("network", "inspect", compose.network).stdout)[0]
     return network["subnets"][0]["gateway"]
