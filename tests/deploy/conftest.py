@@ -67,7 +67,8 @@ def host_postgres_reachable() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+# Package scope: the containers stop as soon as this suite ends, not idle through the rest of the run.
+@pytest.fixture(scope="package")
 def deployment(image) -> Deployment:
     if not host_postgres_reachable():
         pytest.skip("the stack tests need the machine's PostgreSQL on 127.0.0.1:5432 (trust auth, user "
