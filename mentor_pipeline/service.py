@@ -8,10 +8,10 @@ definitions load; otherwise it prints one line saying what to set and exits 78 (
 failed to load.
 
 `python -m mentor_pipeline.service migrate [--app-only]` (compose.yaml's one-off `migrate`
-service; the Helm values' job, app only) upgrades
-Dagster's storage (`dagster instance migrate`), then the app database (`mentor-pipeline db
-migrate`, on MENTOR_PIPELINE_MIGRATE_URL when set: migrations belong on the direct or
-session-pooler connection, the services on the transaction pooler). Both are no-ops when up to date.
+service; the Helm values' job, app only) upgrades Dagster's storage (`dagster instance migrate`),
+then the app database (`mentor-pipeline db migrate`, on MENTOR_PIPELINE_MIGRATE_URL when set:
+migrations belong on the direct or session-pooler connection, the services on the transaction
+pooler). Both are no-ops when up to date.
 
 `python -m mentor_pipeline.service health` (the image's HEALTHCHECK) checks whichever service is
 the container's main process: the code server answers gRPC, the daemon's heartbeats are fresh,
