@@ -7,8 +7,11 @@ import dagster as dg
 
 from mentor_pipeline.drift.report import LookReport
 from mentor_pipeline.drift.run import look
+from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsConfigError
 from mentor_pipeline.operations.alerts import AlertSink
+from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
+from mentor_pipeline.vocabulary import incident_kind_for
 
 TRACKING_CHECK = "change_tracking_readable"
 FIGHT_CHECK = "no_contact_fights_the_pipeline"
@@ -36,8 +39,16 @@ FIGHT_CHECK = "no_contact_fights_the_pipeline"
 )
 def dynamics_drift(context: dg.AssetExecutionContext, app_db: AppDatabase, dynamics: DynamicsResource,
                    alerts: AlertSink):
-    with dynamics.open_client() as client:
-        report = look(app_db.connect, client, alerts=alerts, log=context.log)
+    try:
+        with dynamics.open_client() as client:
+            report = look(app_db.connect, client, alerts=alerts, log=context.log)
+    except (DynamicsAuthError, DynamicsConfigError) as exc:
+        # The sign-in incident the drain and the credential checks raise too; the failed run
+        # counts there (run_failure_alert_sensor), not as run_failed on top.
+        kind = incident_kind_for(exc)
+        alerts.alert(kind, str(exc))
+        raise dg.Failure(description=f"the drift watch could not sign in to Dynamics: {exc}",
+                         metadata={RUN_FAILURE_INCIDENT_KEY: dg.MetadataValue.text(kind.value)}) from None
     yield dg.MaterializeResult(metadata=report_metadata(report))
     yield dg.AssetCheckResult(
         check_name=TRACKING_CHECK, passed=report.tracking_off is None, severity=dg.AssetCheckSeverity.ERROR,
