@@ -34,7 +34,7 @@ GENERATE = """
 insert into organizations (code, name, website_sync_enabled) values ('HLF', 'HLF', true);
 insert into chapters (organization_id, name) select id, 'HLF Oslo' from organizations;
 insert into mentors (organization_id, chapter_id, full_name, status)
-select o.id, c.id, 'Mentor ' || g, 'active' from organizations o, chapters c, generate_series(1, %s) g;
+select o.id, c.id, 'Mentor ' || g, 'active' from organizations o, chapters c, generate_series(1, {n}) g;
 insert into certifications (mentor_id, issued_at, expires_at)
 select id, now() - interval '100 days', now() + interval '600 days' from mentors;
 """
@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_database() as url, running_emulator() as emu:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(GENERATE, (args.contacts,))
+            conn.execute(GENERATE.format(n=int(args.contacts)))
             conn.execute("delete from sync_queue")
             ids = [str(r[0]) for r in conn.execute("select id from mentors order by id")]
         emu.admin.seed_contacts([{"mentor_id": m, "chapter": "HLF Oslo", "listed": True} for m in ids])
