@@ -46,3 +46,18 @@ def mark_drift(conn: psycopg.Connection, look_id: uuid.UUID, changed: list[dict]
 def database_now(conn: psycopg.Connection) -> datetime:
     (now,) = conn.execute("select now()").fetchone()
     return now
+
+
+def day_summary(conn: psycopg.Connection, at: datetime | None = None) -> dict[str, int]:
+    """What the looks of the 24 hours before `at` (default now) found, per action: the drift the
+    watch put right between two nights, shown on the nightly reconciliation."""
+    row = conn.execute(
+        """
+        select count(*), count(*) filter (where action = 'queued'), count(*) filter (where action = 'fighting')
+          from dynamics_drift
+         where seen_at > coalesce(%(at)s::timestamptz, now()) - interval '24 hours'
+           and seen_at <= coalesce(%(at)s::timestamptz, now())
+        """,
+        {"at": at},
+    ).fetchone()
+    return {"drift_watch_found_24h": row[0], "drift_watch_queued_24h": row[1], "drift_watch_fighting_24h": row[2]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mentor_pipeline.drift.run import DriftPolicy, look
+from mentor_pipeline.drift.store import day_summary
 from mentor_pipeline.operations.incidents import get_incident
 from mentor_pipeline.sync import drain_queue
 from tests.sync.helpers import FAST, hlf_mentors, seed_contacts, sent_writes
@@ -142,3 +143,16 @@ def test_a_delta_is_read_page_by_page_and_the_token_is_kept_in_the_database(db, 
     assert sorted(m for m, *_ in drift_rows(db)) == sorted(ids)
     (newer,) = db.execute("select delta_token from dynamics_change_tracking").fetchone()
     assert newer and newer != token
+
+
+def test_the_days_drift_is_counted_for_the_nightly_reconciliation(db, connect, client, emulator, mentors):
+    (a, b, _), _ = mentors
+    first_look(connect, client)
+    emulator.admin.edit_contact(a, listed=False)
+    emulator.admin.edit_contact(b, chapter="Bergen")
+    report = look(connect, client)
+    at = report.drift[0]["seen_at"]
+    assert day_summary(db, at) == {"drift_watch_found_24h": 2, "drift_watch_queued_24h": 2,
+                                   "drift_watch_fighting_24h": 0}
+    later = db.execute("select %s::timestamptz + interval '25 hours'", (at,)).fetchone()[0]
+    assert day_summary(db, later)["drift_watch_found_24h"] == 0
