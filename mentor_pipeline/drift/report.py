@@ -22,14 +22,11 @@ class LookReport:
     seconds: float = 0.0
     drift: list[dict] = field(default_factory=list)  # rows of dynamics_drift
 
-    def count(self, *, action: DriftAction | None = None, field_: DriftField | None = None) -> int:
-        return sum(1 for row in self.drift if (action is None or row["action"] == action)
-                   and (field_ is None or row["field"] == field_))
-
     def counts(self) -> dict[str, int]:
         by_action = Counter(row["action"] for row in self.drift)
         return {"drift_found": len(self.drift), **{f"drift_{a.value}": by_action.get(a, 0) for a in DriftAction},
-                "contacts_deleted": self.count(field_=DriftField.DELETED), "changes_seen": self.changes_seen,
+                "contacts_deleted": sum(1 for row in self.drift if row["field"] == DriftField.DELETED),
+                "changes_seen": self.changes_seen,
                 "pages": self.pages, "requests": self.requests}
 
     def drift_markdown(self, limit: int = 50) -> str:
