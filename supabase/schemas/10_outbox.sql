@@ -217,7 +217,9 @@ language sql
 immutable
 parallel safe
 as $$
-    select p_listed = p_should_be_listed and (not p_should_be_listed or p_chapter is not distinct from p_rule_chapter)
+    select case when p_listed is not null
+                then p_listed = p_should_be_listed
+                     and (not p_should_be_listed or p_chapter is not distinct from p_rule_chapter) end
 $$;
 
 -- The audit trail of status transitions. It outlives the mentor row too, and each status change
