@@ -13,7 +13,7 @@ at the end.
     .venv/bin/python bench/bench_lag.py --changes 10 --gap 35   # cold path: every change waits for a new run
     .venv/bin/python bench/bench_lag.py --kind lapse --changes 12  # a certification lapses (no write to any
         table when it does): from its expires_at to the unlisting in Dynamics; each is renewed (untimed) after
-    .venv/bin/python bench/bench_lag.py --kind hand_edit --changes 10 --gap-max 60  # a listed mentor unlisted by
+    .venv/bin/python bench/bench_lag.py --kind hand_edit --changes 10 --gap-max 180  # a listed mentor unlisted by
         hand in Dynamics -> listed again by the drift watch and the drain (MENTOR_PIPELINE_DRIFT_WATCH_MINUTES)
 
 DATABASE_URL picks the server (default: the embedded one); scratch databases are dropped after.
@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                         "hand_edit: 400 s)")
     parser.add_argument("--webserver", action="store_true", help="also start dagster-webserver (UI)")
     parser.add_argument("--kind", choices=["status", "lapse", "hand_edit"], default="status")
-    parser.add_argument("--gap-max", type=float, default=1.0, help="random gap 0.2..this between changes")
+    parser.add_argument("--gap-max", type=float, default=1.0, help="random gap 0.2..this between changes (hand_edit: "
+                        "the look interval, so edits fall anywhere between two looks)")
     parser.add_argument("--gap", type=float, help="seconds between changes (default: random 0.2-1.0 s); more than "
                         "the sync run's linger (30 s) measures the cold path: sensor tick + run launch every time")
     args = parser.parse_args(argv)
