@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from mentor_pipeline.drift.definitions import defs as drift_defs
 from mentor_pipeline.expiry.definitions import defs as expiry_defs
 from mentor_pipeline.operations.alerts import AlertSink, reminder_minutes_from_env
 from mentor_pipeline.operations.definitions import defs as operations_defs
@@ -25,4 +26,4 @@ core = dg.Definitions(
     }
 )
 
-defs = dg.Definitions.merge(core, sync_defs, expiry_defs, reconcile_defs, operations_defs)
+defs = dg.Definitions.merge(core, sync_defs, expiry_defs, reconcile_defs, operations_defs, drift_defs)

@@ -51,6 +51,8 @@ FRESHNESS_MINUTES = Variable("MENTOR_PIPELINE_FRESHNESS_MINUTES", 15.0,
                              "the freshness promise: no due change waits longer than this")
 CREDENTIAL_CHECK_MINUTES = Variable("MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES", 2.0,
                                     "while sign-in is broken, how often the sensor re-checks the credentials")
+DRIFT_WATCH_MINUTES = Variable("MENTOR_PIPELINE_DRIFT_WATCH_MINUTES", 3.0,
+                               "how often the drift watch reads what changed in Dynamics (change tracking)")
 
 # Nights
 FIRST_NIGHT = Variable("MENTOR_PIPELINE_FIRST_NIGHT", None,

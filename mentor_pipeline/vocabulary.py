@@ -59,6 +59,7 @@ class TriggerEvent(StrEnum):
     MENTOR_DELETED = "mentor_deleted"
     ORGANIZATION_CHANGE = "organization_change"
     CHAPTER_CHANGE = "chapter_change"
+    DYNAMICS_DRIFT = "dynamics_drift"  # the drift watch saw Dynamics differ from the rule
 
 
 class Classification(StrEnum):
@@ -76,6 +77,22 @@ class Classification(StrEnum):
     FORCED = "forced"  # a force sync's row: written whatever Dynamics showed
 
 
+class DriftField(StrEnum):
+    """dynamics_drift.field (dynamics_drift_field_check): what differed from the rule."""
+
+    LISTED = "listed"
+    CHAPTER = "chapter"
+    DELETED = "deleted"  # the contact was deleted in Dynamics
+
+
+class DriftAction(StrEnum):
+    """dynamics_drift.action (dynamics_drift_action_check): what the watch did about it."""
+
+    QUEUED = "queued"
+    LEFT_TO_QUEUE = "left_to_queue"
+    FIGHTING = "fighting"
+
+
 class IncidentKind(StrEnum):
     """incidents.kind: what operators are alerted about (docs/operations.md, *Alerts*)."""
 
@@ -90,6 +107,8 @@ class IncidentKind(StrEnum):
     RUN_FAILED = "run_failed"  # scope: the job
     RECONCILIATION_DUPLICATES = "reconciliation_duplicates"
     EXPIRY_THRESHOLDS_INVALID = "expiry_thresholds_invalid"  # scope: the organisation
+    CHANGE_TRACKING_OFF = "dynamics_change_tracking_off"  # the drift watch cannot read changes
+    DRIFT_FIGHT = "dynamics_drift_fight"  # scope: the mentor; something keeps changing it back
 
     # While one of these is open, sync_queue_sensor starts no drain (each would fail the same
     # way) and re-checks the credentials now and then instead.

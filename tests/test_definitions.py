@@ -19,7 +19,7 @@ def calls_dynamics(op: dg.OpDefinition) -> bool:
 def test_every_step_that_calls_dynamics_is_in_the_dynamics_pool():
     steps = {op.name: op.pool for job in REPOSITORY.get_all_jobs() for op in job.graph.iterate_op_defs()
              if calls_dynamics(op)}
-    assert {"website_listing", "website_reconciliation", "force_sync"} <= set(steps)
+    assert {"website_listing", "website_reconciliation", "force_sync", "dynamics_drift"} <= set(steps)
     assert set(steps.values()) == {DYNAMICS_POOL}, steps
 
 
@@ -35,6 +35,7 @@ def test_every_job_running_a_dynamics_step_carries_the_dynamics_tag():
         "force_sync_job": (True, True),
         "nightly_reconciliation_job": (True, True),
         "nightly_expiry_job": (False, False),
+        "drift_watch_job": (True, True),
     }
 
 

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("--state-file", metavar="PATH", help="load contacts from and save them to this JSON file")
     parser.add_argument("--portal-delay", type=_seconds, default=0.0, metavar="SECONDS",
                         help="how long the public page lags Dataverse (Power Pages: up to 900)")
+    parser.add_argument("--no-change-tracking", action="store_true",
+                        help="start with Track changes off on the contact table (delta reads refused)")
     parser.set_defaults(func=run_command)
 
 
@@ -74,7 +76,7 @@ def run_command(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, tenant_id=args.tenant_id, client_id=args.client_id,
         client_secret=args.client_secret, seed_contacts=args.seed_contacts, request_limit=args.request_limit,
         concurrency_limit=args.concurrency_limit, token_lifetime=args.token_lifetime,
-        state_file=args.state_file, portal_delay=args.portal_delay,
+        state_file=args.state_file, portal_delay=args.portal_delay, change_tracking=not args.no_change_tracking,
     )
     run(options, announce=lambda line: print(line, flush=True))
     return 0

@@ -27,7 +27,10 @@ import httpx
 
 from mentor_pipeline.dynamics.auth import TokenProvider
 from mentor_pipeline.dynamics.batch import BatchOperation, decode_batch_response, encode_batch
+from mentor_pipeline.dynamics import delta
 from mentor_pipeline.dynamics.errors import (
+    ChangeTrackingOff,
+    DeltaTokenExpired,
     DynamicsAuthError,
     DynamicsError,
     DynamicsProtocolError,
@@ -127,6 +130,54 @@ class DataverseClient:
                 )
             url = self._next_link(body)
             yield [self._listing(row) for row in rows]
+
+    def iter_changes(self, delta_token: str | None = None, *,
+                     page_size: int = MAX_PAGE_SIZE) -> Iterator[delta.ChangePage]:
+        """Change tracking: without a token every contact (and a token on the last page), with
+        one what changed since (current values) and what was deleted. Raises ChangeTrackingOff
+        when the table does not track changes, DeltaTokenExpired when the token is too old."""
+        s = self.settings
+        select = ",".join([s.key_attribute, s.listed_attribute, s.chapter_attribute])
+        query = f"$select={quote(select, safe=',')}"
+        if delta_token is not None:
+            query += f"&$deltatoken={quote(delta_token, safe='')}"
+        url: str | None = f"{s.api_base}{s.entity_set}?{query}"
+        prefer = {"Prefer": f"odata.track-changes,odata.maxpagesize={min(page_size, MAX_PAGE_SIZE)}"}
+        what = "the contact changes"
+        while url:
+            response, _ = self._request("GET", url, headers=prefer, what=what)
+            body = self._json_body(response, what)
+            if response.status_code != 200:
+                error = self._request_error(response, body, what)
+                refused = delta.refused_as(error.code or "", str(error))
+                if refused == "off":
+                    raise ChangeTrackingOff(
+                        f"Change tracking is off for the {s.entity_set} table in Dataverse ({error.code}): in Power "
+                        "Apps (make.powerapps.com) open Tables > Contact > Properties > Advanced options, tick "
+                        "'Track changes' and save.", status=response.status_code, code=error.code)
+                if refused == "expired":
+                    raise DeltaTokenExpired(
+                        f"Dataverse no longer has the changes since the stored delta token ({error.code}): a full "
+                        "read starts over.", status=response.status_code, code=error.code)
+                raise error
+            rows = body.get("value")
+            if not isinstance(rows, list):
+                raise DynamicsProtocolError(f"Dataverse answered {what} without a 'value' array: retry later.")
+            page = delta.ChangePage()
+            for row in rows:
+                if isinstance(row, dict) and delta.is_deleted(row):
+                    page.deleted.append(str(row.get("id")))
+                else:
+                    page.changed.append(self._change(row))
+            url = self._next_link(body)
+            if url is None:
+                link = body.get("@odata.deltaLink")
+                page.delta_token = delta.token_of(link) if isinstance(link, str) else None
+                if page.delta_token is None:
+                    raise DynamicsProtocolError(
+                        f"Dataverse answered {what} without an @odata.deltaLink on the last page: is "
+                        "'Prefer: odata.track-changes' stripped by a proxy?")
+            yield page
 
     def set_listed(self, mentor_id: str, listed: bool, chapter: str | None = None) -> UpdateResult:
         """Update one contact, update-only (If-Match: *): a missing contact is NOT_FOUND."""
@@ -390,6 +441,16 @@ class DataverseClient:
             )
         chapter = row.get(s.chapter_attribute)
         return {"mentor_id": row[s.key_attribute], "listed": bool(listed), "chapter": chapter}
+
+    def _change(self, row: object) -> dict:
+        """A changed row of a delta read; contacts that are not mentors' have no key (None)."""
+        s = self.settings
+        if not isinstance(row, dict) or not isinstance(row.get("contactid"), str):
+            raise DynamicsProtocolError("A changed contact in Dataverse's delta lacks its contactid: retry later.")
+        key = row.get(s.key_attribute)
+        if key is None:
+            return {"contactid": row["contactid"], "mentor_id": None, "listed": False, "chapter": None}
+        return {"contactid": row["contactid"], **self._listing(row)}
 
     def _next_link(self, body: dict) -> str | None:
         link = body.get("@odata.nextLink")

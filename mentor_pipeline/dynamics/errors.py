@@ -52,3 +52,11 @@ class DynamicsRequestError(DynamicsError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class ChangeTrackingOff(DynamicsRequestError):
+    """The table's Track changes setting is off: Dataverse refuses delta reads (0x80072491)."""
+
+
+class DeltaTokenExpired(DynamicsRequestError):
+    """The delta token is past the change-tracking retention: start over with a full read."""

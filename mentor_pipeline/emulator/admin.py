@@ -42,6 +42,19 @@ class EmulatorAdmin:
     def delete_contact(self, mentor_id: str) -> None:
         self._http.delete(f"/_admin/contacts/{mentor_id}")
 
+    def edit_contact(self, mentor_id: str, **values) -> dict:
+        """Change a contact as a CRM administrator or a flow would: listed, chapter, full_name."""
+        return self._call("PATCH", f"contacts/{mentor_id}", values)
+
+    # change tracking
+    def set_change_tracking(self, enabled: bool) -> dict:
+        """The contact table's Track changes setting."""
+        return self._call("POST", "change-tracking", {"enabled": enabled})
+
+    def expire_delta_tokens(self) -> dict:
+        """Every delta token issued so far is past retention (ExpireChangeTrackingInDays)."""
+        return self._call("POST", "change-tracking", {"expire_tokens": True})
+
     def portal(self) -> dict[str, list[dict]]:
         """Chapter -> mentors the public page shows now (after the portal delay)."""
         response = self._http.get("/portal.json")

@@ -1,7 +1,9 @@
 """Admin endpoints under /_admin/ (tests and demos only; loopback, no auth).
 
-Seed contacts, read and clear the request log, set faults and limits, rotate or expire the
-client secret, revoke tokens and move the emulator's clock.
+Seed contacts, edit or delete one as a CRM administrator would (a new row version, seen by
+change tracking), switch the table's change tracking and expire delta tokens, read and clear the
+request log, set faults and limits, rotate or expire the client secret, revoke tokens and move
+the emulator's clock.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mentor_pipeline.emulator.store import KEY, seed_rows
+from mentor_pipeline.emulator.store import CHAPTER, KEY, LISTED, seed_rows
 
 if TYPE_CHECKING:
     from mentor_pipeline.emulator.app import Emulator
@@ -38,6 +40,7 @@ def routes(em: Emulator) -> list[Route]:
             "token_lifetime": em.identity.token_lifetime,
             "portal_delay": em.portal_delay,
             "max_page_size": em.webapi.max_page_size,
+            "change_tracking": em.tracking.enabled,
             "faults": em.faults.faults.as_dict(),
             "clock_offset": em.clock.offset,
             "state_file": o.state_file,
@@ -58,12 +61,29 @@ def routes(em: Emulator) -> list[Route]:
         count = em.seed(data.get("contacts", []), replace=bool(data.get("replace")))
         return JSONResponse({"seeded": count, "contacts": len(em.store.by_id)})
 
-    async def delete_contact(request: Request):
+    async def one_contact(request: Request):
         contact = em.store.get_by_key(request.path_params["mentor_id"])
         if contact is None:
-            return JSONResponse({"deleted": 0}, 404)
-        em.store.delete(contact)
-        return JSONResponse({"deleted": 1})
+            return JSONResponse({"deleted": 0, "updated": 0}, 404)
+        if request.method == "DELETE":
+            em.store.delete(contact)
+            return JSONResponse({"deleted": 1})
+        # An edit in the model-driven app or by a flow: any column, a new row version.
+        data = await body(request)
+        names = {"listed": LISTED, "chapter": CHAPTER, "full_name": "fullname"}
+        unknown = set(data) - set(names)
+        if unknown:
+            return JSONResponse({"error": f"unknown column(s) {sorted(unknown)}; known: {sorted(names)}"}, 400)
+        em.store.update(contact, {names[k]: v for k, v in data.items()})
+        return JSONResponse({"updated": 1, "versionnumber": contact.attrs["versionnumber"]})
+
+    async def change_tracking(request: Request):
+        data = await body(request)
+        if "enabled" in data:
+            em.tracking.enabled = bool(data["enabled"])
+        if data.get("expire_tokens"):
+            em.tracking.expire_all(em.store.bump_version())
+        return JSONResponse({"enabled": em.tracking.enabled, "expired_below": em.tracking.expired_below})
 
     async def seed(request: Request):
         data = await body(request)
@@ -134,7 +154,8 @@ def routes(em: Emulator) -> list[Route]:
     return [
         Route("/_admin/state", state),
         Route("/_admin/contacts", contacts, methods=["GET", "POST"]),
-        Route("/_admin/contacts/{mentor_id}", delete_contact, methods=["DELETE"]),
+        Route("/_admin/contacts/{mentor_id}", one_contact, methods=["PATCH", "DELETE"]),
+        Route("/_admin/change-tracking", change_tracking, methods=["POST"]),
         Route("/_admin/seed", seed, methods=["POST"]),
         Route("/_admin/requests", requests, methods=["GET", "DELETE"]),
         Route("/_admin/faults", faults, methods=["GET", "POST", "DELETE"]),

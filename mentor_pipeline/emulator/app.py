@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from mentor_pipeline.emulator import admin_api
 from mentor_pipeline.emulator.batch import InnerRequest, run_batch, split_url
+from mentor_pipeline.emulator.changetracking import ChangeTracking
 from mentor_pipeline.emulator.clock import Clock
 from mentor_pipeline.emulator.faults import FaultInjector
 from mentor_pipeline.emulator.identity import Identity
@@ -44,7 +45,8 @@ class Emulator:
                                         options.execution_time_limit, options.concurrency_limit)
         self.faults = FaultInjector(options.seed)
         self.store = ContactStore(self.clock)
-        self.webapi = WebApi(self.store, options.max_page_size)
+        self.tracking = ChangeTracking(enabled=options.change_tracking)
+        self.webapi = WebApi(self.store, options.max_page_size, self.tracking)
         self.log = RequestLog()
         self.portal_delay = options.portal_delay
         if options.state_file:

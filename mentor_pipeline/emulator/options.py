@@ -25,5 +25,7 @@ class EmulatorOptions:
     token_lifetime: int = 3599
     max_page_size: int = 5000
     portal_delay: float = 0.0  # Power Pages shows API changes within 15 minutes
+    # The contact table's Track changes setting (EntityMetadata.ChangeTrackingEnabled).
+    change_tracking: bool = True
     state_file: str | None = None
     seed: int = 0  # random seed for fault injection, so demos repeat

@@ -42,6 +42,18 @@ class ContactStore:
         self._version = 1000
         self._journal: list[tuple[str, Contact | None]] | None = None
         self.dirty = False
+        # (row version of the delete, contactid): what change tracking reports as $deletedEntity.
+        self.tombstones: list[tuple[int, str]] = []
+
+    @property
+    def version(self) -> int:
+        """The newest row version handed out: a delta token's high-water mark."""
+        return self._version
+
+    def bump_version(self) -> int:
+        """A new row version with no row: a boundary no earlier delta token reaches."""
+        self._version += 1
+        return self._version
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -99,6 +111,8 @@ class ContactStore:
         self._remember(contact.attrs["contactid"], contact)
         del self.by_id[contact.attrs["contactid"]]
         self.by_key.pop(contact.attrs.get(KEY), None)
+        self._version += 1
+        self.tombstones.append((self._version, contact.attrs["contactid"]))
         self.dirty = True
 
     def clear(self) -> None:

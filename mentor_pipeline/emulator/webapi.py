@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from mentor_pipeline.emulator.changetracking import EXPIRED, NOT_TRACKED, ChangeTracking
 from mentor_pipeline.emulator.store import BOOLEAN, COLUMNS, KEY, READ_ONLY, WRITABLE, Contact, ContactStore
 
 ENTITY_SET = "contacts"
@@ -45,9 +46,10 @@ def error_reply(status: int, code: str, message: str) -> Reply:
 
 
 class WebApi:
-    def __init__(self, store: ContactStore, max_page_size: int = 5000):
+    def __init__(self, store: ContactStore, max_page_size: int = 5000, tracking: ChangeTracking | None = None):
         self.store = store
         self.max_page_size = max_page_size
+        self.tracking = tracking or ChangeTracking()
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes,
                service_root: str, user_id: str) -> Reply:
@@ -57,8 +59,12 @@ class WebApi:
                 "@odata.context": f"{service_root}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
                 "BusinessUnitId": BUSINESS_UNIT_ID, "UserId": user_id, "OrganizationId": ORGANIZATION_ID,
             })
+        if path.startswith("EntityDefinitions") and method == "GET":
+            return self.entity_definitions(path, query, service_root)
         if path == ENTITY_SET:
             if method == "GET":
+                if "odata.track-changes" in headers.get("prefer", "") or "$deltatoken" in query:
+                    return self.delta(query, headers, service_root)
                 return self.query(query, headers, service_root)
             if method == "POST":
                 return self.create(body, headers, service_root)
@@ -128,6 +134,80 @@ class WebApi:
             body["@odata.nextLink"] = f"{service_root}{ENTITY_SET}?{kept}{'&' if kept else ''}$skiptoken={token}"
         extra = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if requested else {}
         return json_reply(200, body, extra)
+
+    # -- change tracking ---------------------------------------------------------------------
+
+    def entity_definitions(self, path: str, query: dict[str, str], service_root: str) -> Reply:
+        definition = self.tracking.entity_definition()
+        if path == "EntityDefinitions(LogicalName='contact')":
+            select = [n.strip() for n in query.get("$select", "").split(",") if n.strip()]
+            shown = {k: v for k, v in definition.items() if not select or k in select or k == "MetadataId"}
+            return json_reply(200, {"@odata.context": f"{service_root}$metadata#EntityDefinitions/$entity", **shown})
+        if path == "EntityDefinitions":
+            text = query.get("$filter", "")
+            wanted = re.fullmatch(r"\s*ChangeTrackingEnabled\s+eq\s+(true|false)\s*", text, re.IGNORECASE)
+            if text and wanted is None:
+                return error_reply(400, QUERY_ERROR, f"emulator: $filter '{text}' on EntityDefinitions is not implemented")
+            rows = [definition] if wanted is None or (wanted.group(1).lower() == "true") == definition[
+                "ChangeTrackingEnabled"] else []
+            return json_reply(200, {"@odata.context": f"{service_root}$metadata#EntityDefinitions", "value": rows})
+        return error_reply(404, QUERY_ERROR, f"Resource not found for the segment '{path}'.")
+
+    def delta(self, query: dict[str, str], headers: dict[str, str], service_root: str) -> Reply:
+        """A track-changes read: everything (no token) or what changed since the token, paged."""
+        if not self.tracking.enabled:
+            return error_reply(400, NOT_TRACKED, f"Change tracking is not enabled for the entity '{ENTITY}'. Enable "
+                                                 "Track changes on the table to retrieve changes.")
+        refused = [n for n in query if n in ("$filter", "$orderby", "$expand", "$top", "$skip")]
+        if refused:
+            return error_reply(400, QUERY_ERROR, f"The query parameter {refused[0]} is not supported with change tracking.")
+        select = parse_select(query.get("$select"))
+        if isinstance(select, Reply):
+            return select
+        if "$skiptoken" in query:  # a page after the first: the cookie carries the whole read
+            cookie = _read_cookie(query["$skiptoken"])
+            if cookie is None or "since" not in cookie:
+                return error_reply(400, QUERY_ERROR, "The $skiptoken is not valid.")
+            since, until, after, page = cookie["since"], cookie["until"], cookie["last"], cookie["page"]
+        else:
+            since, until, after, page = 0, self.store.version, -1, 1
+            if "$deltatoken" in query:
+                since = self.tracking.version_of(unquote(query["$deltatoken"]))
+                if since is None:
+                    return error_reply(400, QUERY_ERROR, "The $deltatoken is not valid.")
+                if since < self.tracking.expired_below:
+                    return error_reply(400, EXPIRED, "The version stamp associated with the client has expired. "
+                                                     "Please perform a full sync.")
+        requested = _max_page_size(headers.get("prefer", ""))
+        page_size = min(requested or self.max_page_size, self.max_page_size)
+        rows, last_seq, more = [], after, False
+        if page == 1 and since:
+            rows = [{"@odata.context": f"{service_root}$metadata#{ENTITY_SET}/$deletedEntity", "id": contactid,
+                     "reason": "deleted"} for version, contactid in self.store.tombstones if since < version <= until]
+        shown = 0
+        for contact in self.store.ordered(after):
+            # Rows changed after the read began are left to the next delta (their version > until).
+            if not since < contact.attrs["versionnumber"] <= until:
+                continue
+            if shown == page_size:
+                more = True
+                break
+            rows.append(row(contact, select))
+            shown += 1
+            last_seq = contact.seq
+        columns = ",".join(select) if select else ""
+        body = {"@odata.context": f"{service_root}$metadata#{ENTITY_SET}({columns})/$delta", "value": rows}
+        kept = "&".join(f"{name}={quote(value, safe=',')}" for name, value in query.items()
+                        if name in ("$select",))
+        joiner = "&" if kept else ""
+        if more:
+            cookie = quote(_skiptoken(last_seq, page + 1, since=since, until=until), safe="")
+            body["@odata.nextLink"] = f"{service_root}{ENTITY_SET}?{kept}{joiner}$skiptoken={cookie}"
+        else:
+            token = quote(self.tracking.token(until), safe="")
+            body["@odata.deltaLink"] = f"{service_root}{ENTITY_SET}?{kept}{joiner}$deltatoken={token}"
+        applied = ["odata.track-changes"] + ([f"odata.maxpagesize={page_size}"] if requested else [])
+        return json_reply(200, body, {"Preference-Applied": ",".join(applied)})
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -278,10 +358,20 @@ def _max_page_size(prefer: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _skiptoken(last_seq: int, page: int) -> str:
+def _skiptoken(last_seq: int, page: int, **tracking: int) -> str:
     # Shaped like Dataverse's paging cookie; opaque to clients, who must pass it back unchanged.
-    cookie = base64.urlsafe_b64encode(json.dumps({"last": last_seq}).encode()).decode()
-    return f'<cookie pagenumber="{page}" pagingcookie="{cookie}" istracking="False" />'
+    cookie = base64.urlsafe_b64encode(json.dumps({"last": last_seq, **tracking}).encode()).decode()
+    return f'<cookie pagenumber="{page}" pagingcookie="{cookie}" istracking="{bool(tracking)}" />'
+
+
+def _read_cookie(token: str) -> dict | None:
+    text = unquote(token)
+    cookie, page = re.search(r'pagingcookie="([^"]+)"', text), re.search(r'pagenumber="(\d+)"', text)
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cookie.group(1))) if cookie else None
+        return {**{k: int(v) for k, v in values.items()}, "page": int(page.group(1)) if page else 2}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _read_skiptoken(token: str) -> tuple[int, int] | None:

@@ -8,6 +8,7 @@ website_listing drain."""
 import dagster as dg
 from pydantic import Field
 
+from mentor_pipeline.drift import store as drift_store
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.expiry.assets import expired_cert_transitions
 from mentor_pipeline.nights import NIGHTS, OSLO_TZ
@@ -77,7 +78,10 @@ def website_reconciliation(
             stall_bound=sync_settings.stall_bound(),
         ))
     context.log.info(" | ".join(report.text_lines()[2:]))
-    yield dg.MaterializeResult(metadata={**expiry, **report_metadata(report)})
+    with app_db.connect(autocommit=True) as conn:
+        # Beside what the night found: what the drift watch put right since the last night.
+        watch = {name: dg.MetadataValue.int(n) for name, n in drift_store.day_summary(conn).items()}
+    yield dg.MaterializeResult(metadata={**expiry, **report_metadata(report), **watch})
 
 
 def night_expiry_metadata(context: dg.AssetExecutionContext) -> dict[str, dg.MetadataValue]:

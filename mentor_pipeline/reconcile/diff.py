@@ -21,7 +21,8 @@ DIVERGENT = tuple(c for c in CLASSIFICATIONS if c != Classification.IN_SYNC)
 # Actions: queue a write (add/remove), leave the mentor to the row already queued, or nothing.
 ADD, REMOVE, LEFT_TO_QUEUE, NONE = "add", "remove", "left_to_queue", "none"
 
-APP_COLUMNS = ["mentor_id", "status", "should_be_listed", "chapter_name", "confirmed_listed", "in_queue"]
+APP_COLUMNS = ["mentor_id", "status", "should_be_listed", "chapter_name", "confirmed_listed", "in_queue",
+               "confirmed_matches"]
 
 
 def app_frame(rows: Iterable[tuple]) -> pd.DataFrame:
@@ -119,6 +120,7 @@ def orphan_rows(listed_unknown: pd.DataFrame, desired: pd.DataFrame) -> pd.DataF
         "chapter_name": None,
         "confirmed_listed": None,
         "in_queue": in_queue,
+        "confirmed_matches": None,
         "contact_exists": True,
         "dynamics_listed": True,
         "classification": pd.Categorical(

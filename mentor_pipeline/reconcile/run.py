@@ -132,7 +132,8 @@ def force_sync(
         if ids is not None:
             # Selected keys whose mentor is gone from the app: written too (unlisted).
             gone = store.keys_state(conn, [k for k in ids if k not in set(app["mentor_id"])])
-            app = pd.concat([app, gone.assign(should_be_listed=False, chapter_name=None, confirmed_listed=None)
+            app = pd.concat([app, gone.assign(should_be_listed=False, chapter_name=None, confirmed_listed=None,
+                                         confirmed_matches=None)
                              .drop(columns=["in_app"])], ignore_index=True)
         report.counts = {"checked": int(len(app)), "divergent": 0}
         report.run_id = store.start_run(conn, "force_sync", dagster_run_id)
@@ -248,7 +249,8 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
         return
     acted = (changes["action"] != d.NONE).to_numpy()
     now = store.app_state(conn, changes.loc[acted, "mentor_id"].tolist())
-    now = now[["mentor_id", "should_be_listed", "confirmed_listed", "in_queue"]].set_index("mentor_id")
+    now = now[["mentor_id", "should_be_listed", "confirmed_listed", "in_queue", "confirmed_matches"]].set_index(
+        "mentor_id")
     now = now.reindex(changes["mentor_id"])
     last_result = {str(row.mentor_id): row.result for row in report.drain.rows}
     result = changes["mentor_id"].astype(object).map(last_result).astype(object).fillna("").to_numpy(dtype=object)
@@ -257,12 +259,13 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
     should = now["should_be_listed"].fillna(False).to_numpy(dtype=bool)
     in_queue = now["in_queue"].fillna(False).to_numpy(dtype=bool)
     confirmed_known = now["confirmed_listed"].notna().to_numpy()
-    confirmed = now["confirmed_listed"].fillna(False).to_numpy(dtype=bool)
+    # Flag and chapter, as SQL's listing_matches_rule decides (reconciliation_app_state).
+    matches = now["confirmed_matches"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     absent = (changes["classification"] == Classification.CONTACT_ABSENT).to_numpy()
     applied = result == "applied"
     outcome = np.select(
         [~acted, ~known, in_queue, result == "dead", absent & should & ~applied,
-         ~confirmed_known & ~should, confirmed_known & (confirmed == should)],
+         ~confirmed_known & ~should, matches],
         ["nothing to write", "left out: no website sync now", "in flight", "still divergent", "still divergent",
          "in sync now", "in sync now"],
         default="still divergent",

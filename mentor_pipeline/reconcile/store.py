@@ -113,7 +113,7 @@ def app_state(
     HLF mentor, or the given ones)."""
     with conn.cursor(binary=True) as cur:
         cur.execute(
-            "select mentor_id::text, status, should_be_listed, chapter_name, confirmed_listed, in_queue"
+            "select mentor_id::text, status, should_be_listed, chapter_name, confirmed_listed, in_queue, confirmed_matches"
             " from reconciliation_app_state(%s::uuid[], coalesce(%s::timestamptz, now()))",
             (None if mentor_ids is None else list(mentor_ids), now),
         )
@@ -251,13 +251,14 @@ def run_log(conn: psycopg.Connection, run_id: uuid.UUID) -> list[dict]:
 def divergence_after_run(conn: psycopg.Connection, run_id: uuid.UUID) -> list[dict]:
     """Now, for every mentor a reconciliation run acted on: the one rule's answer, the listing
     last confirmed in Dynamics, and whether a queue row is still on its way. A mentor is still
-    divergent when nothing is on its way and the confirmed listing is not what it should be."""
+    divergent when nothing is on its way and the confirmed listing (flag and chapter) does not
+    match the rule (`confirmed_matches`, SQL's listing_matches_rule)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
             select l.mentor_id, l.classification, l.action, l.queue_id, s.should_be_listed, s.confirmed_listed,
-                   s.in_queue,
-                   (not s.in_queue and s.confirmed_listed is distinct from s.should_be_listed) as still_divergent
+                   s.in_queue, s.confirmed_matches,
+                   (not s.in_queue and not coalesce(s.confirmed_matches, false)) as still_divergent
               from reconciliation_log l
               join reconciliation_app_state(array(
                        select mentor_id from reconciliation_log where run_id = %(run)s and action <> 'none')) s

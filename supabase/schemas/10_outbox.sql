@@ -24,7 +24,7 @@ immutable
 as $$
     select array['status_change', 'manual_coordinator_action', 'nightly_expiry', 'reconciliation', 'force_sync',
                  'certification_change', 'certification_lapsed', 'mentor_deleted', 'organization_change',
-                 'chapter_change']
+                 'chapter_change', 'dynamics_drift']
 $$;
 
 -- The events an app role (anon, authenticated) may name; the others only the pipeline may.
@@ -202,6 +202,24 @@ immutable
 parallel safe
 as $$
     select p_status in ('pending', 'processing')
+$$;
+
+-- "The listing Dynamics shows matches the rule": the same listed flag and, for a listing, the
+-- same chapter (the public page groups by it; an unlisted contact's chapter shows nowhere). One
+-- definition for everything that compares a listing with the rule: the re-check notes below,
+-- the drift watch (70_drift_watch.sql), reconciliation_app_state (whose confirmed_matches
+-- reconciliation's settle step and divergence check read) and website_sync_status. Null when
+-- nothing is known of the listing (p_listed null). Inlined by the planner like the one above.
+create function listing_matches_rule(p_listed boolean, p_chapter text, p_should_be_listed boolean,
+                                     p_rule_chapter text)
+returns boolean
+language sql
+immutable
+parallel safe
+as $$
+    select case when p_listed is not null
+                then p_listed = p_should_be_listed
+                     and (not p_should_be_listed or p_chapter is not distinct from p_rule_chapter) end
 $$;
 
 -- The audit trail of status transitions. It outlives the mentor row too, and each status change
@@ -577,8 +595,8 @@ begin
                             left join website_listing_state s on s.mentor_id = d.mentor_id
                            where exists (select from sync_queue q where q.mentor_id = d.mentor_id and q.status = 'processing')
                               or case when s.mentor_id is null then d.should_be_listed
-                                      else s.listed <> d.should_be_listed
-                                           or (d.should_be_listed and s.chapter_name is distinct from d.chapter_name)
+                                      else not listing_matches_rule(s.listed, s.chapter_name, d.should_be_listed,
+                                                                    d.chapter_name)
                                  end);
             marked := marked + queue_website_sync(keys, note.event, null, p_at);
             delete from website_sync_rechecks where id = note.id;
@@ -654,6 +672,7 @@ revoke execute on function
     sync_trigger_events(),
     sync_app_events(),
     sync_change_waiting(text),
+    listing_matches_rule(boolean, text, boolean, text),
     latest_certification(uuid, timestamptz),
     latest_certifications(timestamptz),
     has_valid_certification(uuid, timestamptz),

@@ -52,11 +52,12 @@ create index reconciliation_log_mentor on reconciliation_log (mentor_id, created
 
 -- The app side of a reconciliation, per mentor key of an organisation with website sync (all,
 -- or the given ones), at p_at: the one rule's answer with the chapter the page groups by, the
--- listing last confirmed by a write, and whether a queue row is pending or in flight (those
--- mentors are left to the queue).
+-- listing last confirmed by a write, whether that listing matches the rule (flag and chapter:
+-- listing_matches_rule; null when never confirmed), and whether a queue row is pending or in
+-- flight (those mentors are left to the queue).
 create function reconciliation_app_state(p_mentor_ids uuid[] default null, p_at timestamptz default now())
 returns table (mentor_id uuid, status text, should_be_listed boolean, chapter_name text,
-               confirmed_listed boolean, in_queue boolean)
+               confirmed_listed boolean, in_queue boolean, confirmed_matches boolean)
 language sql
 stable
 set search_path = public, pg_temp
@@ -67,7 +68,8 @@ as $$
            d.chapter_name,
            w.listed,
            exists (select 1 from sync_queue q
-                    where q.mentor_id = d.mentor_id and sync_change_waiting(q.status))
+                    where q.mentor_id = d.mentor_id and sync_change_waiting(q.status)),
+           listing_matches_rule(w.listed, w.chapter_name, d.should_be_listed, d.chapter_name)
       from website_listing_rule(p_at) d
       left join website_listing_state w on w.mentor_id = d.mentor_id
      where d.website_sync_enabled

@@ -154,7 +154,8 @@ $$;
 --   change_waiting    a queued or in-flight write exists; waiting_operation says which
 --   public_page_by    confirmed_at + the portal cache, when nothing waits; null while a change
 --                     waits (the page shows it within ~15 min after its write, seconds away)
---   state             website_off | waiting | in_sync | differs | never_synced
+--   state             website_off | waiting | in_sync | differs | never_synced (in_sync: the
+--                     confirmed flag and chapter match the rule, listing_matches_rule)
 create function website_sync_status(mentor_id uuid)
 returns table (wanted_listed boolean, confirmed_listed boolean, confirmed_at timestamptz,
                change_waiting boolean, waiting_operation text, waiting_since timestamptz,
@@ -170,7 +171,7 @@ declare
 begin
     return query
     with wanted as (
-        select d.should_be_listed from mentor_website_desired_state d
+        select d.should_be_listed, d.chapter_name from mentor_website_desired_state d
          where d.mentor_id = target.id and d.website_sync_enabled
     ),
     waiting as (
@@ -181,7 +182,7 @@ begin
          limit 1
     ),
     confirmed as (
-        select w.listed, w.last_synced_at from website_listing_state w where w.mentor_id = target.id
+        select w.listed, w.chapter_name, w.last_synced_at from website_listing_state w where w.mentor_id = target.id
     )
     select (select should_be_listed from wanted),
            c.listed,
@@ -194,7 +195,8 @@ begin
                when not exists (select 1 from wanted) then 'website_off'
                when exists (select 1 from waiting) then 'waiting'
                when c.listed is null then 'never_synced'
-               when c.listed = (select should_be_listed from wanted) then 'in_sync'
+               when (select listing_matches_rule(c.listed, c.chapter_name, w.should_be_listed, w.chapter_name)
+                       from wanted w) then 'in_sync'
                else 'differs'
            end
       from (select 1) one

@@ -149,13 +149,23 @@ def test_the_internal_functions_are_not_callable_by_the_app(db_url, db, coordina
 
 # --- website_sync_status ----------------------------------------------------------------------
 
-def _confirm_queued_write(db, listed: bool) -> None:
-    """What the sync processor does: claim the due rows, then record the confirmed write."""
+def _confirm_queued_write(db, listed: bool, chapter: str | None = "rule") -> None:
+    """What the sync processor does: claim the due rows, then record the confirmed write (a
+    listing with the rule's chapter unless `chapter` says which, None: none written)."""
     token = uuid.uuid4()
-    claimed = db.execute("select id from claim_sync_batch(10, interval '2 minutes', %s)", (token,)).fetchall()
-    results = [{"id": queue_id, "outcome": "done", "listed": listed} for (queue_id,) in claimed]
+    claimed = db.execute("select q.id, d.chapter_name from claim_sync_batch(10, interval '2 minutes', %s) q"
+                         " join mentor_website_desired_state d on d.mentor_id = q.mentor_id", (token,)).fetchall()
+    results = [{"id": queue_id, "outcome": "done", "listed": listed,
+                "chapter": rule_chapter if chapter == "rule" else chapter} for queue_id, rule_chapter in claimed]
     db.execute("select * from record_sync_outcomes(%s, %s, 8, interval '1 second', interval '1 minute')",
                (token, json.dumps(results)))
+
+
+def test_a_listing_confirmed_without_the_rules_chapter_differs(db_url, db, coordinators):
+    mentor_id = mentor(db, "HLF")
+    request_sync(db_url, HLF_COORDINATOR, mentor_id)
+    _confirm_queued_write(db, listed=True, chapter="Another chapter")
+    assert sync_status(db_url, HLF_COORDINATOR, mentor_id)["state"] == "differs"
 
 
 def test_status_follows_a_request_from_waiting_to_confirmed(db_url, db, coordinators):

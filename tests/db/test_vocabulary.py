@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from mentor_pipeline.vocabulary import Classification, QueueStatus, SyncOutcome, TriggerEvent
+from mentor_pipeline.vocabulary import Classification, DriftAction, DriftField, QueueStatus, SyncOutcome, TriggerEvent
 
 
 def literals(sql: str) -> set[str]:
@@ -55,3 +55,8 @@ def test_outcomes_are_the_ones_record_sync_outcomes_decides_on(db):
 def test_classifications_are_reconciliation_logs_check(db):
     check = constraint(db, "reconciliation_log", "reconciliation_log_classification_check")
     assert_same(literals(check), Classification)
+
+
+def test_drift_fields_and_actions_are_dynamics_drifts_checks(db):
+    assert_same(literals(constraint(db, "dynamics_drift", "dynamics_drift_field_check")), DriftField)
+    assert_same(literals(constraint(db, "dynamics_drift", "dynamics_drift_action_check")), DriftAction)

@@ -138,6 +138,9 @@ class Stack:
             ALERT_REMINDER_MINUTES=REMINDER_MINUTES,
             MENTOR_PIPELINE_CREDENTIAL_CHECK_MINUTES="0.25",
             MENTOR_PIPELINE_STALL_ALERT_MINUTES="0.1",
+            # One drift look when the daemon starts, then none of its own during the suite: its
+            # test launches the looks it needs, and no look holds the Dynamics slot meanwhile.
+            MENTOR_PIPELINE_DRIFT_WATCH_MINUTES="600",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.storage_env)

@@ -17,7 +17,7 @@ pytestmark = [
 
 
 def test_every_finished_run_succeeded_except_the_planned_failures(stack: Stack):
-    jobs = ("website_sync_job", "nightly_expiry_job", "nightly_reconciliation_job", "__ASSET_JOB")
+    jobs = ("website_sync_job", "nightly_expiry_job", "nightly_reconciliation_job", "drift_watch_job", "__ASSET_JOB")
     finished = [run for job in jobs for run in stack.runs(job, limit=200)
                 if run["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
     assert finished

@@ -109,6 +109,8 @@ def test_nightly_job_reconciles_and_its_checks_pass(db, emulator, instance, test
     assert f"`{mentors[0]}`" in metadata["differences"] and "| listed_but_should_not | remove |" in metadata["differences"]
     assert "| in_sync | 4 |" in metadata["classification_counts"]
     assert metadata["ran_after_expiry"] is False and f"ran without night {NIGHT}'s expiry" in metadata["expiry"]
+    # What the drift watch put right since the last night shows beside it (no look ran here).
+    assert (metadata["drift_watch_found_24h"], metadata["drift_watch_fighting_24h"]) == (0, 0)
     checks = checks_of(result)
     assert set(checks) == {"dynamics_credentials", "divergence_after_resync", "no_stale_dead_sync_rows",
                            "no_duplicate_records"}
