@@ -208,14 +208,20 @@ begin
                        as x(id bigint, outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
             ),
             mine as (
+                -- Each result finds its row by primary key (LATERAL: the results drive the
+                -- join). As a plain join the planner, expecting ~1 row under the token and 100
+                -- from jsonb_to_recordset, re-read all the results once per row (batch x batch).
                 select q.id, q.mentor_id, r.outcome, r.error, r.listed, r.chapter,
                        q.attempts + case when r.outcome = 'retry' and r.consume_attempt then 1 else 0 end as new_attempts,
                        exists (select 1 from sync_queue p
                                 where p.mentor_id = q.mentor_id and p.status = 'pending') as newer_pending
-                  from sync_queue q
-                  join r on r.id = q.id
-                 where q.status = 'processing' and q.lease_token = p_token
-                   for update of q
+                  from r
+                  cross join lateral (
+                      select q.id, q.mentor_id, q.attempts
+                        from sync_queue q
+                       where q.id = r.id and q.status = 'processing' and q.lease_token = p_token
+                         for update
+                  ) q
             ),
             decided as (
                 select m.*,

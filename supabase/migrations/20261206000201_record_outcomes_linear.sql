@@ -1,0 +1,115 @@
+-- The burst drain's regression (issue 23): record_sync_outcomes joined the batch's results
+-- (jsonb_to_recordset, estimated at 100 rows) with the rows held under the token (estimated at
+-- about 1), and the planner put the function scan on the inner side of a nested loop: every
+-- batch of 1,000 outcomes re-read the 1,000 results 1,000 times (a million comparisons, 0.2-0.4 s
+-- per batch, most of the 10,000-change burst's database time). Each result now finds its row by
+-- primary key in a LATERAL subquery, so the results always drive the join.
+-- Same signature: CREATE OR REPLACE keeps the grants. Current body: supabase/schemas/20_queue.sql.
+
+create or replace function record_sync_outcomes(
+    p_token uuid,
+    p_results jsonb,
+    p_max_attempts integer,
+    p_backoff_base interval,
+    p_backoff_max interval,
+    p_at timestamptz default now())
+returns table (id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
+               last_error text, processed_at timestamptz)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    tries integer := 0;
+    recorded jsonb;
+begin
+    loop
+        begin
+            with r as (
+                select x.id, x.outcome, x.error, x.listed, x.chapter, coalesce(x.consume_attempt, true) as consume_attempt
+                  from jsonb_to_recordset(p_results)
+                       as x(id bigint, outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
+            ),
+            mine as (
+                -- Each result finds its row by primary key (LATERAL: the results drive the
+                -- join). As a plain join the planner, expecting ~1 row under the token and 100
+                -- from jsonb_to_recordset, re-read all the results once per row (batch x batch).
+                select q.id, q.mentor_id, r.outcome, r.error, r.listed, r.chapter,
+                       q.attempts + case when r.outcome = 'retry' and r.consume_attempt then 1 else 0 end as new_attempts,
+                       exists (select 1 from sync_queue p
+                                where p.mentor_id = q.mentor_id and p.status = 'pending') as newer_pending
+                  from r
+                  cross join lateral (
+                      select q.id, q.mentor_id, q.attempts
+                        from sync_queue q
+                       where q.id = r.id and q.status = 'processing' and q.lease_token = p_token
+                         for update
+                  ) q
+            ),
+            decided as (
+                select m.*,
+                       case
+                           when m.outcome in ('done', 'dead', 'superseded') then m.outcome
+                           when m.outcome = 'retry' and m.new_attempts >= p_max_attempts then 'dead'
+                           when m.outcome in ('retry', 'release') and m.newer_pending then 'superseded'
+                           when m.outcome in ('retry', 'release') then 'pending'
+                       end as new_status
+                  from mine m
+            ),
+            updated as (
+                update sync_queue q
+                   set status = d.new_status,
+                       attempts = d.new_attempts,
+                       locked_until = null,
+                       lease_token = null,
+                       updated_at = now(),
+                       processed_at = case when d.new_status = 'pending' then null else p_at end,
+                       available_at = case
+                           when d.new_status <> 'pending' then q.available_at
+                           when d.outcome = 'retry' and d.new_attempts > 0 then
+                               p_at + least(p_backoff_max, p_backoff_base * power(2, d.new_attempts - 1))
+                           else p_at
+                       end,
+                       last_error = case
+                           when d.new_status = 'done' then d.error
+                           when d.outcome = 'retry' and d.new_status = 'dead' then
+                               format('gave up after %s attempts: %s', d.new_attempts, d.error)
+                           when d.outcome in ('retry', 'release') and d.new_status = 'superseded' then
+                               coalesce(d.error || '; ', '') || 'superseded by a newer queued change'
+                           else coalesce(d.error, q.last_error)
+                       end
+                  from decided d
+                 where q.id = d.id
+                returning q.id, q.mentor_id, q.status, q.attempts, q.available_at, q.last_error, q.processed_at
+            ),
+            listing as (
+                -- The confirmed write is what the website listing now is.
+                insert into website_listing_state as w (mentor_id, listed, chapter_name, last_synced_at, last_queue_id, updated_at)
+                select d.mentor_id, d.listed, d.chapter, p_at, d.id, now()
+                  from decided d
+                 where d.new_status = 'done' and d.listed is not null
+                on conflict (mentor_id) do update
+                    set listed = excluded.listed,
+                        chapter_name = coalesce(excluded.chapter_name, w.chapter_name),
+                        last_synced_at = excluded.last_synced_at,
+                        last_queue_id = excluded.last_queue_id,
+                        updated_at = excluded.updated_at
+            )
+            select coalesce(jsonb_agg(to_jsonb(u) order by u.id), '[]'::jsonb) into recorded from updated u;
+            exit;
+        exception when unique_violation then
+            -- The outbox trigger queued a newer pending row between our check and our update:
+            -- decide again, now seeing it.
+            tries := tries + 1;
+            if tries >= 5 then
+                raise;
+            end if;
+        end;
+    end loop;
+    return query
+        select x.id, x.mentor_id, x.status, x.attempts, x.available_at, x.last_error, x.processed_at
+          from jsonb_to_recordset(recorded)
+               as x(id bigint, mentor_id uuid, status text, attempts integer, available_at timestamptz,
+                    last_error text, processed_at timestamptz);
+end
+$$;
