@@ -57,7 +57,7 @@ create index sync_queue_archive_mentor on sync_queue_archive (mentor_id, id);
 -- The claim/lease protocol
 
 -- Claim up to p_limit rows for one processor: due 'pending' rows and 'processing' rows whose
--- lease ran out (their processor died), at most one per mentor, oldest first. The rows get
+-- lease ran out (their processor died), at most one per mentor, due the longest first. The rows get
 -- status 'processing', a lease until p_at + p_lease and the caller's token. Runs as one short
 -- transaction; the caller commits before any HTTP call, so no row lock is held during it.
 --
@@ -102,7 +102,10 @@ begin
                    -- one row per mentor in flight: a newer row waits for the current one
                    and not exists (select 1 from sync_queue p
                                     where p.mentor_id = q.mentor_id and p.status = 'processing')
-                 order by q.id
+                 -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
+                 -- the first due row. In id order it walked the primary key from the oldest
+                 -- row, through every done row not yet archived, on every claim.
+                 order by q.available_at, q.id
                  limit p_limit
                    for update skip locked
             ),
