@@ -1,9 +1,15 @@
--- The claim in time independent of the finished rows (issue 23): it picked the due rows in id
--- order, which the planner reads from the primary key, from the oldest row on, past every done,
--- superseded and dead row still in sync_queue (a week of them before the archive moves them):
--- each claim of a drain re-read all the rows the drain had finished (claims x rows). Due rows
--- are now taken due the longest first (available_at, id): the order of sync_queue_pending_due,
--- which holds pending rows only, so the scan starts at the first due row and stops at the limit.
+-- The claim in time independent of the finished rows and of stale statistics (issue 23):
+-- * it picked the due rows in id order, which the planner reads from the primary key, from the
+--   oldest row on, past every done, superseded and dead row still in sync_queue (a week of them
+--   before the archive moves them): each claim of a drain re-read all the rows the drain had
+--   finished (claims x rows). Due rows are now taken due the longest first (available_at, id):
+--   the order of sync_queue_pending_due, which holds pending rows only, so the scan starts at
+--   the first due row and stops at the limit;
+-- * "no row of this mentor in flight" was a NOT EXISTS, which the planner may turn into an anti
+--   join; with sync_queue analyzed while nearly empty (before a burst) it scanned the whole
+--   processing index, dead entries of the rows the drain had finished included, once per due
+--   row (a claim of a 100,000-row drain took seconds). As a scalar subquery it is one index
+--   probe per row whatever the statistics say.
 -- Same signature: CREATE OR REPLACE keeps the grants. Current body: supabase/schemas/20_queue.sql.
 
 create or replace function claim_sync_batch(p_limit integer, p_lease interval, p_token uuid, p_at timestamptz default now())
@@ -37,9 +43,12 @@ begin
                   from sync_queue q
                  where q.status = 'pending'
                    and q.available_at <= p_at
-                   -- one row per mentor in flight: a newer row waits for the current one
-                   and not exists (select 1 from sync_queue p
-                                    where p.mentor_id = q.mentor_id and p.status = 'processing')
+                   -- one row per mentor in flight: a newer row waits for the current one. A
+                   -- scalar subquery, so it stays one probe of the processing index per row: as
+                   -- NOT EXISTS, after sync_queue was analyzed nearly empty, the planner made it
+                   -- an anti join that read the whole index (dead entries too) per due row.
+                   and (select p.id from sync_queue p
+                         where p.mentor_id = q.mentor_id and p.status = 'processing') is null
                  -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
                  -- the first due row. In id order it walked the primary key from the oldest
                  -- row, through every done row not yet archived, on every claim.

@@ -99,9 +99,12 @@ begin
                   from sync_queue q
                  where q.status = 'pending'
                    and q.available_at <= p_at
-                   -- one row per mentor in flight: a newer row waits for the current one
-                   and not exists (select 1 from sync_queue p
-                                    where p.mentor_id = q.mentor_id and p.status = 'processing')
+                   -- one row per mentor in flight: a newer row waits for the current one. A
+                   -- scalar subquery, so it stays one probe of the processing index per row: as
+                   -- NOT EXISTS, after sync_queue was analyzed nearly empty, the planner made it
+                   -- an anti join that read the whole index (dead entries too) per due row.
+                   and (select p.id from sync_queue p
+                         where p.mentor_id = q.mentor_id and p.status = 'processing') is null
                  -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
                  -- the first due row. In id order it walked the primary key from the oldest
                  -- row, through every done row not yet archived, on every claim.
