@@ -15,7 +15,8 @@ Prints wall time (the reconcile call; also the process incl. Python start-up) an
 reconciling process. Target: under 30 s and under 500 MB each.
 
     .venv/bin/python bench/bench_reconcile.py                  # 100,000 mentors
-    .venv/bin/python bench/bench_reconcile.py --mentors 20000  # quick
+    .venv/bin/python bench/bench_reconcile.py --mentors 20000  # linear? compare with 100,000
+    .venv/bin/python bench/bench_reconcile.py --quick          # smoke: 500 mentors
 Uses DATABASE_URL's server when set, else the embedded one; creates and drops its own database.
 """
 
@@ -83,7 +84,10 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentors", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 500 mentors")
     args = parser.parse_args()
+    if args.quick:
+        args.mentors = 500
 
     from mentor_pipeline.demo import processes
     from mentor_pipeline.emulator.admin import EmulatorAdmin
