@@ -2,8 +2,10 @@
 -- (jsonb_to_recordset, estimated at 100 rows) with the rows held under the token (estimated at
 -- about 1), and the planner put the function scan on the inner side of a nested loop: every
 -- batch of 1,000 outcomes re-read the 1,000 results 1,000 times (a million comparisons, 0.2-0.4 s
--- per batch, most of the 10,000-change burst's database time). Each result now finds its row by
--- primary key in a LATERAL subquery, so the results always drive the join.
+-- per batch, most of the 10,000-change burst's database time). Each held row now looks its
+-- result up by id in a JSON object: no join left for the planner to get wrong. And "a newer row
+-- is pending" is asked only for outcomes that can go back to pending: under statistics that
+-- said the queue was empty, its per-row probe read a whole pending index once per row.
 -- Same signature: CREATE OR REPLACE keeps the grants. Current body: supabase/schemas/20_queue.sql.
 
 create or replace function record_sync_outcomes(
@@ -22,29 +24,32 @@ as $$
 declare
     tries integer := 0;
     recorded jsonb;
+    -- The results keyed by row id.
+    by_id jsonb := (select coalesce(jsonb_object_agg(x ->> 'id', x), '{}') from jsonb_array_elements(p_results) x);
 begin
     loop
         begin
-            with r as (
-                select x.id, x.outcome, x.error, x.listed, x.chapter, coalesce(x.consume_attempt, true) as consume_attempt
-                  from jsonb_to_recordset(p_results)
-                       as x(id bigint, outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
-            ),
-            mine as (
-                -- Each result finds its row by primary key (LATERAL: the results drive the
-                -- join). As a plain join the planner, expecting ~1 row under the token and 100
-                -- from jsonb_to_recordset, re-read all the results once per row (batch x batch).
+            with mine as (
+                -- Each held row looks its result up by id in a JSON object: no join, so no plan
+                -- can re-read the results once per row. (As a join of jsonb_to_recordset, with
+                -- the planner expecting ~1 held row, it did: batch x batch per call, the burst
+                -- drain's regression; a LATERAL probe per result chose a processing index
+                -- without condition when the statistics said the queue was empty.)
                 select q.id, q.mentor_id, r.outcome, r.error, r.listed, r.chapter,
-                       q.attempts + case when r.outcome = 'retry' and r.consume_attempt then 1 else 0 end as new_attempts,
-                       exists (select 1 from sync_queue p
-                                where p.mentor_id = q.mentor_id and p.status = 'pending') as newer_pending
-                  from r
-                  cross join lateral (
-                      select q.id, q.mentor_id, q.attempts
-                        from sync_queue q
-                       where q.id = r.id and q.status = 'processing' and q.lease_token = p_token
-                         for update
-                  ) q
+                       q.attempts + case when r.outcome = 'retry' and coalesce(r.consume_attempt, true)
+                                         then 1 else 0 end as new_attempts,
+                       -- Asked only for outcomes that can go back to pending (the caller sends those
+                       -- one row per call), so a batch of done rows probes nothing.
+                       case when r.outcome in ('retry', 'release')
+                            then exists (select 1 from sync_queue p
+                                          where p.mentor_id = q.mentor_id and p.status = 'pending')
+                            else false
+                       end as newer_pending
+                  from sync_queue q
+                  cross join lateral jsonb_to_record(by_id -> q.id::text)
+                       as r(outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
+                 where q.status = 'processing' and q.lease_token = p_token and by_id ? q.id::text
+                   for update of q
             ),
             decided as (
                 select m.*,

@@ -8,8 +8,8 @@
 -- * "no row of this mentor in flight" was a NOT EXISTS, which the planner may turn into an anti
 --   join; with sync_queue analyzed while nearly empty (before a burst) it scanned the whole
 --   processing index, dead entries of the rows the drain had finished included, once per due
---   row (a claim of a 100,000-row drain took seconds). As a scalar subquery it is one index
---   probe per row whatever the statistics say.
+--   row (a claim of a 100,000-row drain took seconds). Now the mentors in flight are read once
+--   per claim into a hash (NOT IN: never turned into a join), whatever the statistics say.
 -- Same signature: CREATE OR REPLACE keeps the grants. Current body: supabase/schemas/20_queue.sql.
 
 create or replace function claim_sync_batch(p_limit integer, p_lease interval, p_token uuid, p_at timestamptz default now())
@@ -43,12 +43,11 @@ begin
                   from sync_queue q
                  where q.status = 'pending'
                    and q.available_at <= p_at
-                   -- one row per mentor in flight: a newer row waits for the current one. A
-                   -- scalar subquery, so it stays one probe of the processing index per row: as
-                   -- NOT EXISTS, after sync_queue was analyzed nearly empty, the planner made it
-                   -- an anti join that read the whole index (dead entries too) per due row.
-                   and (select p.id from sync_queue p
-                         where p.mentor_id = q.mentor_id and p.status = 'processing') is null
+                   -- one row per mentor in flight: a newer row waits for the current one. The
+                   -- mentors in flight are read once into a hash (NOT IN over a NOT NULL key):
+                   -- as a per-row NOT EXISTS, with sync_queue analyzed nearly empty, the planner
+                   -- read a whole processing index (dead entries too) once per due row.
+                   and q.mentor_id not in (select p.mentor_id from sync_queue p where p.status = 'processing')
                  -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
                  -- the first due row. In id order it walked the primary key from the oldest
                  -- row, through every done row not yet archived, on every claim.

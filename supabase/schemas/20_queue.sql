@@ -99,12 +99,11 @@ begin
                   from sync_queue q
                  where q.status = 'pending'
                    and q.available_at <= p_at
-                   -- one row per mentor in flight: a newer row waits for the current one. A
-                   -- scalar subquery, so it stays one probe of the processing index per row: as
-                   -- NOT EXISTS, after sync_queue was analyzed nearly empty, the planner made it
-                   -- an anti join that read the whole index (dead entries too) per due row.
-                   and (select p.id from sync_queue p
-                         where p.mentor_id = q.mentor_id and p.status = 'processing') is null
+                   -- one row per mentor in flight: a newer row waits for the current one. The
+                   -- mentors in flight are read once into a hash (NOT IN over a NOT NULL key):
+                   -- as a per-row NOT EXISTS, with sync_queue analyzed nearly empty, the planner
+                   -- read a whole processing index (dead entries too) once per due row.
+                   and q.mentor_id not in (select p.mentor_id from sync_queue p where p.status = 'processing')
                  -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
                  -- the first due row. In id order it walked the primary key from the oldest
                  -- row, through every done row not yet archived, on every claim.
@@ -205,29 +204,32 @@ as $$
 declare
     tries integer := 0;
     recorded jsonb;
+    -- The results keyed by row id.
+    by_id jsonb := (select coalesce(jsonb_object_agg(x ->> 'id', x), '{}') from jsonb_array_elements(p_results) x);
 begin
     loop
         begin
-            with r as (
-                select x.id, x.outcome, x.error, x.listed, x.chapter, coalesce(x.consume_attempt, true) as consume_attempt
-                  from jsonb_to_recordset(p_results)
-                       as x(id bigint, outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
-            ),
-            mine as (
-                -- Each result finds its row by primary key (LATERAL: the results drive the
-                -- join). As a plain join the planner, expecting ~1 row under the token and 100
-                -- from jsonb_to_recordset, re-read all the results once per row (batch x batch).
+            with mine as (
+                -- Each held row looks its result up by id in a JSON object: no join, so no plan
+                -- can re-read the results once per row. (As a join of jsonb_to_recordset, with
+                -- the planner expecting ~1 held row, it did: batch x batch per call, the burst
+                -- drain's regression; a LATERAL probe per result chose a processing index
+                -- without condition when the statistics said the queue was empty.)
                 select q.id, q.mentor_id, r.outcome, r.error, r.listed, r.chapter,
-                       q.attempts + case when r.outcome = 'retry' and r.consume_attempt then 1 else 0 end as new_attempts,
-                       exists (select 1 from sync_queue p
-                                where p.mentor_id = q.mentor_id and p.status = 'pending') as newer_pending
-                  from r
-                  cross join lateral (
-                      select q.id, q.mentor_id, q.attempts
-                        from sync_queue q
-                       where q.id = r.id and q.status = 'processing' and q.lease_token = p_token
-                         for update
-                  ) q
+                       q.attempts + case when r.outcome = 'retry' and coalesce(r.consume_attempt, true)
+                                         then 1 else 0 end as new_attempts,
+                       -- Asked only for outcomes that can go back to pending (the caller sends those
+                       -- one row per call), so a batch of done rows probes nothing.
+                       case when r.outcome in ('retry', 'release')
+                            then exists (select 1 from sync_queue p
+                                          where p.mentor_id = q.mentor_id and p.status = 'pending')
+                            else false
+                       end as newer_pending
+                  from sync_queue q
+                  cross join lateral jsonb_to_record(by_id -> q.id::text)
+                       as r(outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
+                 where q.status = 'processing' and q.lease_token = p_token and by_id ? q.id::text
+                   for update of q
             ),
             decided as (
                 select m.*,
