@@ -5,7 +5,10 @@
 -- per batch, most of the 10,000-change burst's database time). Each held row now looks its
 -- result up by id in a JSON object: no join left for the planner to get wrong. And "a newer row
 -- is pending" is asked only for outcomes that can go back to pending: under statistics that
--- said the queue was empty, its per-row probe read a whole pending index once per row.
+-- said the queue was empty, its per-row probe read a whole pending index once per row. The
+-- update likewise looks each row's decision up by id instead of joining the decisions: under
+-- such statistics the join scanned all of sync_queue once per decision (a first reconciliation
+-- of 100,000 mentors: 30-50 s per batch of 1,000).
 -- Same signature: CREATE OR REPLACE keeps the grants. Current body: supabase/schemas/20_queue.sql.
 
 create or replace function record_sync_outcomes(
@@ -61,30 +64,45 @@ begin
                        end as new_status
                   from mine m
             ),
+            decisions as materialized (
+                -- The decisions keyed by row id, in one value that the update looks each row up
+                -- in. As a join with `decided`, with sync_queue believed nearly empty (statistics
+                -- from before a burst), the planner scanned every row of sync_queue against every
+                -- decision: 100,000 x 1,000 per batch of a first reconciliation. MATERIALIZED:
+                -- built once, not once per row.
+                select coalesce(jsonb_object_agg(d.id::text, jsonb_build_object(
+                           'new_status', d.new_status, 'new_attempts', d.new_attempts, 'outcome', d.outcome,
+                           'error', d.error)), '{}') as by_row
+                  from decided d
+            ),
             updated as (
                 update sync_queue q
-                   set status = d.new_status,
-                       attempts = d.new_attempts,
-                       locked_until = null,
-                       lease_token = null,
-                       updated_at = now(),
-                       processed_at = case when d.new_status = 'pending' then null else p_at end,
-                       available_at = case
-                           when d.new_status <> 'pending' then q.available_at
-                           when d.outcome = 'retry' and d.new_attempts > 0 then
-                               p_at + least(p_backoff_max, p_backoff_base * power(2, d.new_attempts - 1))
-                           else p_at
-                       end,
-                       last_error = case
-                           when d.new_status = 'done' then d.error
-                           when d.outcome = 'retry' and d.new_status = 'dead' then
-                               format('gave up after %s attempts: %s', d.new_attempts, d.error)
-                           when d.outcome in ('retry', 'release') and d.new_status = 'superseded' then
-                               coalesce(d.error || '; ', '') || 'superseded by a newer queued change'
-                           else coalesce(d.error, q.last_error)
-                       end
-                  from decided d
-                 where q.id = d.id
+                   set (status, attempts, locked_until, lease_token, updated_at, processed_at, available_at,
+                        last_error) = (
+                       select d.new_status,
+                              d.new_attempts,
+                              null::timestamptz,
+                              null::uuid,
+                              now(),
+                              case when d.new_status = 'pending' then null else p_at end,
+                              case
+                                  when d.new_status <> 'pending' then q.available_at
+                                  when d.outcome = 'retry' and d.new_attempts > 0 then
+                                      p_at + least(p_backoff_max, p_backoff_base * power(2, d.new_attempts - 1))
+                                  else p_at
+                              end,
+                              case
+                                  when d.new_status = 'done' then d.error
+                                  when d.outcome = 'retry' and d.new_status = 'dead' then
+                                      format('gave up after %s attempts: %s', d.new_attempts, d.error)
+                                  when d.outcome in ('retry', 'release') and d.new_status = 'superseded' then
+                                      coalesce(d.error || '; ', '') || 'superseded by a newer queued change'
+                                  else coalesce(d.error, q.last_error)
+                              end
+                         from jsonb_to_record(s.by_row -> q.id::text)
+                              as d(new_status text, new_attempts integer, outcome text, error text))
+                  from decisions s
+                 where s.by_row ? q.id::text and q.status = 'processing' and q.lease_token = p_token
                 returning q.id, q.mentor_id, q.status, q.attempts, q.available_at, q.last_error, q.processed_at
             ),
             listing as (

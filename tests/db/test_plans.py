@@ -225,6 +225,25 @@ def test_recording_a_batchs_outcomes_finds_each_row_once(db, fresh_statistics):
                       (json.dumps(results),)).fetchone()[0] == 1000
 
 
+def record_all_done(conn: psycopg.Connection, token: uuid.UUID) -> int:
+    (results,) = conn.execute(
+        "select jsonb_agg(jsonb_build_object('id', id, 'outcome', 'done', 'listed', true))"
+        " from sync_queue where lease_token = %s", (token,)).fetchone()
+    return checked(conn, "select count(*) from record_sync_outcomes(%s, %s, 8, interval '30 seconds',"
+                         " interval '1 hour')", (token, json.dumps(results)))
+
+
+def test_recording_a_batch_reads_the_held_rows_not_the_whole_queue(db):
+    # A first reconciliation: statistics from an empty queue, then every mentor queued at once.
+    ids = grow(db, 2000 * (1 + GROWTH), analyze=False)
+    db.execute("delete from sync_queue")
+    db.execute("analyze")
+    enqueue(db, ids[:2000])
+    small = record_all_done(db, claim(db, 500))
+    enqueue(db, ids[2000:])
+    assert_buffers_follow_rows(small, record_all_done(db, claim(db, 500)))
+
+
 DESIRED = ("select mentor_id, in_app, organization_code, full_name, status, chapter_name, should_be_listed, reason"
            " from website_desired_listing(%s::uuid[], now())")
 
