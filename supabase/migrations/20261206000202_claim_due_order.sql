@@ -9,7 +9,10 @@
 --   join; with sync_queue analyzed while nearly empty (before a burst) it scanned the whole
 --   processing index, dead entries of the rows the drain had finished included, once per due
 --   row (a claim of a 100,000-row drain took seconds). Now the mentors in flight are read once
---   per claim into a hash (NOT IN: never turned into a join), whatever the statistics say.
+--   per claim into a hash (NOT IN: never turned into a join), whatever the statistics say;
+-- * the update joined the claimed ids with sync_queue: under such statistics a scan of every row
+--   of sync_queue against every claimed id (seconds per claim). The ids are now one array
+--   probed in the primary key.
 -- Same signature: CREATE OR REPLACE keeps the grants. Current body: supabase/schemas/20_queue.sql.
 
 create or replace function claim_sync_batch(p_limit integer, p_lease interval, p_token uuid, p_at timestamptz default now())
@@ -83,8 +86,10 @@ begin
                                          then 'lease expired before the outcome was recorded (processor stopped?)'
                                          else q.last_error end,
                        updated_at = now()
-                  from c
-                 where q.id = c.id
+                 -- The ids as one array probed in the primary key. Joined with `c` instead, with
+                 -- statistics from an empty queue, the planner scanned every row of sync_queue
+                 -- against every claimed id.
+                 where q.id = any (array(select c.id from c))
                 returning q.*
             )
             select coalesce(array_agg(u order by u.id), '{}') into claimed from updated u;
