@@ -10,7 +10,8 @@ organisation of 100,000 mentors switching website sync on (enqueue, then the `$b
    them to the Dataverse emulator with `$batch`.
 
     .venv/bin/python bench/bench_desired_state.py
-    .venv/bin/python bench/bench_desired_state.py --mentors 100000 --toggle-mentors 20000   # quick
+    .venv/bin/python bench/bench_desired_state.py --mentors 100000 --toggle-mentors 20000   # smaller
+    .venv/bin/python bench/bench_desired_state.py --quick   # smoke: 5,000 + 1,000 mentors
 Uses DATABASE_URL's server when set, else the embedded one; creates and drops its own database.
 """
 
@@ -125,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mentors", type=int, default=1_000_000)
     parser.add_argument("--toggle-mentors", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 + 1,000 mentors, 3 runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.mentors, args.toggle_mentors, args.runs = 5_000, 1_000, 3
     with scratch_database() as url:
         print(f"generated {args.mentors} + {args.toggle_mentors} mentors in "
               f"{generate(url, args.mentors, args.toggle_mentors):.1f} s", flush=True)

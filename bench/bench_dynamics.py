@@ -7,7 +7,7 @@ single-request updates beyond 6000 must wait out the 5-minute window, so that sc
 once unless --runs-single says otherwise.
 
     .venv/bin/python bench/bench_dynamics.py            # full: ~6 minutes (the window wait)
-    .venv/bin/python bench/bench_dynamics.py --quick    # 10,000 listings, 1,000 updates
+    .venv/bin/python bench/bench_dynamics.py --quick    # smoke: 2,000 listings, 200 updates
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def describe(name: str, count: int, result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 listings and 1,000 updates")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 listings, 200 updates, one run each")
     parser.add_argument("--listings", type=int)
     parser.add_argument("--updates", type=int)
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median reported)")
@@ -77,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight (both modes)")
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args(argv)
-    listings = args.listings or (10_000 if args.quick else 100_000)
-    updates = args.updates or (1_000 if args.quick else 10_000)
+    listings = args.listings or (2_000 if args.quick else 100_000)
+    updates = args.updates or (200 if args.quick else 10_000)
+    if args.quick:
+        args.runs = 1
 
     print(f"Dataverse client vs emulator: {listings:,} listings, {updates:,} updates, "
           f"{args.in_flight} in flight, batch size {args.batch_size}, default limits (6000 requests / 300 s)")

@@ -8,7 +8,8 @@ ephemeral instance). Prints each run's wall time, its
 peak memory (RSS of the run process) and what it did. Target: each run under 15 s.
 
     .venv/bin/python bench/bench_expiry.py                 # 1,000,000 mentors
-    .venv/bin/python bench/bench_expiry.py --mentors 50000 # quick
+    .venv/bin/python bench/bench_expiry.py --mentors 50000 # smaller
+    .venv/bin/python bench/bench_expiry.py --quick         # smoke: 5,000 mentors
 Uses DATABASE_URL's server when set, else the embedded one; creates and drops its own database.
 """
 
@@ -138,7 +139,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentors", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database (prints its URL)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 mentors")
     args = parser.parse_args()
+    if args.quick:
+        args.mentors = 5_000
 
     from mentor_pipeline.expiry.dates import today_in_oslo
 

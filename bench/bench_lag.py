@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                         "the look interval, so edits fall anywhere between two looks)")
     parser.add_argument("--gap", type=float, help="seconds between changes (default: random 0.2-1.0 s); more than "
                         "the sync run's linger (30 s) measures the cold path: sensor tick + run launch every time")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 changes of 2 mentors")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.changes, args.mentors = 2, 2
     # `timeout` and Ctrl-C: unwind through the finally below, which stops the daemon's group.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

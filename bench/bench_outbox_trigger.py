@@ -98,7 +98,10 @@ def main() -> None:
     parser.add_argument("--mentors", type=int, default=10_000)
     parser.add_argument("--shape", choices=sorted(SCRIPTS), action="append",
                         help="transaction shape(s) to measure (default: both)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s, 2 clients, 1,000 mentors")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds, args.clients, args.mentors = 1, 1, 2, 1_000
 
     with scratch_database() as url:
         prepare(url, args.mentors)

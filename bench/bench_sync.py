@@ -9,6 +9,7 @@ Dataverse's default service protection limits (6000 requests per 5-minute window
     .venv/bin/python bench/bench_sync.py                     # full (the per-row run needs > 5 min)
     .venv/bin/python bench/bench_sync.py --per-row-limit 2000  # baseline on 2,000 rows, projected
     .venv/bin/python bench/bench_sync.py --skip-per-row --pooler --repeat 3  # direct vs PgBouncer (transaction mode)
+    .venv/bin/python bench/bench_sync.py --quick             # smoke: 300 rows
 
 DATABASE_URL picks the server (default: the embedded one); the bench uses a scratch database.
 """
@@ -136,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pooler", action="store_true",
                         help="also drain through PgBouncer in transaction mode, alternating with direct runs")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each kind; medians are printed")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 300 rows, the per-row baseline on 100")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.per_row_limit = 300, 100
 
     admin = database_url()
     url = setup_database(admin)

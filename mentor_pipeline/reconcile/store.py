@@ -126,7 +126,10 @@ def keys_state(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> pd.DataFr
     rows = conn.execute(
         """
         select d.mentor_id::text, d.in_app, d.status,
-               exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and sync_change_waiting(q.status))
+               -- One probe per partial index (pending, processing: sync_change_waiting's pair),
+               -- which the pair as one `in` test matches neither of.
+               exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and q.status = 'pending')
+               or exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and q.status = 'processing')
           from website_desired_listing(%s::uuid[]) d
         """,
         (list(mentor_ids),),

@@ -35,7 +35,7 @@ language sql
 immutable
 parallel safe
 as $$
-    select p_expires_at > expiry_run_start(p_run_date)
+    select p_expires_at > public.expiry_run_start(p_run_date)
 $$;
 
 -- Oslo calendar days from the run date to the expiry date (0: expires on the run date).
@@ -48,7 +48,7 @@ language sql
 immutable
 parallel safe
 as $$
-    select case when isfinite(p_expires_at) then oslo_date(p_expires_at) - p_run_date end
+    select case when isfinite(p_expires_at) then public.oslo_date(p_expires_at) - p_run_date end
 $$;
 
 -- PUBLIC too: PostgreSQL grants EXECUTE to everyone on every new function, and Supabase's default

@@ -643,10 +643,13 @@ begin
     if crossed is null then
         return 0;
     end if;
+    -- The crossed keys joined (one index probe each, or one hash), not `m.id = any (crossed)`,
+    -- which the planner may answer with a scan of every mentor searching the array per row.
     return queue_website_sync(array(
-        select m.id from mentors m
+        select m.id from unnest(crossed) c(id)
+          join mentors m on m.id = c.id
           join organizations o on o.id = m.organization_id and o.website_sync_enabled
-         where m.id = any (crossed) and m.status = 'active'), 'certification_lapsed', null, p_at);
+         where m.status = 'active'), 'certification_lapsed', null, p_at);
 end
 $$;
 

@@ -57,7 +57,7 @@ create index sync_queue_archive_mentor on sync_queue_archive (mentor_id, id);
 -- The claim/lease protocol
 
 -- Claim up to p_limit rows for one processor: due 'pending' rows and 'processing' rows whose
--- lease ran out (their processor died), at most one per mentor, oldest first. The rows get
+-- lease ran out (their processor died), at most one per mentor, due the longest first. The rows get
 -- status 'processing', a lease until p_at + p_lease and the caller's token. Runs as one short
 -- transaction; the caller commits before any HTTP call, so no row lock is held during it.
 --
@@ -99,10 +99,15 @@ begin
                   from sync_queue q
                  where q.status = 'pending'
                    and q.available_at <= p_at
-                   -- one row per mentor in flight: a newer row waits for the current one
-                   and not exists (select 1 from sync_queue p
-                                    where p.mentor_id = q.mentor_id and p.status = 'processing')
-                 order by q.id
+                   -- one row per mentor in flight: a newer row waits for the current one. The
+                   -- mentors in flight are read once into a hash (NOT IN over a NOT NULL key):
+                   -- as a per-row NOT EXISTS, with sync_queue analyzed nearly empty, the planner
+                   -- read a whole processing index (dead entries too) once per due row.
+                   and q.mentor_id not in (select p.mentor_id from sync_queue p where p.status = 'processing')
+                 -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
+                 -- the first due row. In id order it walked the primary key from the oldest
+                 -- row, through every done row not yet archived, on every claim.
+                 order by q.available_at, q.id
                  limit p_limit
                    for update skip locked
             ),
@@ -134,8 +139,10 @@ begin
                                          then 'lease expired before the outcome was recorded (processor stopped?)'
                                          else q.last_error end,
                        updated_at = now()
-                  from c
-                 where q.id = c.id
+                 -- The ids as one array probed in the primary key. Joined with `c` instead, with
+                 -- statistics from an empty queue, the planner scanned every row of sync_queue
+                 -- against every claimed id.
+                 where q.id = any (array(select c.id from c))
                 returning q.*
             )
             select coalesce(array_agg(u order by u.id), '{}') into claimed from updated u;
@@ -199,22 +206,31 @@ as $$
 declare
     tries integer := 0;
     recorded jsonb;
+    -- The results keyed by row id.
+    by_id jsonb := (select coalesce(jsonb_object_agg(x ->> 'id', x), '{}') from jsonb_array_elements(p_results) x);
 begin
     loop
         begin
-            with r as (
-                select x.id, x.outcome, x.error, x.listed, x.chapter, coalesce(x.consume_attempt, true) as consume_attempt
-                  from jsonb_to_recordset(p_results)
-                       as x(id bigint, outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
-            ),
-            mine as (
+            with mine as (
+                -- Each held row looks its result up by id in a JSON object: no join, so no plan
+                -- can re-read the results once per row. (As a join of jsonb_to_recordset, with
+                -- the planner expecting ~1 held row, it did: batch x batch per call, the burst
+                -- drain's regression; a LATERAL probe per result chose a processing index
+                -- without condition when the statistics said the queue was empty.)
                 select q.id, q.mentor_id, r.outcome, r.error, r.listed, r.chapter,
-                       q.attempts + case when r.outcome = 'retry' and r.consume_attempt then 1 else 0 end as new_attempts,
-                       exists (select 1 from sync_queue p
-                                where p.mentor_id = q.mentor_id and p.status = 'pending') as newer_pending
+                       q.attempts + case when r.outcome = 'retry' and coalesce(r.consume_attempt, true)
+                                         then 1 else 0 end as new_attempts,
+                       -- Asked only for outcomes that can go back to pending (the caller sends those
+                       -- one row per call), so a batch of done rows probes nothing.
+                       case when r.outcome in ('retry', 'release')
+                            then exists (select 1 from sync_queue p
+                                          where p.mentor_id = q.mentor_id and p.status = 'pending')
+                            else false
+                       end as newer_pending
                   from sync_queue q
-                  join r on r.id = q.id
-                 where q.status = 'processing' and q.lease_token = p_token
+                  cross join lateral jsonb_to_record(by_id -> q.id::text)
+                       as r(outcome text, error text, listed boolean, chapter text, consume_attempt boolean)
+                 where q.status = 'processing' and q.lease_token = p_token and by_id ? q.id::text
                    for update of q
             ),
             decided as (
@@ -227,30 +243,45 @@ begin
                        end as new_status
                   from mine m
             ),
+            decisions as materialized (
+                -- The decisions keyed by row id, in one value that the update looks each row up
+                -- in. As a join with `decided`, with sync_queue believed nearly empty (statistics
+                -- from before a burst), the planner scanned every row of sync_queue against every
+                -- decision: 100,000 x 1,000 per batch of a first reconciliation. MATERIALIZED:
+                -- built once, not once per row.
+                select coalesce(jsonb_object_agg(d.id::text, jsonb_build_object(
+                           'new_status', d.new_status, 'new_attempts', d.new_attempts, 'outcome', d.outcome,
+                           'error', d.error)), '{}') as by_row
+                  from decided d
+            ),
             updated as (
                 update sync_queue q
-                   set status = d.new_status,
-                       attempts = d.new_attempts,
-                       locked_until = null,
-                       lease_token = null,
-                       updated_at = now(),
-                       processed_at = case when d.new_status = 'pending' then null else p_at end,
-                       available_at = case
-                           when d.new_status <> 'pending' then q.available_at
-                           when d.outcome = 'retry' and d.new_attempts > 0 then
-                               p_at + least(p_backoff_max, p_backoff_base * power(2, d.new_attempts - 1))
-                           else p_at
-                       end,
-                       last_error = case
-                           when d.new_status = 'done' then d.error
-                           when d.outcome = 'retry' and d.new_status = 'dead' then
-                               format('gave up after %s attempts: %s', d.new_attempts, d.error)
-                           when d.outcome in ('retry', 'release') and d.new_status = 'superseded' then
-                               coalesce(d.error || '; ', '') || 'superseded by a newer queued change'
-                           else coalesce(d.error, q.last_error)
-                       end
-                  from decided d
-                 where q.id = d.id
+                   set (status, attempts, locked_until, lease_token, updated_at, processed_at, available_at,
+                        last_error) = (
+                       select d.new_status,
+                              d.new_attempts,
+                              null::timestamptz,
+                              null::uuid,
+                              now(),
+                              case when d.new_status = 'pending' then null else p_at end,
+                              case
+                                  when d.new_status <> 'pending' then q.available_at
+                                  when d.outcome = 'retry' and d.new_attempts > 0 then
+                                      p_at + least(p_backoff_max, p_backoff_base * power(2, d.new_attempts - 1))
+                                  else p_at
+                              end,
+                              case
+                                  when d.new_status = 'done' then d.error
+                                  when d.outcome = 'retry' and d.new_status = 'dead' then
+                                      format('gave up after %s attempts: %s', d.new_attempts, d.error)
+                                  when d.outcome in ('retry', 'release') and d.new_status = 'superseded' then
+                                      coalesce(d.error || '; ', '') || 'superseded by a newer queued change'
+                                  else coalesce(d.error, q.last_error)
+                              end
+                         from jsonb_to_record(s.by_row -> q.id::text)
+                              as d(new_status text, new_attempts integer, outcome text, error text))
+                  from decisions s
+                 where s.by_row ? q.id::text and q.status = 'processing' and q.lease_token = p_token
                 returning q.id, q.mentor_id, q.status, q.attempts, q.available_at, q.last_error, q.processed_at
             ),
             listing as (

@@ -159,19 +159,19 @@ as $$
         m.status,
         l.certification_id,
         l.expires_at,
-        oslo_date(l.expires_at),
-        certification_days_left(l.expires_at, p_run_date),
-        coalesce(certification_valid_as_of(l.expires_at, p_run_date), false),
+        public.oslo_date(l.expires_at),
+        public.certification_days_left(l.expires_at, p_run_date),
+        coalesce(public.certification_valid_as_of(l.expires_at, p_run_date), false),
         case
             when l.mentor_id is null then 'no_certification'
-            when l.expires_at <= expiry_run_start(p_run_date) then 'expired'
-            when l.expires_at < expiry_run_start(p_run_date + 7) then 'lt_7_days'
-            when l.expires_at < expiry_run_start(p_run_date + 14) then 'lt_14_days'
-            when l.expires_at < expiry_run_start(p_run_date + 30) then 'lt_30_days'
+            when l.expires_at <= public.expiry_run_start(p_run_date) then 'expired'
+            when l.expires_at < public.expiry_run_start(p_run_date + 7) then 'lt_7_days'
+            when l.expires_at < public.expiry_run_start(p_run_date + 14) then 'lt_14_days'
+            when l.expires_at < public.expiry_run_start(p_run_date + 30) then 'lt_30_days'
             else 'ok'
         end
-    from mentors m
-    left join latest_certifications(least(p_at, expiry_run_start(p_run_date))) l on l.mentor_id = m.id
+    from public.mentors m
+    left join public.latest_certifications(least(p_at, public.expiry_run_start(p_run_date))) l on l.mentor_id = m.id
 $$;
 
 -- Each refresh of the certification_state asset: the run date and the counts it reported.
@@ -226,11 +226,11 @@ language sql
 stable
 as $$
     select m.id, m.full_name, o.code, ch.name
-    from mentors m
-    join organizations o on o.id = m.organization_id
-    left join chapters ch on ch.id = m.chapter_id
+    from public.mentors m
+    join public.organizations o on o.id = m.organization_id
+    left join public.chapters ch on ch.id = m.chapter_id
     where m.status = 'active'
-      and not exists (select from certifications c where c.mentor_id = m.id)
+      and not exists (select from public.certifications c where c.mentor_id = m.id)
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -253,6 +253,8 @@ create table cert_expiry_reminders (
     days_left integer,
     constraint cert_expiry_reminders_once unique (mentor_id, threshold_day, certification_expiry_date)
 );
+-- Its foreign key's index: deleting a certification finds its reminders without a table scan.
+create index cert_expiry_reminders_certification on cert_expiry_reminders (certification_id);
 
 -- The outbox the app reads: one notification per reminder, for the coordinators of the
 -- mentor's chapter. Its own unique constraints make a second insert for the same reminder

@@ -55,6 +55,10 @@ create index reconciliation_log_mentor on reconciliation_log (mentor_id, created
 -- listing last confirmed by a write, whether that listing matches the rule (flag and chapter:
 -- listing_matches_rule; null when never confirmed), and whether a queue row is pending or in
 -- flight (those mentors are left to the queue).
+-- Linear in the keys: the given keys are joined (one index probe each), all mentors are read
+-- only when none are given (a one-time filter on the parameter), and in_queue is one probe per
+-- partial index of sync_queue (pending, processing: the pair sync_change_waiting() names, which
+-- as one `in` test matches neither index). tests/db/test_plans.py keeps it so.
 create function reconciliation_app_state(p_mentor_ids uuid[] default null, p_at timestamptz default now())
 returns table (mentor_id uuid, status text, should_be_listed boolean, chapter_name text,
                confirmed_listed boolean, in_queue boolean, confirmed_matches boolean)
@@ -67,13 +71,15 @@ as $$
            d.should_be_listed,
            d.chapter_name,
            w.listed,
-           exists (select 1 from sync_queue q
-                    where q.mentor_id = d.mentor_id and sync_change_waiting(q.status)),
+           exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and q.status = 'pending')
+           or exists (select 1 from sync_queue q where q.mentor_id = d.mentor_id and q.status = 'processing'),
            listing_matches_rule(w.listed, w.chapter_name, d.should_be_listed, d.chapter_name)
-      from website_listing_rule(p_at) d
+      from (select r.* from website_listing_rule(p_at) r where p_mentor_ids is null
+            union all
+            select r.* from (select distinct unnest(p_mentor_ids) as id) k
+              join website_listing_rule(p_at) r on r.mentor_id = k.id) d
       left join website_listing_state w on w.mentor_id = d.mentor_id
      where d.website_sync_enabled
-       and (p_mentor_ids is null or d.mentor_id = any (p_mentor_ids))
 $$;
 
 -- Dead queue rows that nobody resolved: dead for longer than p_older_than at p_at, and no later

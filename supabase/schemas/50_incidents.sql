@@ -115,7 +115,7 @@ as $$
 $$;
 
 -- What operators look at: every incident not yet resolved, oldest first.
-create view open_incidents as
+create view open_incidents with (security_invoker = true) as
     select kind, scope, state, first_seen, now() - first_seen as age, occurrences, last_seen, summary,
            reminders_sent, next_reminder_at
       from incidents

@@ -175,10 +175,15 @@ begin
          where d.mentor_id = target.id and d.website_sync_enabled
     ),
     waiting as (
-        select q.operation, q.created_at
-          from sync_queue q
-         where q.mentor_id = target.id and sync_change_waiting(q.status)
-         order by q.id desc
+        -- One probe per partial index (pending, processing: sync_change_waiting's pair), which
+        -- the pair as one test matches neither of: it read all of sync_queue per call.
+        select w.operation, w.created_at
+          from (select q.id, q.operation, q.created_at from sync_queue q
+                 where q.mentor_id = target.id and q.status = 'pending'
+                union all
+                select q.id, q.operation, q.created_at from sync_queue q
+                 where q.mentor_id = target.id and q.status = 'processing') w
+         order by w.id desc
          limit 1
     ),
     confirmed as (
