@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--looks", type=int, default=20, help="looks in an hour (60 / the interval in minutes)")
     parser.add_argument("--writes", type=int, default=50, help="the pipeline's own writes between two looks")
     parser.add_argument("--hand-edits", type=int, default=1, help="contacts unlisted by hand between two looks")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 300 contacts, 3 looks")
     args = parser.parse_args()
+    if args.quick:
+        args.contacts, args.looks, args.writes = 300, 3, 10
     with scratch_database() as url, running_emulator() as emu:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(GENERATE.format(n=int(args.contacts)))

@@ -27,6 +27,7 @@ BENCHES = {
     "bench_outbox_trigger.py": "median updates/s",
     "bench_dynamics.py": "faster than single requests",
     "bench_lag.py": "lag over 2 single status changes",
+    "bench_drift.py": "steady state, 3 looks",
 }
 
 

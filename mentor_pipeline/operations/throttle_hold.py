@@ -32,10 +32,14 @@ class SharedHold:
         self._log = log
         self._clock = clock
         self._own: set[datetime] = set()  # deadlines this process recorded: held in memory already
-        self._stop = client.on_throttle(self._record)
+        # A stand-in transport (anything with `apply_updates`, as drain_queue allows) holds nothing.
+        self._shared = callable(getattr(client, "on_throttle", None)) and hasattr(client, "hold_requests")
+        self._stop = client.on_throttle(self._record) if self._shared else (lambda: None)
 
     def adopt(self, conn: psycopg.Connection) -> float:
         """Hold the client for what is left of its budget's recorded hold; returns those seconds."""
+        if not self._shared:
+            return 0.0
         row = conn.execute(f"select seconds, what, hold_until from dynamics_hold_left(%s, {_AT})",
                            (self._client.budget, self._clock())).fetchone()
         if row is None or row[2] in self._own:
