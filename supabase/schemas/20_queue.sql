@@ -75,6 +75,13 @@ set search_path = public, pg_temp
 as $$
 declare
     tries integer := 0;
+    due_keys uuid[];
+    lease_keys uuid[];
+    mentor_keys uuid[];
+    waiting_ids bigint[];
+    waiting_keys uuid[];
+    newest_ids bigint[];
+    absorbed_ids bigint[];
     claimed sync_queue[];
 begin
     loop
@@ -94,40 +101,72 @@ begin
                and p.mentor_id = s.mentor_id
                and p.status = 'pending';
 
-            with due as (
-                select q.id
-                  from sync_queue q
-                 where q.status = 'pending'
-                   and q.available_at <= p_at
-                   -- one row per mentor in flight: a newer row waits for the current one. The
-                   -- mentors in flight are read once into a hash (NOT IN over a NOT NULL key):
-                   -- as a per-row NOT EXISTS, with sync_queue analyzed nearly empty, the planner
-                   -- read a whole processing index (dead entries too) once per due row.
-                   and q.mentor_id not in (select p.mentor_id from sync_queue p where p.status = 'processing')
-                 -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
-                 -- the first due row. In id order it walked the primary key from the oldest
-                 -- row, through every done row not yet archived, on every claim.
-                 order by q.available_at, q.id
-                 limit p_limit
-                   for update skip locked
-            ),
-            lease_ran_out as (
-                select q.id
-                  from sync_queue q
-                 where q.status = 'processing'
-                   and q.locked_until < p_at
-                 order by q.id
-                 limit p_limit
-                   for update skip locked
-            ),
-            c as (
-                select id from due
-                union all
-                select id from lease_ran_out
-                order by id
-                limit p_limit
-            ),
-            updated as (
+            -- The mentors to write: those of the rows due the longest first and of the leases
+            -- that ran out, at most p_limit. Each kind of row is locked by the scan that picks it,
+            -- so a row another claim holds is passed over and the limit is filled from the rows
+            -- behind it.
+            select coalesce(array_agg(d.mentor_id order by d.available_at, d.id), '{}') into due_keys
+              from (select q.id, q.mentor_id, q.available_at
+                      from sync_queue q
+                     where q.status = 'pending'
+                       and q.available_at <= p_at
+                       -- one row per mentor in flight: a newer row waits for the current one. The
+                       -- mentors in flight are read once into a hash (NOT IN over a NOT NULL key),
+                       -- never once per due row.
+                       and q.mentor_id not in (select p.mentor_id from sync_queue p where p.status = 'processing')
+                     -- sync_queue_pending_due's order: the scan starts at the first due row and
+                     -- stops at the limit.
+                     order by q.available_at, q.id
+                     limit p_limit
+                       for update skip locked) d;
+            select coalesce(array_agg(e.mentor_id order by e.id), '{}') into lease_keys
+              from (select q.id, q.mentor_id
+                      from sync_queue q
+                     where q.status = 'processing'
+                       and q.locked_until < p_at
+                     order by q.id
+                     limit p_limit
+                       for update skip locked) e;
+            mentor_keys := (select coalesce(array_agg(k.mentor_id order by k.first_taken), '{}')
+                              from (select u.mentor_id, min(u.taken) as first_taken
+                                      from unnest(due_keys || lease_keys) with ordinality u(mentor_id, taken)
+                                     group by u.mentor_id) k)[1:p_limit];
+
+            -- Every change waiting for those mentors, wherever it sits in the queue: one write
+            -- carries them all. The newest is claimed, the others are absorbed into it. A row
+            -- another claim holds is passed over (that claim writes the mentor; the processing
+            -- index stops a second write in flight).
+            select coalesce(array_agg(w.id), '{}'), coalesce(array_agg(w.mentor_id), '{}')
+              into waiting_ids, waiting_keys
+              from (select q.id, q.mentor_id
+                      from sync_queue q
+                     where q.mentor_id = any (mentor_keys)
+                       and q.status = 'pending'
+                       and (q.available_at <= p_at or q.attempts > 0)
+                       for update skip locked) w;
+            select waiting_ids || coalesce(array_agg(w.id), '{}'), waiting_keys || coalesce(array_agg(w.mentor_id), '{}')
+              into waiting_ids, waiting_keys
+              from (select q.id, q.mentor_id
+                      from sync_queue q
+                     where q.mentor_id = any (mentor_keys)
+                       and q.status = 'processing'
+                       and q.locked_until < p_at
+                       for update skip locked) w;
+            newest_ids := array(select distinct on (w.mentor_id) w.id
+                                  from unnest(waiting_ids, waiting_keys) w(id, mentor_id)
+                                 order by w.mentor_id, w.id desc);
+            absorbed_ids := array(select unnest(waiting_ids) except select unnest(newest_ids));
+
+            update sync_queue q
+               set status = 'superseded',
+                   processed_at = p_at,
+                   updated_at = now(),
+                   locked_until = null,
+                   lease_token = null,
+                   last_error = 'absorbed: written with the newest waiting change of this mentor'
+             where q.id = any (absorbed_ids);
+
+            with updated as (
                 update sync_queue q
                    set status = 'processing',
                        locked_until = p_at + p_lease,
@@ -139,17 +178,15 @@ begin
                                          then 'lease expired before the outcome was recorded (processor stopped?)'
                                          else q.last_error end,
                        updated_at = now()
-                 -- The ids as one array probed in the primary key. Joined with `c` instead, with
-                 -- statistics from an empty queue, the planner scanned every row of sync_queue
-                 -- against every claimed id.
-                 where q.id = any (array(select c.id from c))
+                 -- The ids as one array probed in the primary key, whatever the statistics say.
+                 where q.id = any (newest_ids)
                 returning q.*
             )
             select coalesce(array_agg(u order by u.id), '{}') into claimed from updated u;
             exit;
         exception when unique_violation then
-            -- Another transaction put a row of one of these mentors in flight (or queued a
-            -- newer pending row) between our snapshot and our update. Look again.
+            -- Another transaction put a row of one of these mentors in flight between our
+            -- snapshot and our update. Look again.
             tries := tries + 1;
             if tries >= 5 then
                 raise;
