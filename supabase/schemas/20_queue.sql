@@ -139,19 +139,22 @@ begin
             select coalesce(array_agg(w.id), '{}'), coalesce(array_agg(w.mentor_id), '{}')
               into waiting_ids, waiting_keys
               from (select q.id, q.mentor_id
-                      from sync_queue q
-                     where q.mentor_id = any (mentor_keys)
-                       and q.status = 'pending'
+                      -- The keys joined: one probe of sync_queue_pending_mentor each. As
+                      -- `mentor_id = any (mentor_keys)`, the planner read a whole pending index
+                      -- searching the array per row.
+                      from unnest(mentor_keys) k(mentor_id)
+                      join sync_queue q on q.mentor_id = k.mentor_id
+                     where q.status = 'pending'
                        and (q.available_at <= p_at or q.attempts > 0)
-                       for update skip locked) w;
+                       for update of q skip locked) w;
             select waiting_ids || coalesce(array_agg(w.id), '{}'), waiting_keys || coalesce(array_agg(w.mentor_id), '{}')
               into waiting_ids, waiting_keys
               from (select q.id, q.mentor_id
-                      from sync_queue q
-                     where q.mentor_id = any (mentor_keys)
-                       and q.status = 'processing'
+                      from unnest(mentor_keys) k(mentor_id)
+                      join sync_queue q on q.mentor_id = k.mentor_id
+                     where q.status = 'processing'
                        and q.locked_until < p_at
-                       for update skip locked) w;
+                       for update of q skip locked) w;
             newest_ids := array(select distinct on (w.mentor_id) w.id
                                   from unnest(waiting_ids, waiting_keys) w(id, mentor_id)
                                  order by w.mentor_id, w.id desc);
@@ -164,7 +167,8 @@ begin
                    locked_until = null,
                    lease_token = null,
                    last_error = 'absorbed: written with the newest waiting change of this mentor'
-             where q.id = any (absorbed_ids);
+              from unnest(absorbed_ids) a(id)
+             where q.id = a.id;
 
             with updated as (
                 update sync_queue q
@@ -178,8 +182,10 @@ begin
                                          then 'lease expired before the outcome was recorded (processor stopped?)'
                                          else q.last_error end,
                        updated_at = now()
-                 -- The ids as one array probed in the primary key, whatever the statistics say.
-                 where q.id = any (newest_ids)
+                 -- The ids joined, one probe of the primary key each: as `id = any (newest_ids)`
+                 -- the planner read all of sync_queue searching the array per row.
+                  from unnest(newest_ids) n(id)
+                 where q.id = n.id
                 returning q.*
             )
             select coalesce(array_agg(u order by u.id), '{}') into claimed from updated u;
