@@ -27,7 +27,7 @@ import psycopg  # noqa: E402
 
 from mentor_pipeline.drift.run import look  # noqa: E402
 from mentor_pipeline.sync import drain_queue  # noqa: E402
-from mentor_pipeline.sync.queue import enqueue  # noqa: E402
+from mentor_pipeline.sync.store import enqueue  # noqa: E402
 from tests.support.emulator import running_emulator  # noqa: E402
 
 GENERATE = """

@@ -154,7 +154,7 @@ def run_with_progress(work: Callable[[ProgressBar], object]):
 
 def _run(args) -> int:
     from mentor_pipeline.db import connect
-    from mentor_pipeline.sync.queue import due_summary
+    from mentor_pipeline.sync.store import due_summary
 
     since = database_start()
     with connect(autocommit=True) as conn:
@@ -182,7 +182,7 @@ def _drain_until_done(connect, client, due: int, since, settings, *, wait: bool,
     for other processes' leased rows and drain them once they are free. Returns the report of
     all drains together."""
     from mentor_pipeline.sync.leftover import queue_left, wait_for_foreign_leases
-    from mentor_pipeline.sync.processor import drain_queue
+    from mentor_pipeline.sync.run import drain_queue
     from mentor_pipeline.sync.progress import CountingClient
     from mentor_pipeline.sync.report import DrainReport
 

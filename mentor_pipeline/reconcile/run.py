@@ -29,9 +29,9 @@ from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.outage import DEFAULT_BOUND
 from mentor_pipeline.operations.throttle_hold import SharedHold
-from mentor_pipeline.sync.processor import drain_queue
+from mentor_pipeline.sync.run import drain_queue
 from mentor_pipeline.sync.progress import CountingClient, Progress
-from mentor_pipeline.sync.queue import QueuePolicy, enqueue
+from mentor_pipeline.sync.store import QueuePolicy, enqueue
 from mentor_pipeline.vocabulary import Classification, IncidentKind, TriggerEvent
 
 logger = logging.getLogger("mentor_pipeline.reconcile")

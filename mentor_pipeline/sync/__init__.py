@@ -5,8 +5,8 @@ write through the one SQL enqueue function), `desired_listing` (the rule's answe
 listing is per mentor), `due_summary` (what the sensor sees).
 """
 
-from mentor_pipeline.sync.processor import Decision, drain_queue, plan_batch
-from mentor_pipeline.sync.queue import (
+from mentor_pipeline.sync.run import Decision, drain_queue, plan_batch
+from mentor_pipeline.sync.store import (
     DueSummary,
     ListingState,
     QueuePolicy,

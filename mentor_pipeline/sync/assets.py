@@ -13,10 +13,10 @@ import dagster as dg
 from mentor_pipeline import settings as environment
 from mentor_pipeline.operations import liveness
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY
+from mentor_pipeline.operations.store import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
-from mentor_pipeline.sync.processor import POLL_INTERVAL_SECONDS, drain_queue
-from mentor_pipeline.sync.queue import QueuePolicy
+from mentor_pipeline.sync.run import POLL_INTERVAL_SECONDS, drain_queue
+from mentor_pipeline.sync.store import QueuePolicy
 from mentor_pipeline.sync.report import DrainReport
 
 WEBSITE_SYNC_JOB = "website_sync_job"
@@ -25,7 +25,7 @@ _POLICY = QueuePolicy()
 
 
 class SyncSettings(dg.ConfigurableResource):
-    """The processor's claim/lease/retry policy (defaults: mentor_pipeline.sync.queue.QueuePolicy)
+    """The processor's claim/lease/retry policy (defaults: mentor_pipeline.sync.store.QueuePolicy)
     and the sync's alerting bounds (defaults and variables: mentor_pipeline/settings.py)."""
 
     batch_size: int = _POLICY.batch_size

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from mentor_pipeline.operations.incidents import describe_age
+from mentor_pipeline.operations.store import describe_age
 from mentor_pipeline.vocabulary import IncidentKind
 
 

@@ -29,7 +29,7 @@ import psycopg
 
 from mentor_pipeline import settings as environment
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
-from mentor_pipeline.operations.incidents import describe_age
+from mentor_pipeline.operations.store import describe_age
 from mentor_pipeline.sync.report import RowOutcome
 from mentor_pipeline.vocabulary import IncidentKind
 

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from mentor_pipeline import markdown
-from mentor_pipeline.sync.queue import QueueRow
+from mentor_pipeline.sync.store import QueueRow
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ import dagster as dg
 
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.health import check_dynamics_credentials
-from mentor_pipeline.operations.incidents import Incident, open_incidents
+from mentor_pipeline.operations.store import Incident, open_incidents
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings
 from mentor_pipeline.sync.checks import FRESHNESS_CHECK, evaluation
 from mentor_pipeline.sync.freshness import check_freshness
 from mentor_pipeline.sync.jobs import website_sync_job
 from mentor_pipeline.sync.outage import alert_if_unreachable
-from mentor_pipeline.sync.queue import due_summary
+from mentor_pipeline.sync.store import due_summary
 from mentor_pipeline.vocabulary import IncidentKind
 
 ACTIVE_RUN_STATUSES = [

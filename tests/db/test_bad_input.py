@@ -30,7 +30,7 @@ def unmigrated_url(admin_url):
 
 
 def test_an_unmigrated_database_names_the_next_step(unmigrated_url):
-    from mentor_pipeline.sync.queue import due_summary
+    from mentor_pipeline.sync.store import due_summary
 
     with connect(unmigrated_url) as conn, pytest.raises(SchemaMissing) as caught:
         due_summary(conn)

@@ -8,7 +8,7 @@ import pytest
 
 from mentor_pipeline.drift.run import DriftPolicy, look
 from mentor_pipeline.drift.store import day_summary
-from mentor_pipeline.operations.incidents import get_incident
+from mentor_pipeline.operations.store import get_incident
 from mentor_pipeline.sync import drain_queue
 from tests.sync.helpers import FAST, hlf_mentors, seed_contacts, sent_writes
 

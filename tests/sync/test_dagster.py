@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.operations.incidents import get_incident
+from mentor_pipeline.operations.store import get_incident
 from mentor_pipeline.operations.sensors import run_failure_alert_sensor
 from mentor_pipeline.resources import AppDatabase, DynamicsResource, dynamics_resource_for
 from mentor_pipeline.sync import drain_queue

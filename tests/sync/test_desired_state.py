@@ -11,7 +11,7 @@ import pytest
 
 from mentor_pipeline.reconcile import reconcile
 from mentor_pipeline.sync import drain_queue
-from mentor_pipeline.sync.queue import desired_listing
+from mentor_pipeline.sync.store import desired_listing
 from tests.support.factories import certify, queue_rows
 from tests.sync.helpers import FAST, hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from mentor_pipeline.sync import drain_queue, enqueue, listing_state
-from mentor_pipeline.sync.queue import QueuePolicy, claim_batch
+from mentor_pipeline.sync.store import QueuePolicy, claim_batch
 from tests.support.factories import certify, queue_rows, set_status
 from tests.support.polling import wait_for
 from tests.sync.helpers import (

@@ -13,7 +13,7 @@ Protocol (docs/design/sync.md):
 4. send the writes through `client.apply_updates` (`$batch`, `If-Match: *`, never a create),
    outside any transaction, while a heartbeat thread extends the lease (429 waits can be long);
 5. record the outcomes (done / retry with backoff / dead), fenced by the token; rows going back
-   to pending one per transaction (`queue.record_outcomes` says why).
+   to pending one per transaction (`store.record_outcomes` says why).
 An auth failure releases the batch untouched (pending, attempts unchanged), alerts at once and
 stops the drain. Outages and throttling longer than `stall_bound` are incidents too
 (mentor_pipeline/sync/outage.py).
@@ -35,9 +35,9 @@ import psycopg
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOutcome, UpdateResult
 from mentor_pipeline.operations.throttle_hold import SharedHold
-from mentor_pipeline.sync import queue
+from mentor_pipeline.sync import store
 from mentor_pipeline.sync.outage import DEFAULT_BOUND, OutageWatch
-from mentor_pipeline.sync.queue import DesiredListing, Outcome, QueuePolicy, QueueRow
+from mentor_pipeline.sync.store import DesiredListing, Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
 from mentor_pipeline.vocabulary import IncidentKind, QueueStatus, SyncOutcome, TriggerEvent, incident_kind_for
 
@@ -124,7 +124,7 @@ def drain_queue(
     shared_hold = SharedHold(connect, client, log, clock)
     try:
         # The tick first: a certification that lapsed since the last one is written in this drain.
-        queue.due_summary(conn, clock())
+        store.due_summary(conn, clock())
         while True:
             if max_batches is not None and report.batches >= max_batches:
                 report.stopped_reason = f"stopped after {max_batches} batches"
@@ -135,7 +135,7 @@ def drain_queue(
             # A 429 that another process received (perhaps one that died since) holds us too.
             shared_hold.adopt(conn)
             token = uuid.uuid4()
-            rows = queue.claim_batch(conn, policy.batch_size, policy.lease, token, clock())
+            rows = store.claim_batch(conn, policy.batch_size, policy.lease, token, clock())
             if not rows:
                 if linger_seconds > 0 and _wait_for_due(conn, last_work + linger_seconds, poll_interval_seconds,
                                                          started + time_budget_seconds if time_budget_seconds else None,
@@ -151,7 +151,7 @@ def drain_queue(
             if stop:
                 break
         if archive:
-            report.archived = queue.archive_finished(conn, policy, now=clock())
+            report.archived = store.archive_finished(conn, policy, now=clock())
         dead = report.dead_rows()
         if dead and alerts is not None:
             alerts.alert(
@@ -175,7 +175,7 @@ def _wait_for_due(conn: psycopg.Connection, until: float, interval: float, budge
     end = min(until, budget_end) if budget_end is not None else until
     while time.monotonic() < end:
         time.sleep(interval)
-        if queue.due_summary(conn, clock()).anything_due:
+        if store.due_summary(conn, clock()).anything_due:
             return True
     return False
 
@@ -192,7 +192,7 @@ def _process_batch(
     clock: Callable[[], datetime | None],
 ) -> bool:
     """One claimed batch, start to finish. Returns True when the drain must stop."""
-    decisions = plan_batch(rows, queue.desired_listing(conn, [row.mentor_id for row in rows], clock()))
+    decisions = plan_batch(rows, store.desired_listing(conn, [row.mentor_id for row in rows], clock()))
     outcomes: dict[int, Outcome] = {}
     results: dict[int, UpdateResult] = {}
     stop = False
@@ -225,13 +225,13 @@ def _process_batch(
         # leaving the rows to their lease, then let it propagate.
         for d in decisions:
             outcomes[d.row.id] = Outcome(d.row.id, SyncOutcome.RETRY, f"processor error: {type(exc).__name__}: {exc}")
-        queue.record_outcomes(conn, token, list(outcomes.values()), policy, clock())
+        store.record_outcomes(conn, token, list(outcomes.values()), policy, clock())
         raise
     else:
         for d, answer in zip(decisions, answers):
             results[d.row.id] = answer
             outcomes[d.row.id] = _outcome_for(d, answer)
-    recorded = {r.id: r for r in queue.record_outcomes(conn, token, list(outcomes.values()), policy, clock())}
+    recorded = {r.id: r for r in store.record_outcomes(conn, token, list(outcomes.values()), policy, clock())}
 
     lost = []
     for d in decisions:
@@ -254,7 +254,7 @@ def _process_batch(
         # land after theirs. Queue one more write of whatever is right by then, so the last
         # write to Dynamics is always a fresh one.
         with conn.transaction():
-            queue.enqueue(conn, [d.row.mentor_id for d in lost], TriggerEvent.RECONCILIATION, now=clock())
+            store.enqueue(conn, [d.row.mentor_id for d in lost], TriggerEvent.RECONCILIATION, now=clock())
         log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
     return stop
 
@@ -324,7 +324,7 @@ class _LeaseKeeper:
                     if conn is None or conn.closed:
                         conn = self._connect()
                         conn.autocommit = True
-                    queue.extend_lease(conn, token, self._lease, self._clock())
+                    store.extend_lease(conn, token, self._lease, self._clock())
                 except psycopg.Error as exc:  # the next beat tries again; the lease is the backstop
                     self._log.warning("could not extend the sync lease: %s", exc)
                     conn = None
