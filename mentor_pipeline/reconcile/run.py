@@ -27,7 +27,7 @@ import psycopg
 from mentor_pipeline.reconcile import diff as d
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
-from mentor_pipeline.sync.outage import DEFAULT_BOUND
+from mentor_pipeline.sync.health import DEFAULT_BOUND
 from mentor_pipeline.operations.throttle_hold import SharedHold
 from mentor_pipeline.sync.run import drain_queue
 from mentor_pipeline.sync.progress import CountingClient, Progress

@@ -40,9 +40,9 @@ class SyncSettings(dg.ConfigurableResource):
     linger_seconds: float = 30.0
     poll_interval_seconds: float = POLL_INTERVAL_SECONDS
     # Dataverse unreachable (5xx, timeouts) or throttling waits added up for longer than this
-    # opens dynamics_unreachable / dynamics_throttled (mentor_pipeline/sync/outage.py).
+    # opens dynamics_unreachable / dynamics_throttled (mentor_pipeline/sync/health.py).
     stall_alert_minutes: float = environment.STALL_ALERT_MINUTES.default
-    # The freshness promise: no due change waits longer than this (mentor_pipeline/sync/freshness.py).
+    # The freshness promise: no due change waits longer than this (mentor_pipeline/sync/health.py).
     freshness_minutes: float = environment.FRESHNESS_MINUTES.default
     # While a sign-in incident is open, the sensor starts no drain and re-checks the credentials
     # (WhoAmI) this often.

@@ -16,7 +16,7 @@ Protocol (docs/design/sync.md):
    to pending one per transaction (`store.record_outcomes` says why).
 An auth failure releases the batch untouched (pending, attempts unchanged), alerts at once and
 stops the drain. Outages and throttling longer than `stall_bound` are incidents too
-(mentor_pipeline/sync/outage.py).
+(mentor_pipeline/sync/health.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOutcome, UpdateResult
 from mentor_pipeline.operations.throttle_hold import SharedHold
 from mentor_pipeline.sync import store
-from mentor_pipeline.sync.outage import DEFAULT_BOUND, OutageWatch
+from mentor_pipeline.sync.health import DEFAULT_BOUND, OutageWatch
 from mentor_pipeline.sync.store import DesiredListing, Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
 from mentor_pipeline.vocabulary import IncidentKind, QueueStatus, SyncOutcome, TriggerEvent, incident_kind_for

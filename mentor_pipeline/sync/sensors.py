@@ -16,9 +16,8 @@ from mentor_pipeline.operations.store import Incident, open_incidents
 from mentor_pipeline.resources import AppDatabase, DynamicsResource
 from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings
 from mentor_pipeline.sync.checks import FRESHNESS_CHECK, evaluation
-from mentor_pipeline.sync.freshness import check_freshness
+from mentor_pipeline.sync.health import alert_if_unreachable, check_freshness
 from mentor_pipeline.sync.jobs import website_sync_job
-from mentor_pipeline.sync.outage import alert_if_unreachable
 from mentor_pipeline.sync.store import due_summary
 from mentor_pipeline.vocabulary import IncidentKind
 

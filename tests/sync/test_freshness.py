@@ -16,7 +16,7 @@ from mentor_pipeline.sync import drain_queue
 from mentor_pipeline.sync.assets import SyncSettings, website_listing
 from mentor_pipeline.sync.checks import FRESHNESS_CHECK
 from mentor_pipeline.sync.definitions import defs as sync_defs
-from mentor_pipeline.sync.freshness import check_freshness, freshness
+from mentor_pipeline.sync.health import check_freshness, freshness
 from mentor_pipeline.sync.sensors import website_sync_health_sensor
 from tests.sync.helpers import FAST, db_now, hlf_mentors, seed_contacts, set_statuses
 

@@ -11,7 +11,7 @@ import pytest
 
 from mentor_pipeline.operations.store import get_incident
 from mentor_pipeline.sync import drain_queue, enqueue
-from mentor_pipeline.sync.outage import write_outage
+from mentor_pipeline.sync.health import write_outage
 from mentor_pipeline.sync.store import QueuePolicy
 from tests.support.factories import queue_rows
 from tests.sync.helpers import db_now, hlf_mentors, listed_in_dynamics, seed_contacts, set_statuses
