@@ -67,7 +67,7 @@ def alert_sink():
 
 def sync_settings():
     """The queue policy and alerting bounds the Dagster resource has, from the same environment."""
-    from mentor_pipeline.sync.assets import sync_settings_from_env
+    from mentor_pipeline.resources import sync_settings_from_env
 
     return sync_settings_from_env()
 

@@ -22,8 +22,7 @@ from mentor_pipeline.reconcile.checks import (
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
-from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import SyncSettings
+from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource, SyncSettings
 from mentor_pipeline.sync.assets import report_metadata as drain_metadata
 from mentor_pipeline.vocabulary import incident_kind_for
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.resources import AppDatabase, SyncSettings
 from mentor_pipeline.settings import FRESHNESS_MINUTES
-from mentor_pipeline.sync.assets import SyncSettings, website_listing
+from mentor_pipeline.sync.assets import website_listing
 from mentor_pipeline.sync.health import Freshness, check_freshness
 
 FRESHNESS_CHECK = "no_due_change_waits_too_long"

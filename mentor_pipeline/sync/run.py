@@ -37,8 +37,8 @@ from mentor_pipeline.dynamics.results import THROTTLED, ListingUpdate, UpdateOut
 from mentor_pipeline.operations.throttle_hold import SharedHold
 from mentor_pipeline.sync import store
 from mentor_pipeline.sync.health import DEFAULT_BOUND, OutageWatch
-from mentor_pipeline.sync.store import DesiredListing, Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
+from mentor_pipeline.sync.store import DesiredListing, Outcome, QueuePolicy, QueueRow
 from mentor_pipeline.vocabulary import IncidentKind, QueueStatus, SyncOutcome, TriggerEvent, incident_kind_for
 
 logger = logging.getLogger("mentor_pipeline.sync")

@@ -13,8 +13,8 @@ import dagster as dg
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.health import check_dynamics_credentials
 from mentor_pipeline.operations.store import Incident, open_incidents
-from mentor_pipeline.resources import AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings
+from mentor_pipeline.resources import AppDatabase, DynamicsResource, SyncSettings
+from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB
 from mentor_pipeline.sync.checks import FRESHNESS_CHECK, evaluation
 from mentor_pipeline.sync.health import alert_if_unreachable, check_freshness
 from mentor_pipeline.sync.jobs import website_sync_job

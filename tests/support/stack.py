@@ -8,8 +8,7 @@ import psycopg
 import pytest
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.resources import AppDatabase, dynamics_resource_for
-from mentor_pipeline.sync.assets import SyncSettings
+from mentor_pipeline.resources import AppDatabase, SyncSettings, dynamics_resource_for
 from tests.support.emulator import running_emulator
 from tests.support.webhook import webhook_receiver
 

@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.definitions import defs
-from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.resources import AppDatabase, SyncSettings
 from mentor_pipeline.sync import drain_queue
-from mentor_pipeline.sync.assets import SyncSettings, website_listing
+from mentor_pipeline.sync.assets import website_listing
 from mentor_pipeline.sync.checks import FRESHNESS_CHECK
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.sync.health import check_freshness, freshness
