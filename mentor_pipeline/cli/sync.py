@@ -154,11 +154,11 @@ def run_with_progress(work: Callable[[ProgressBar], object]):
 
 def _run(args) -> int:
     from mentor_pipeline.db import connect
-    from mentor_pipeline.sync.store import due_summary
+    from mentor_pipeline.sync.store import tick
 
     since = database_start()
     with connect(autocommit=True) as conn:
-        due = due_summary(conn)
+        due = tick(conn)
     settings = sync_settings()
     client = open_client()
     try:

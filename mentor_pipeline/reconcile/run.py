@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from mentor_pipeline.reconcile import diff as d
+from mentor_pipeline.reconcile import diff
 from mentor_pipeline.reconcile import store
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.health import DEFAULT_BOUND
@@ -32,7 +32,7 @@ from mentor_pipeline.operations.throttle_hold import SharedHold
 from mentor_pipeline.sync.run import drain_queue
 from mentor_pipeline.sync.progress import CountingClient, Progress
 from mentor_pipeline.sync.store import QueuePolicy, enqueue
-from mentor_pipeline.vocabulary import Classification, IncidentKind, TriggerEvent
+from mentor_pipeline.vocabulary import Classification, IncidentKind, RowResult, TriggerEvent
 
 logger = logging.getLogger("mentor_pipeline.reconcile")
 
@@ -57,25 +57,25 @@ def reconcile(
         ids = store.select_mentors(conn, mentor_ids) if mentor_ids else None
         with SharedHold(connect, client, log) as shared_hold:
             shared_hold.adopt(conn)  # the read spends the same budget as the writes
-            diff, actual, read_started = _read_and_diff(conn, client, ids, report, progress)
-        changes = d.divergent_rows(diff)
+            compared, actual, read_started = _read_and_diff(conn, client, ids, report, progress)
+        changes = diff.divergent_rows(compared)
         report.changes = _with_dynamics_state(changes)
         log.info("reconciliation: %d mentors checked, %d divergent (%s)", report.counts["checked"],
-                 report.divergent, ", ".join(f"{k} {report.counts[k]}" for k in d.DIVERGENT))
+                 report.divergent, ", ".join(f"{k} {report.counts[k]}" for k in diff.DIVERGENT))
         if dry_run:
             return report
 
         report.run_id = store.start_run(conn, "reconciliation", dagster_run_id)
         # What Dynamics showed is the known listing now (unless a sync write confirmed something
         # newer meanwhile): keeps website_listing_state honest after hand edits.
-        stale = diff["contact_exists"] & (
-            diff["confirmed_listed"].isna() | (diff["confirmed_listed"].astype("boolean") != diff["dynamics_listed"]))
+        stale = compared["contact_exists"] & (
+            compared["confirmed_listed"].isna() | (compared["confirmed_listed"].astype("boolean") != compared["dynamics_listed"]))
         store.record_read_listing(
-            conn, diff.loc[stale, ["mentor_id", "dynamics_listed"]].rename(columns={"dynamics_listed": "listed"}),
+            conn, compared.loc[stale, ["mentor_id", "dynamics_listed"]].rename(columns={"dynamics_listed": "listed"}),
             read_started)
-        del diff, actual
+        del compared, actual
 
-        to_queue = report.changes.loc[report.changes["action"].isin([d.ADD, d.REMOVE]), "mentor_id"].tolist()
+        to_queue = report.changes.loc[report.changes["action"].isin([diff.ADD, diff.REMOVE]), "mentor_id"].tolist()
         report.changes = _queue_and_log(conn, report.run_id, report.changes, to_queue, TriggerEvent.RECONCILIATION)
         report.queued = len(to_queue)
         _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, stall_bound,
@@ -122,10 +122,10 @@ def force_sync(
         if dry_run:
             with SharedHold(connect, client, log) as shared_hold:
                 shared_hold.adopt(conn)
-                diff, _, _ = _read_and_diff(conn, client, ids, report, progress)
+                compared, _, _ = _read_and_diff(conn, client, ids, report, progress)
             # A force sync writes every selected mentor, in sync or not: list them all.
-            report.changes = _with_dynamics_state(diff)
-            report.counts["would_write"] = int(len(diff))
+            report.changes = _with_dynamics_state(compared)
+            report.counts["would_write"] = int(len(compared))
             return report
 
         app = store.app_state(conn, ids)
@@ -137,7 +137,7 @@ def force_sync(
                              .drop(columns=["in_app"])], ignore_index=True)
         report.counts = {"checked": int(len(app)), "divergent": 0}
         report.run_id = store.start_run(conn, "force_sync", dagster_run_id)
-        changes = app.assign(dynamics_state=None, classification=Classification.FORCED, action=d.NONE,
+        changes = app.assign(dynamics_state=None, classification=Classification.FORCED, action=diff.NONE,
                              contact_exists=True, dynamics_listed=False)
         to_queue = changes["mentor_id"].tolist()
         report.changes = _queue_and_log(conn, report.run_id, changes, to_queue, TriggerEvent.FORCE_SYNC)
@@ -176,34 +176,35 @@ def _read_and_diff(conn, client, ids, report: ReconcileReport, progress: Progres
     (read_started,) = conn.execute("select now()").fetchone()
     read_clock = time.monotonic()
     on_page = (lambda n: progress("read", n, None)) if progress else None
-    actual = d.actual_frame(client.iter_listings(), on_page=on_page)
+    actual = diff.actual_frame(client.iter_listings(), on_page=on_page)
     report.read_seconds = time.monotonic() - read_clock
     # The app side after Dynamics: a change made while we read is then already in the queue
     # (left to it) instead of looking like a divergence.
     app = store.app_state(conn, ids)
     orphans = None
     if ids is None:
-        unknown = d.unknown_contacts(app, actual)
+        unknown = diff.unknown_contacts(app, actual)
         report.unknown_contacts = int(len(unknown))
         report.unknown_contacts_listed = int(unknown["listed"].sum())
         listed_unknown = unknown[unknown["listed"]]
         if not listed_unknown.empty:
             # Listed with no mentor of a syncing organisation behind them: gone, or no sync.
-            orphans = d.orphan_rows(listed_unknown, store.keys_state(conn, listed_unknown["mentor_id"].tolist()))
+            orphans = diff.orphan_rows(listed_unknown, store.keys_state(conn, listed_unknown["mentor_id"].tolist()))
     else:
         actual = actual[actual["mentor_id"].isin(ids)]
-    diff = d.diff_listings(app, actual)
+    compared = diff.diff_listings(app, actual)
     if orphans is not None:
-        diff = pd.concat([diff, orphans], ignore_index=True)
-        diff["classification"] = pd.Categorical(diff["classification"], categories=d.CLASSIFICATIONS)
-        diff["action"] = pd.Categorical(diff["action"], categories=[d.ADD, d.REMOVE, d.LEFT_TO_QUEUE, d.NONE])
-    report.counts = d.counts(diff)
-    return diff, actual, read_started
+        compared = pd.concat([compared, orphans], ignore_index=True)
+        compared["classification"] = pd.Categorical(compared["classification"], categories=diff.CLASSIFICATIONS)
+        compared["action"] = pd.Categorical(compared["action"],
+                                            categories=[diff.ADD, diff.REMOVE, diff.LEFT_TO_QUEUE, diff.NONE])
+    report.counts = diff.counts(compared)
+    return compared, actual, read_started
 
 
 def _with_dynamics_state(changes: pd.DataFrame) -> pd.DataFrame:
     changes = changes.copy()
-    changes["dynamics_state"] = list(d.iter_dynamics_states(changes))
+    changes["dynamics_state"] = list(diff.iter_dynamics_states(changes))
     changes["classification"] = changes["classification"].astype(str)
     changes["action"] = changes["action"].astype(str)
     changes["status"] = changes["status"].astype(object).where(changes["status"].notna(), None)
@@ -225,7 +226,7 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
                 actions.append(operation)  # enqueue without an operation asks the rule: add or remove
                 queue_ids.append(queue_id)
             else:
-                actions.append(d.NONE if action in (d.ADD, d.REMOVE) else action)
+                actions.append(diff.NONE if action in (diff.ADD, diff.REMOVE) else action)
                 queue_ids.append(None)
         changes = changes.assign(action=actions, queue_id=queue_ids)
         store.write_log(conn, run_id, (
@@ -247,7 +248,7 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
     changes = report.changes
     if changes is None or changes.empty:
         return
-    acted = (changes["action"] != d.NONE).to_numpy()
+    acted = (changes["action"] != diff.NONE).to_numpy()
     now = store.app_state(conn, changes.loc[acted, "mentor_id"].tolist())
     now = now[["mentor_id", "should_be_listed", "confirmed_listed", "in_queue", "confirmed_matches"]].set_index(
         "mentor_id")
@@ -262,9 +263,9 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
     # Flag and chapter, as SQL's listing_matches_rule decides (reconciliation_app_state).
     matches = now["confirmed_matches"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     absent = (changes["classification"] == Classification.CONTACT_ABSENT).to_numpy()
-    applied = result == "applied"
+    applied = result == RowResult.APPLIED
     outcome = np.select(
-        [~acted, ~known, in_queue, result == "dead", absent & should & ~applied,
+        [~acted, ~known, in_queue, result == RowResult.DEAD, absent & should & ~applied,
          ~confirmed_known & ~should, matches],
         ["nothing to write", "left out: no website sync now", "in flight", "still divergent", "still divergent",
          "in sync now", "in sync now"],
@@ -273,7 +274,7 @@ def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, lo
     report.in_flight = int((outcome == "in flight").sum())
     report.still_divergent = int((outcome == "still divergent").sum())
     shown = np.where(result != "", result, outcome)
-    shown = np.where((outcome == "still divergent") & (result != "dead") & absent, "contact missing in Dynamics", shown)
+    shown = np.where((outcome == "still divergent") & (result != RowResult.DEAD) & absent, "contact missing in Dynamics", shown)
     report.changes = changes.assign(result=shown.astype(object), outcome=outcome.astype(object))
 
 

@@ -41,7 +41,7 @@ from mentor_pipeline import settings as environment
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
 from mentor_pipeline.operations.store import describe_age
 from mentor_pipeline.sync.report import RowOutcome
-from mentor_pipeline.vocabulary import IncidentKind
+from mentor_pipeline.vocabulary import IncidentKind, RowResult
 
 DEFAULT_BOUND = timedelta(minutes=environment.STALL_ALERT_MINUTES.default)
 
@@ -232,8 +232,8 @@ class OutageWatch:
                 self._throttled_seconds, self._throttle_alerted = 0.0, False
         if self._alerts is None:
             return
-        applied = any(r.result == "applied" for r in rows)
-        failed = any(r.result == "retry" and is_outage_error(r.reason) for r in rows)
+        applied = any(r.result == RowResult.APPLIED for r in rows)
+        failed = any(r.result == RowResult.RETRY and is_outage_error(r.reason) for r in rows)
         cleared = {IncidentKind.DYNAMICS_UNREACHABLE: "the website sync writes to Dynamics again" if applied else None,
                    IncidentKind.DYNAMICS_THROTTLED: "a website sync batch went through without a 429 wait" if clean else None}
         candidates = [kind for kind, summary in cleared.items() if summary]

@@ -39,7 +39,14 @@ from mentor_pipeline.sync import store
 from mentor_pipeline.sync.health import DEFAULT_BOUND, OutageWatch
 from mentor_pipeline.sync.report import DrainReport, RowOutcome
 from mentor_pipeline.sync.store import DesiredListing, Outcome, QueuePolicy, QueueRow
-from mentor_pipeline.vocabulary import IncidentKind, QueueStatus, SyncOutcome, TriggerEvent, incident_kind_for
+from mentor_pipeline.vocabulary import (
+    IncidentKind,
+    QueueStatus,
+    RowResult,
+    SyncOutcome,
+    TriggerEvent,
+    incident_kind_for,
+)
 
 logger = logging.getLogger("mentor_pipeline.sync")
 
@@ -124,7 +131,7 @@ def drain_queue(
     shared_hold = SharedHold(connect, client, log, clock)
     try:
         # The tick first: a certification that lapsed since the last one is written in this drain.
-        store.due_summary(conn, clock())
+        store.tick(conn, clock())
         while True:
             if max_batches is not None and report.batches >= max_batches:
                 report.stopped_reason = f"stopped after {max_batches} batches"
@@ -175,7 +182,7 @@ def _wait_for_due(conn: psycopg.Connection, until: float, interval: float, budge
     end = min(until, budget_end) if budget_end is not None else until
     while time.monotonic() < end:
         time.sleep(interval)
-        if store.due_summary(conn, clock()).anything_due:
+        if store.tick(conn, clock()).anything_due:
             return True
     return False
 
@@ -242,11 +249,9 @@ def _process_batch(
         if row is None:
             if d.row.id in results:
                 lost.append(d)
-            report.rows.append(RowOutcome.of(d.row, "lease_lost", d.listed, "the lease ran out before the outcome was recorded", None, waits))
+            report.rows.append(RowOutcome.of(d.row, RowResult.LEASE_LOST, d.listed, "the lease ran out before the outcome was recorded", None, waits))
             continue
-        outcome = outcomes[d.row.id]
-        back = "released" if outcome.outcome == SyncOutcome.RELEASE else "retry"
-        result = {QueueStatus.DONE: "applied", QueueStatus.PENDING: back}.get(row.status, row.status)
+        result = _result_of(row.status, outcomes[d.row.id])
         lag = (row.processed_at - d.row.created_at).total_seconds() if row.status == QueueStatus.DONE and row.processed_at else None
         report.rows.append(RowOutcome.of(d.row, result, d.listed, row.last_error, lag, waits, attempts=row.attempts))
     if lost:
@@ -257,6 +262,15 @@ def _process_batch(
             store.enqueue(conn, [d.row.mentor_id for d in lost], TriggerEvent.RECONCILIATION, now=clock())
         log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
     return stop
+
+
+def _result_of(status: str, outcome: Outcome) -> RowResult:
+    """What the report says of a recorded row: the status record_sync_outcomes left it in."""
+    if status == QueueStatus.DONE:
+        return RowResult.APPLIED
+    if status == QueueStatus.PENDING:
+        return RowResult.RELEASED if outcome.outcome == SyncOutcome.RELEASE else RowResult.RETRY
+    return RowResult(status)  # dead, superseded
 
 
 def _outcome_for(decision: Decision, answer: UpdateResult) -> Outcome:

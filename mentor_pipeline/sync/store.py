@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -162,10 +162,11 @@ def _record_outcomes(
     return rows
 
 
-def due_summary(conn: psycopg.Connection, now: datetime | None = None) -> DueSummary:
-    """The drain path's tick: first mark mentors whose certification lapsed (or took effect)
-    since the last tick, then count due pending rows and expired leases from the partial
-    indexes (the sensor's and the lingering drain's check)."""
+def tick(conn: psycopg.Connection, now: datetime | None = None) -> DueSummary:
+    """The drain path's clock tick (`website_sync_tick`), which writes: it marks mentors whose
+    certification lapsed (or took effect) since the last tick and the keys of the re-check notes
+    whose racing transactions have ended (deleting those notes); then it counts due pending rows
+    and expired leases from the partial indexes (what the sensor and a lingering drain look at)."""
     row = conn.execute(
         f"select clock_marked, due_count, max_due_id, expired_leases from website_sync_tick({_AT})", (now,)
     ).fetchone()
@@ -249,25 +250,6 @@ def listing_state(
                 ([str(m) for m in mentor_ids],),
             )
         return {row.mentor_id: row for row in cur.fetchall()}
-
-
-def record_listing(
-    conn: psycopg.Connection, states: Mapping[uuid.UUID | str, bool], *, queue_id: int | None = None
-) -> None:
-    """Set the known listing for mentors from another source (reconciliation read Dynamics)."""
-    if not states:
-        return
-    conn.execute(
-        """
-        insert into website_listing_state (mentor_id, listed, last_synced_at, last_queue_id, updated_at)
-        select m, l, now(), %s, now() from unnest(%s::uuid[], %s::boolean[]) as t(m, l)
-        on conflict (mentor_id) do update
-            set listed = excluded.listed, last_synced_at = excluded.last_synced_at,
-                last_queue_id = coalesce(excluded.last_queue_id, website_listing_state.last_queue_id),
-                updated_at = excluded.updated_at
-        """,
-        (queue_id, [str(m) for m in states], list(states.values())),
-    )
 
 
 def _commit(conn: psycopg.Connection) -> None:

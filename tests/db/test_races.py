@@ -53,7 +53,7 @@ def blocked_or_done(db, statement: Statement) -> str:
 def drain_once(db, now=None) -> None:
     """A processor's pass without HTTP: the tick, then claim what is due and record as written what
     the rule says (at `now`, default the database's clock)."""
-    store.due_summary(db, now)
+    store.tick(db, now)
     token = uuid.uuid4()
     rows = store.claim_batch(db, 1000, timedelta(minutes=2), token, now)
     desired = store.desired_listing(db, [r.mentor_id for r in rows], now)
@@ -67,7 +67,7 @@ def settle(db) -> None:
     """Tick until no change waits for a re-check (transactions elsewhere on the
     server may still be running: coordination, not a timing)."""
     def settled():
-        store.due_summary(db)
+        store.tick(db)
         (notes,) = db.execute("select to_regclass('website_sync_rechecks')").fetchone()
         return notes is None or not db.execute("select from website_sync_rechecks limit 1").fetchall()
 
@@ -306,7 +306,7 @@ def test_a_certification_committed_after_the_clock_passed_its_expiry_is_written_
         app.execute("insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s)",
                     (m, start - timedelta(hours=1), start + timedelta(minutes=1)))
         # The clock moves past that expiry without seeing it.
-        assert store.due_summary(db, start + timedelta(minutes=2)).clock_marked == 0
+        assert store.tick(db, start + timedelta(minutes=2)).clock_marked == 0
         app.commit()
     # The insert marked the mentor itself; the drain reads the rule when it writes: lapsed.
     drain_once(db, start + timedelta(minutes=2))

@@ -47,7 +47,7 @@ def test_claim_skips_rows_not_yet_due(db):
     set_status(db, mentor, "paused")
     db.execute("update sync_queue set available_at = now() + interval '1 hour'")
     assert claim(db)[1] == []
-    assert store.due_summary(db).due_count == 0
+    assert store.tick(db).due_count == 0
 
 
 def test_a_newer_pending_row_waits_while_the_mentor_has_a_row_in_flight(db):
@@ -154,7 +154,7 @@ def test_release_puts_rows_back_untouched(db):
     token, rows = claim(db)
     recorded = store.record_outcomes(db, token, [Outcome(r.id, "release", "auth") for r in rows], FAST)
     assert {(r.status, r.attempts) for r in recorded} == {("pending", 0)}
-    assert store.due_summary(db).due_count == 3
+    assert store.tick(db).due_count == 3
 
 
 def test_done_records_the_listing_state(db):
@@ -210,12 +210,12 @@ def test_archive_moves_old_finished_rows_only(db):
     assert db.execute("select id, status from sync_queue_archive").fetchall() == [(rows[0].id, "done")]
 
 
-def test_due_summary_counts_due_rows_and_expired_leases(db):
+def test_the_tick_counts_due_rows_and_expired_leases(db):
     mentors = hlf_mentors(db, 3)
     set_statuses(db, mentors, "paused")
     _, [row] = claim(db, limit=1)
-    assert store.due_summary(db, row.locked_until).expired_leases == 0
-    due = store.due_summary(db, after_the_lease(row))
+    assert store.tick(db, row.locked_until).expired_leases == 0
+    due = store.tick(db, after_the_lease(row))
     assert (due.due_count, due.expired_leases) == (2, 1)
     assert due.max_due_id == max(r["id"] for r in queue_rows(db))
 
