@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,7 +18,7 @@ from mentor_pipeline.db import connect
 from mentor_pipeline.dynamics import settings as dynamics_settings
 from mentor_pipeline.dynamics.errors import DynamicsConfigError
 from mentor_pipeline.dynamics.settings import DynamicsSettings
-from mentor_pipeline.sync.run import POLL_INTERVAL_SECONDS
+from mentor_pipeline.sync.run import POLL_INTERVAL_SECONDS, Alerts, Drain
 from mentor_pipeline.sync.store import QueuePolicy
 
 # The one Dataverse service-protection budget (6000 requests per 5 minutes, 52 concurrent, per
@@ -135,6 +136,10 @@ class SyncSettings(dg.ConfigurableResource):
 
     def stall_bound(self) -> timedelta:
         return timedelta(minutes=self.stall_alert_minutes)
+
+    def drain(self, connect, client, *, alerts: Alerts | None = None, log: logging.Logger | None = None) -> Drain:
+        """A drain with this policy and stall bound (its limits are `Drain.run`'s)."""
+        return Drain(connect, client, alerts=alerts, log=log, policy=self.policy(), stall_bound=self.stall_bound())
 
     def freshness_limit(self) -> timedelta:
         return timedelta(minutes=self.freshness_minutes)

@@ -182,7 +182,6 @@ def _drain_until_done(connect, client, due: int, since, settings, *, wait: bool,
     for other processes' leased rows and drain them once they are free. Returns the report of
     all drains together."""
     from mentor_pipeline.sync.leftover import queue_left, wait_for_foreign_leases
-    from mentor_pipeline.sync.run import drain_queue
     from mentor_pipeline.sync.progress import CountingClient
     from mentor_pipeline.sync.report import DrainReport
 
@@ -190,9 +189,8 @@ def _drain_until_done(connect, client, due: int, since, settings, *, wait: bool,
     with connect() as conn:
         conn.autocommit = True
         while True:
-            report = run_with_progress(lambda bar: drain_queue(
-                connect, CountingClient(client, bar, due), alerts=alert_sink(), policy=settings.policy(),
-                stall_bound=settings.stall_bound()))
+            report = run_with_progress(lambda bar: settings.drain(
+                connect, CountingClient(client, bar, due), alerts=alert_sink()).run())
             total.rows += report.rows
             total.batches += report.batches
             total.seconds += report.seconds

@@ -1,12 +1,13 @@
 """Reconciliation and force sync, as plain Python: the Dagster asset, the break-glass CLI and the
-benchmark all call `reconcile` / `force_sync`.
+benchmark all call `reconcile` / `force_sync` with the `Drain` that writes what they queue (its
+connection factory, client, alerts, log and policy serve the whole run).
 
 Reconciliation: read every listing from Dynamics (paged), then the app side
 (`reconciliation_app_state`, the one rule per mentor of a syncing organisation), diff them on the
 mentor key (listed flag and chapter), find listed contacts whose mentor is gone from the app or
 has no website sync, mark every divergent key in the outbox (`enqueue`, `triggered_by_event =
 'reconciliation'`; keys with a pending or in-flight row are left to it), drain the queue with
-`drain_queue`, and log the run.
+the `Drain`, and log the run.
 Force sync: mark every HLF mentor (or the selected ones) as `force_sync`, then drain: each gets
 the rule's answer written. A dry run of either reads and diffs, and writes nothing anywhere.
 """
@@ -14,45 +15,41 @@ the rule's answer written. A dry run of either reads and diffs, and writes nothi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import psycopg
 
-from mentor_pipeline.reconcile import diff
-from mentor_pipeline.reconcile import store
-from mentor_pipeline.reconcile.report import ReconcileReport
-from mentor_pipeline.sync.health import DEFAULT_BOUND
 from mentor_pipeline.operations.throttle_hold import SharedHold
-from mentor_pipeline.sync.run import drain_queue
+from mentor_pipeline.reconcile import diff, store
+from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.progress import CountingClient, Progress
-from mentor_pipeline.sync.store import QueuePolicy, enqueue
+from mentor_pipeline.sync.run import Drain
+from mentor_pipeline.sync.store import enqueue
 from mentor_pipeline.vocabulary import Classification, IncidentKind, RowResult, TriggerEvent
 
 logger = logging.getLogger("mentor_pipeline.reconcile")
 
 
 def reconcile(
-    connect: Callable[[], psycopg.Connection],
-    client,
+    drain: Drain,
     *,
-    alerts=None,
-    log: logging.Logger | None = None,
-    policy: QueuePolicy = QueuePolicy(),
     mentor_ids: Sequence[str] | None = None,
     dry_run: bool = False,
     dagster_run_id: str | None = None,
     time_budget_seconds: float | None = None,
-    stall_bound: timedelta = DEFAULT_BOUND,
     progress: Progress | None = None,
 ) -> ReconcileReport:
-    """Make Dynamics match the app for every HLF mentor (or `mentor_ids`); see the module doc."""
-    log = log or logger
+    """Make Dynamics match the app for every HLF mentor (or `mentor_ids`); see the module doc.
+    `time_budget_seconds` limits the drain (`Drain.run`); `progress` hears of pages read and rows
+    written."""
+    drain = _logging_here(drain)
+    connect, client, log = drain.connect, drain.client, drain.log
     with _session(connect, "reconciliation", dry_run) as (conn, report, started):
         ids = store.select_mentors(conn, mentor_ids) if mentor_ids else None
         with SharedHold(connect, client, log) as shared_hold:
@@ -78,12 +75,11 @@ def reconcile(
         to_queue = report.changes.loc[report.changes["action"].isin([diff.ADD, diff.REMOVE]), "mentor_id"].tolist()
         report.changes = _queue_and_log(conn, report.run_id, report.changes, to_queue, TriggerEvent.RECONCILIATION)
         report.queued = len(to_queue)
-        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, stall_bound,
-                          progress)
+        _drain_and_settle(drain, conn, report, time_budget_seconds, progress)
 
         report.duplicates = store.duplicates(conn)
-        if report.duplicates and alerts is not None:
-            alerts.alert(
+        if report.duplicates and drain.alerts is not None:
+            drain.alerts.alert(
                 IncidentKind.RECONCILIATION_DUPLICATES,
                 f"{len(report.duplicates)} duplicate record(s) for the same certification period need manual review "
                 f"(first: {report.duplicates[0]['kind']} for mentor {report.duplicates[0]['mentor_id']})",
@@ -94,28 +90,24 @@ def reconcile(
 
 
 def force_sync(
-    connect: Callable[[], psycopg.Connection],
-    client,
+    drain: Drain,
     *,
     mentor_ids: Sequence[str] | None = None,
     mentor_names: Sequence[str] | None = None,
     chapter: str | None = None,
     dry_run: bool = False,
-    alerts=None,
-    log: logging.Logger | None = None,
-    policy: QueuePolicy = QueuePolicy(),
     dagster_run_id: str | None = None,
     time_budget_seconds: float | None = None,
-    stall_bound: timedelta = DEFAULT_BOUND,
     progress: Progress | None = None,
 ) -> ReconcileReport:
     """Write the rule's answer for every HLF mentor (or the selection: ids, exact names, a
-    chapter) to Dynamics now.
+    chapter) to Dynamics now, through `drain`.
 
     A selection that names nothing valid raises `InvalidMentorIds` before anything is queued.
     A dry run reads Dynamics and lists every write it would make, with what Dynamics shows now.
     """
-    log = log or logger
+    drain = _logging_here(drain)
+    connect, client, log = drain.connect, drain.client, drain.log
     with _session(connect, "force_sync", dry_run) as (conn, report, started):
         selected = bool(mentor_ids or mentor_names or chapter)
         ids = store.select_mentors(conn, mentor_ids or (), mentor_names or (), chapter) if selected else None
@@ -143,12 +135,17 @@ def force_sync(
         report.changes = _queue_and_log(conn, report.run_id, changes, to_queue, TriggerEvent.FORCE_SYNC)
         report.queued = len(to_queue)
         log.info("force sync: queued %d mentor(s)", report.queued)
-        _drain_and_settle(connect, conn, client, report, alerts, log, policy, time_budget_seconds, stall_bound,
-                          progress)
+        _drain_and_settle(drain, conn, report, time_budget_seconds, progress)
         return _finish(conn, report, started)
 
 
 # -- steps -----------------------------------------------------------------------------------
+
+def _logging_here(drain: Drain) -> Drain:
+    """The drain, with reconciliation's logger when it has no log of its own: its writes then
+    log beside the run's own lines."""
+    return drain if drain.log is not None else dataclasses.replace(drain, log=logger)
+
 
 @contextlib.contextmanager
 def _session(connect: Callable[[], psycopg.Connection], kind: str, dry_run: bool):
@@ -238,13 +235,13 @@ def _queue_and_log(conn, run_id: uuid.UUID, changes: pd.DataFrame, to_queue: lis
     return changes
 
 
-def _drain_and_settle(connect, conn, client, report: ReconcileReport, alerts, log, policy, time_budget_seconds,
-                      stall_bound: timedelta, progress: Progress | None) -> None:
+def _drain_and_settle(drain: Drain, conn, report: ReconcileReport, time_budget_seconds: float | None,
+                      progress: Progress | None) -> None:
     """Drain the queue, then decide per acted-on mentor: right now, still in flight (a pending or
     in-flight row, e.g. a retry), or still divergent (dead, contact missing, not applied)."""
-    writer = CountingClient(client, progress, report.queued) if progress else client
-    report.drain = drain_queue(connect, writer, alerts=alerts, log=log, policy=policy,
-                               time_budget_seconds=time_budget_seconds, stall_bound=stall_bound)
+    if progress:
+        drain = dataclasses.replace(drain, client=CountingClient(drain.client, progress, report.queued))
+    report.drain = drain.run(time_budget_seconds=time_budget_seconds)
     changes = report.changes
     if changes is None or changes.empty:
         return

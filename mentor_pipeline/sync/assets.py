@@ -12,7 +12,6 @@ from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.store import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource, SyncSettings
 from mentor_pipeline.sync.report import DrainReport
-from mentor_pipeline.sync.run import drain_queue
 
 WEBSITE_SYNC_JOB = "website_sync_job"
 
@@ -43,12 +42,10 @@ def drain(context, app_db: AppDatabase, dynamics: DynamicsResource, alerts: Aler
           sync_settings: SyncSettings) -> DrainReport:
     """Drain the queue into Dynamics; fails the run (after alerting) on an auth failure."""
     with liveness.beating_for(context, app_db), dynamics.open_client() as client:
-        report = drain_queue(
-            app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
+        report = sync_settings.drain(app_db.connect, client, alerts=alerts, log=context.log).run(
             time_budget_seconds=sync_settings.time_budget_seconds,
             linger_seconds=sync_settings.linger_seconds,
             poll_interval_seconds=sync_settings.poll_interval_seconds,
-            stall_bound=sync_settings.stall_bound(),
         )
     if report.auth_error:
         raise dg.Failure(

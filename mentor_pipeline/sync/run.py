@@ -1,6 +1,6 @@
-"""The queue processor: claim a batch, read what the rule says now, write it through `$batch`,
-record the outcome per row. Plain Python: the Dagster asset, the break-glass CLI and force
-sync / reconciliation all call `drain_queue`.
+"""The drain: claim a batch, read what the rule says now, write it through `$batch`, record the
+outcome per row. Plain Python: the Dagster asset, the break-glass CLI and force sync /
+reconciliation all run a `Drain`.
 
 Level-triggered: a queue row only says "this mentor may need a write". What is written is the
 rule's answer at the moment of writing (`website_desired_listing`: listed or not, and the
@@ -26,9 +26,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 
@@ -82,186 +82,212 @@ def plan_batch(rows: Sequence[QueueRow], desired: Mapping[uuid.UUID, DesiredList
 
 
 class Alerts(Protocol):
-    """What drain_queue needs from an alert sink (mentor_pipeline.operations.alerts.AlertSink fits)."""
+    """What a drain needs from an alert sink (mentor_pipeline.operations.alerts.AlertSink fits)."""
 
     def alert(self, kind: str, summary: str, details: dict | None = None) -> object: ...
 
     def resolve(self, kind: str, summary: str) -> object: ...
 
 
-def drain_queue(
-    connect: Callable[[], psycopg.Connection],
-    client,
-    *,
-    alerts: Alerts | None = None,
-    log: logging.Logger | None = None,
-    policy: QueuePolicy = QueuePolicy(),
-    max_batches: int | None = None,
-    time_budget_seconds: float | None = None,
-    linger_seconds: float = 0.0,
-    poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
-    archive: bool = True,
-    clock: Callable[[], datetime | None] = lambda: None,
-    stall_bound: timedelta = DEFAULT_BOUND,
-) -> DrainReport:
-    """Process due sync_queue rows until none is due (or a limit is reached); returns the report.
+def database_clock() -> None:
+    """The default clock: no moment of our own, every decision takes the database's now()."""
+    return None
+
+
+@dataclass(frozen=True)
+class Drain:
+    """What every step of a drain works with: `Drain(connect, client, ...).run()` processes due
+    sync_queue rows until none is due (or a limit of `run` is reached) and returns the report.
 
     `connect` opens a new connection to the app database (it is switched to autocommit);
     `client` is an open `DataverseClient` (anything with its `apply_updates`). Several
     drains may run at once, in threads or processes: claims never overlap.
 
-    `linger_seconds` > 0 keeps a warm drain waiting that long after its last batch, checking
-    every `poll_interval_seconds` (an index-only look at what is due), so a change that arrives
-    meanwhile is written within a fraction of a second instead of waiting for a new run.
-
-    `clock` says what time it is for every decision (due, lease, backoff, the rule); the default
-    None is the database's now(). Tests pass a later moment instead of sleeping.
+    `alerts` hears of the incidents (None: only logged); `log` None is the sync's logger.
+    `policy` is how rows are claimed, leased and retried.
 
     `stall_bound`: Dataverse unreachable, or throttling waits added up, for longer than this
     opens an incident (`alerts`); a batch that goes through resolves it.
+
+    `clock` says what time it is for every decision (due, lease, backoff, the rule); the default
+    is the database's now(). Tests pass a later moment instead of sleeping.
     """
-    log = log or logger
-    report = DrainReport()
-    started = last_work = time.monotonic()
-    conn = connect()
-    conn.autocommit = True
-    keeper = _LeaseKeeper(connect, policy.lease, log, clock)
-    watch = OutageWatch(alerts, stall_bound, log, clock)
-    stop_listening = watch.listen_to(client)
-    shared_hold = SharedHold(connect, client, log, clock)
-    try:
-        # The tick first: a certification that lapsed since the last one is written in this drain.
-        store.tick(conn, clock())
-        while True:
-            if max_batches is not None and report.batches >= max_batches:
-                report.stopped_reason = f"stopped after {max_batches} batches"
-                break
-            if time_budget_seconds is not None and time.monotonic() - started > time_budget_seconds:
-                report.stopped_reason = f"stopped after the {time_budget_seconds:.0f} s time budget; the sensor starts the next run"
-                break
-            # A 429 that another process received (perhaps one that died since) holds us too.
-            shared_hold.adopt(conn)
-            token = uuid.uuid4()
-            rows = store.claim_batch(conn, policy.batch_size, policy.lease, token, clock())
-            if not rows:
-                if linger_seconds > 0 and _wait_for_due(conn, last_work + linger_seconds, poll_interval_seconds,
-                                                         started + time_budget_seconds if time_budget_seconds else None,
-                                                         clock):
-                    continue
-                break
-            report.batches += 1
-            recorded_before = len(report.rows)
-            with keeper.holding(token):
-                stop = _process_batch(conn, client, rows, token, policy, report, alerts, log, clock)
-            watch.after_batch(conn, report.rows[recorded_before:])
-            last_work = time.monotonic()
-            if stop:
-                break
-        if archive:
-            report.archived = store.archive_finished(conn, policy, now=clock())
-        dead = report.dead_rows()
-        if dead and alerts is not None:
-            alerts.alert(
-                IncidentKind.SYNC_DEAD_ROWS,
-                f"{len(dead)} website sync change(s) gave up and need a person: {dead[0].reason}",
-                {"rows": [{"queue_id": r.queue_id, "mentor_id": str(r.mentor_id), "reason": r.reason} for r in dead[:20]]},
-            )
-        watch.finished(conn)
-    finally:
-        stop_listening()
-        shared_hold.close()
-        keeper.close()
-        conn.close()
-    report.seconds = time.monotonic() - started
-    log.info(report.summary())
-    return report
 
+    connect: Callable[[], psycopg.Connection]
+    client: Any
+    alerts: Alerts | None = None
+    log: logging.Logger | None = None
+    policy: QueuePolicy = QueuePolicy()
+    stall_bound: timedelta = DEFAULT_BOUND
+    clock: Callable[[], datetime | None] = database_clock
 
-def _wait_for_due(conn: psycopg.Connection, until: float, interval: float, budget_end: float | None, clock) -> bool:
-    """Poll (cheaply) until something is due; False when `until` or the time budget passes first."""
-    end = min(until, budget_end) if budget_end is not None else until
-    while time.monotonic() < end:
-        time.sleep(interval)
-        if store.tick(conn, clock()).anything_due:
-            return True
-    return False
+    @property
+    def _log(self) -> logging.Logger:
+        return self.log or logger
 
+    def run(
+        self,
+        *,
+        max_batches: int | None = None,
+        time_budget_seconds: float | None = None,
+        linger_seconds: float = 0.0,
+        poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
+        archive: bool = True,
+    ) -> DrainReport:
+        """Drain what is due; returns the report.
 
-def _process_batch(
-    conn: psycopg.Connection,
-    client,
-    rows: list[QueueRow],
-    token: uuid.UUID,
-    policy: QueuePolicy,
-    report: DrainReport,
-    alerts: Alerts | None,
-    log: logging.Logger,
-    clock: Callable[[], datetime | None],
-) -> bool:
-    """One claimed batch, start to finish. Returns True when the drain must stop."""
-    decisions = plan_batch(rows, store.desired_listing(conn, [row.mentor_id for row in rows], clock()))
-    outcomes: dict[int, Outcome] = {}
-    results: dict[int, UpdateResult] = {}
-    stop = False
-    try:
-        answers = client.apply_updates([d.update for d in decisions])
-    except DynamicsAuthError as exc:
-        # Nothing was written for sure and nothing is wrong with the rows: put them back
-        # untouched and stop; the alert goes out now, not after N failures.
+        `linger_seconds` > 0 keeps a warm drain waiting that long after its last batch, checking
+        every `poll_interval_seconds` (an index-only look at what is due), so a change that arrives
+        meanwhile is written within a fraction of a second instead of waiting for a new run.
+        `archive` moves finished rows past their retention to sync_queue_archive at the end.
+        """
+        log, clock, policy, client = self._log, self.clock, self.policy, self.client
+        report = DrainReport()
+        started = last_work = time.monotonic()
+        conn = self.connect()
+        conn.autocommit = True
+        keeper = _LeaseKeeper(self.connect, policy.lease, log, clock)
+        watch = OutageWatch(self.alerts, self.stall_bound, log, clock)
+        stop_listening = watch.listen_to(client)
+        shared_hold = SharedHold(self.connect, client, log, clock)
+        try:
+            # The tick first: a certification that lapsed since the last one is written in this drain.
+            store.tick(conn, clock())
+            while True:
+                if max_batches is not None and report.batches >= max_batches:
+                    report.stopped_reason = f"stopped after {max_batches} batches"
+                    break
+                if time_budget_seconds is not None and time.monotonic() - started > time_budget_seconds:
+                    report.stopped_reason = (f"stopped after the {time_budget_seconds:.0f} s time budget; "
+                                             "the sensor starts the next run")
+                    break
+                # A 429 that another process received (perhaps one that died since) holds us too.
+                shared_hold.adopt(conn)
+                token = uuid.uuid4()
+                rows = store.claim_batch(conn, policy.batch_size, policy.lease, token, clock())
+                if not rows:
+                    if linger_seconds > 0 and self._wait_for_due(
+                            conn, last_work + linger_seconds, poll_interval_seconds,
+                            started + time_budget_seconds if time_budget_seconds else None):
+                        continue
+                    break
+                report.batches += 1
+                recorded_before = len(report.rows)
+                with keeper.holding(token):
+                    stop = self._batch(conn, rows, token, report)
+                watch.after_batch(conn, report.rows[recorded_before:])
+                last_work = time.monotonic()
+                if stop:
+                    break
+            if archive:
+                report.archived = store.archive_finished(conn, policy, now=clock())
+            dead = report.dead_rows()
+            if dead and self.alerts is not None:
+                self.alerts.alert(
+                    IncidentKind.SYNC_DEAD_ROWS,
+                    f"{len(dead)} website sync change(s) gave up and need a person: {dead[0].reason}",
+                    {"rows": [{"queue_id": r.queue_id, "mentor_id": str(r.mentor_id), "reason": r.reason}
+                              for r in dead[:20]]},
+                )
+            watch.finished(conn)
+        finally:
+            stop_listening()
+            shared_hold.close()
+            keeper.close()
+            conn.close()
+        report.seconds = time.monotonic() - started
+        log.info(report.summary())
+        return report
+
+    def _wait_for_due(self, conn: psycopg.Connection, until: float, interval: float, budget_end: float | None) -> bool:
+        """Poll (cheaply) until something is due; False when `until` or the time budget passes first."""
+        end = min(until, budget_end) if budget_end is not None else until
+        while time.monotonic() < end:
+            time.sleep(interval)
+            if store.tick(conn, self.clock()).anything_due:
+                return True
+        return False
+
+    def _batch(self, conn: psycopg.Connection, rows: list[QueueRow], token: uuid.UUID, report: DrainReport) -> bool:
+        """One claimed batch, start to finish: plan, send, record, report. Returns True when the
+        drain must stop."""
+        clock = self.clock
+        decisions = plan_batch(rows, store.desired_listing(conn, [row.mentor_id for row in rows], clock()))
+        sent = self._send(conn, decisions, token, report)
+        recorded = {r.id: r for r in store.record_outcomes(conn, token, list(sent.outcomes.values()), self.policy,
+                                                           clock())}
+        lost = []
         for d in decisions:
-            outcomes[d.row.id] = Outcome(d.row.id, SyncOutcome.RELEASE, f"not sent: {exc}")
-        report.auth_error = str(exc)
-        report.stopped_reason = "Dynamics authentication failed"
-        kind = incident_kind_for(exc)
-        report.auth_incident = kind.value  # Dagster metadata takes plain strings
-        log.error("website sync stopped: %s", exc)
-        if alerts is not None:
-            alerts.alert(kind, f"website sync stopped, {len(rows)} change(s) left pending: {exc}",
-                         {"pending_rows_released": len(decisions)})
-        stop = True
-    except DynamicsError as exc:
-        # Dataverse unreachable or answering garbage: every row of the batch tries again
-        # later with backoff; more batches now would only meet the same wall.
-        for d in decisions:
-            outcomes[d.row.id] = Outcome(d.row.id, SyncOutcome.RETRY, f"{type(exc).__name__}: {exc}")
-        report.stopped_reason = f"Dynamics error: {exc}"
-        log.warning("website sync batch failed, rows will be retried: %s", exc)
-        stop = True
-    except BaseException as exc:
-        # A bug or an interrupt: record what we know (a retry that counts) instead of
-        # leaving the rows to their lease, then let it propagate.
-        for d in decisions:
-            outcomes[d.row.id] = Outcome(d.row.id, SyncOutcome.RETRY, f"processor error: {type(exc).__name__}: {exc}")
-        store.record_outcomes(conn, token, list(outcomes.values()), policy, clock())
-        raise
-    else:
-        for d, answer in zip(decisions, answers):
-            results[d.row.id] = answer
-            outcomes[d.row.id] = _outcome_for(d, answer)
-    recorded = {r.id: r for r in store.record_outcomes(conn, token, list(outcomes.values()), policy, clock())}
+            answer = sent.answers.get(d.row.id)
+            waits = answer.rate_limit_waits if answer else 0
+            report.rate_limit_waits += waits
+            row = recorded.get(d.row.id)
+            if row is None:
+                if answer is not None:
+                    lost.append(d)
+                report.rows.append(RowOutcome.of(d.row, RowResult.LEASE_LOST, d.listed,
+                                                 "the lease ran out before the outcome was recorded", None, waits))
+                continue
+            result = _result_of(row.status, sent.outcomes[d.row.id])
+            lag = ((row.processed_at - d.row.created_at).total_seconds()
+                   if row.status == QueueStatus.DONE and row.processed_at else None)
+            report.rows.append(RowOutcome.of(d.row, result, d.listed, row.last_error, lag, waits, attempts=row.attempts))
+        if lost:
+            # Another drain took these rows over after our lease ran out, and our write may
+            # land after theirs. Queue one more write of whatever is right by then, so the last
+            # write to Dynamics is always a fresh one.
+            with conn.transaction():
+                store.enqueue(conn, [d.row.mentor_id for d in lost], TriggerEvent.RECONCILIATION, now=clock())
+            self._log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
+        return sent.stop
 
-    lost = []
-    for d in decisions:
-        answer = results.get(d.row.id)
-        waits = answer.rate_limit_waits if answer else 0
-        report.rate_limit_waits += waits
-        row = recorded.get(d.row.id)
-        if row is None:
-            if d.row.id in results:
-                lost.append(d)
-            report.rows.append(RowOutcome.of(d.row, RowResult.LEASE_LOST, d.listed, "the lease ran out before the outcome was recorded", None, waits))
-            continue
-        result = _result_of(row.status, outcomes[d.row.id])
-        lag = (row.processed_at - d.row.created_at).total_seconds() if row.status == QueueStatus.DONE and row.processed_at else None
-        report.rows.append(RowOutcome.of(d.row, result, d.listed, row.last_error, lag, waits, attempts=row.attempts))
-    if lost:
-        # Another processor took these rows over after our lease ran out, and our write may
-        # land after theirs. Queue one more write of whatever is right by then, so the last
-        # write to Dynamics is always a fresh one.
-        with conn.transaction():
-            store.enqueue(conn, [d.row.mentor_id for d in lost], TriggerEvent.RECONCILIATION, now=clock())
-        log.warning("lease lost on %d row(s); queued a fresh write for those mentors", len(lost))
-    return stop
+    def _send(self, conn: psycopg.Connection, decisions: list[Decision], token: uuid.UUID,
+              report: DrainReport) -> _Sent:
+        """Write the batch to Dynamics and decide each row's outcome from what came back; a
+        failure of the whole batch decides for every row (and may stop the drain)."""
+        try:
+            answers = self.client.apply_updates([d.update for d in decisions])
+        except DynamicsAuthError as exc:
+            # Nothing was written for sure and nothing is wrong with the rows: put them back
+            # untouched and stop; the alert goes out now, not after N failures.
+            report.auth_error = str(exc)
+            report.stopped_reason = "Dynamics authentication failed"
+            kind = incident_kind_for(exc)
+            report.auth_incident = kind.value  # Dagster metadata takes plain strings
+            self._log.error("website sync stopped: %s", exc)
+            if self.alerts is not None:
+                self.alerts.alert(kind, f"website sync stopped, {len(decisions)} change(s) left pending: {exc}",
+                                  {"pending_rows_released": len(decisions)})
+            return _Sent.all(decisions, SyncOutcome.RELEASE, f"not sent: {exc}", stop=True)
+        except DynamicsError as exc:
+            # Dataverse unreachable or answering garbage: every row of the batch tries again
+            # later with backoff; more batches now would only meet the same wall.
+            report.stopped_reason = f"Dynamics error: {exc}"
+            self._log.warning("website sync batch failed, rows will be retried: %s", exc)
+            return _Sent.all(decisions, SyncOutcome.RETRY, f"{type(exc).__name__}: {exc}", stop=True)
+        except BaseException as exc:
+            # A bug or an interrupt: record what we know (a retry that counts) instead of
+            # leaving the rows to their lease, then let it propagate.
+            failed = _Sent.all(decisions, SyncOutcome.RETRY, f"processor error: {type(exc).__name__}: {exc}")
+            store.record_outcomes(conn, token, list(failed.outcomes.values()), self.policy, self.clock())
+            raise
+        answered = dict(zip((d.row.id for d in decisions), answers))
+        return _Sent({d.row.id: _outcome_for(d, answered[d.row.id]) for d in decisions if d.row.id in answered},
+                     answered)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What came of sending one batch: the outcome to record per row id, Dynamics' answer per
+    row id (none when the batch failed as a whole), and whether the drain must stop."""
+
+    outcomes: dict[int, Outcome]
+    answers: dict[int, UpdateResult] = field(default_factory=dict)
+    stop: bool = False
+
+    @classmethod
+    def all(cls, decisions: Sequence[Decision], outcome: SyncOutcome, error: str, *, stop: bool = False) -> _Sent:
+        return cls({d.row.id: Outcome(d.row.id, outcome, error) for d in decisions}, stop=stop)
 
 
 def _result_of(status: str, outcome: Outcome) -> RowResult:

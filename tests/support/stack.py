@@ -21,7 +21,7 @@ def emulator():
 
 @pytest.fixture
 def connect(db_url):
-    """What drain_queue takes: a factory of new connections to the test database."""
+    """What Drain takes: a factory of new connections to the test database."""
     return lambda: psycopg.connect(db_url)
 
 
