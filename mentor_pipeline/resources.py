@@ -102,7 +102,7 @@ _POLICY = QueuePolicy()
 
 
 class SyncSettings(dg.ConfigurableResource):
-    """The processor's claim/lease/retry policy (defaults: mentor_pipeline.sync.store.QueuePolicy)
+    """The drain's claim/lease/retry policy (defaults: mentor_pipeline.sync.store.QueuePolicy)
     and the sync's alerting bounds (defaults and variables: mentor_pipeline/settings.py)."""
 
     batch_size: int = _POLICY.batch_size

@@ -46,7 +46,7 @@ from mentor_pipeline.vocabulary import IncidentKind, RowResult
 DEFAULT_BOUND = timedelta(minutes=environment.STALL_ALERT_MINUTES.default)
 
 # last_error of a write that failed because of Dataverse as a whole: the client's code for 5xx
-# and timeouts beyond its resends (dynamics.results.UNAVAILABLE), and the processor's
+# and timeouts beyond its resends (dynamics.results.UNAVAILABLE), and the drain's
 # "<DynamicsError class>: ..." when a whole batch failed (DynamicsUnavailable, DynamicsProtocolError).
 OUTAGE_ERROR_PATTERNS = ("unavailable:%", "Dynamics%")
 

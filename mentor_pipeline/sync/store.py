@@ -3,8 +3,8 @@
 
 Every function here is one short statement on the connection it is given. Callers pass an
 autocommit connection (or commit right after), so no transaction and no row lock is ever open
-while the processor talks to Dynamics; the lease (`locked_until`) is what keeps other
-processors away from claimed rows, and it runs out on its own when a processor dies.
+while the drain talks to Dynamics (mentor_pipeline/sync/run.py); the lease (`locked_until`) is
+what keeps other drains away from claimed rows, and it runs out on its own when a drain dies.
 
 Functions that decide by time take `now` (default: the database's clock), so tests and
 callers can say which moment they mean instead of waiting for it.
@@ -29,7 +29,7 @@ _AT = "coalesce(%s::timestamptz, now())"
 
 @dataclass(frozen=True)
 class QueuePolicy:
-    """How the processor claims, leases and retries. Tests and the benchmark shrink the times."""
+    """How a drain claims, leases and retries. Tests and the benchmark shrink the times."""
 
     batch_size: int = 1000  # rows per claim: one `$batch` chunking of up to this many updates
     lease: timedelta = timedelta(minutes=2)  # extended while the batch is in flight
@@ -193,7 +193,7 @@ def enqueue(
     now: datetime | None = None,
 ) -> int:
     """Mark mentor keys for a website write through the one enqueue function in SQL
-    (`queue_website_sync`): one pending row per mentor, the processor writes what the rule says
+    (`queue_website_sync`): one pending row per mentor, the drain writes what the rule says
     when it writes. `operation` None derives add/remove from the rule. Returns how many were
     marked; the caller's transaction decides when they become visible. An unknown event or
     operation fails in SQL with the list of valid ones."""
