@@ -66,7 +66,8 @@ def reconcile(
         # What Dynamics showed is the known listing now (unless a sync write confirmed something
         # newer meanwhile): keeps website_listing_state honest after hand edits.
         stale = compared["contact_exists"] & (
-            compared["confirmed_listed"].isna() | (compared["confirmed_listed"].astype("boolean") != compared["dynamics_listed"]))
+            compared["confirmed_listed"].isna()
+            | (compared["confirmed_listed"].astype("boolean") != compared["dynamics_listed"]))
         store.record_read_listing(
             conn, compared.loc[stale, ["mentor_id", "dynamics_listed"]].rename(columns={"dynamics_listed": "listed"}),
             read_started)
@@ -271,7 +272,8 @@ def _drain_and_settle(drain: Drain, conn, report: ReconcileReport, time_budget_s
     report.in_flight = int((outcome == "in flight").sum())
     report.still_divergent = int((outcome == "still divergent").sum())
     shown = np.where(result != "", result, outcome)
-    shown = np.where((outcome == "still divergent") & (result != RowResult.DEAD) & absent, "contact missing in Dynamics", shown)
+    shown = np.where((outcome == "still divergent") & (result != RowResult.DEAD) & absent, "contact missing in Dynamics",
+                     shown)
     report.changes = changes.assign(result=shown.astype(object), outcome=outcome.astype(object))
 
 

@@ -231,7 +231,8 @@ class Drain:
             result = _result_of(row.status, sent.outcomes[d.row.id])
             lag = ((row.processed_at - d.row.created_at).total_seconds()
                    if row.status == QueueStatus.DONE and row.processed_at else None)
-            report.rows.append(RowOutcome.of(d.row, result, d.listed, row.last_error, lag, waits, attempts=row.attempts))
+            report.rows.append(RowOutcome.of(d.row, result, d.listed, row.last_error, lag, waits,
+                                             attempts=row.attempts))
         if lost:
             # Another drain took these rows over after our lease ran out, and our write may
             # land after theirs. Queue one more write of whatever is right by then, so the last
