@@ -39,9 +39,8 @@ def _run(args) -> int:
     client = open_client()
     try:
         report = run_with_progress(lambda bar: force_sync(
-            connect, client, mentor_ids=ids, mentor_names=names, chapter=args.chapter, dry_run=args.dry_run,
-            alerts=None if args.dry_run else alert_sink(), progress=bar, policy=settings.policy(),
-            stall_bound=settings.stall_bound()))
+            settings.drain(connect, client, alerts=None if args.dry_run else alert_sink()), mentor_ids=ids,
+            mentor_names=names, chapter=args.chapter, dry_run=args.dry_run, progress=bar))
     finally:
         client.close()
     print_report(report)

@@ -36,8 +36,8 @@ def _run(args) -> int:
     client = open_client()
     try:
         report = run_with_progress(lambda bar: reconcile(
-            connect, client, alerts=None if args.dry_run else alert_sink(), dry_run=args.dry_run, progress=bar,
-            policy=settings.policy(), stall_bound=settings.stall_bound()))
+            settings.drain(connect, client, alerts=None if args.dry_run else alert_sink()), dry_run=args.dry_run,
+            progress=bar))
     finally:
         client.close()
     print_report(report)

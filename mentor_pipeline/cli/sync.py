@@ -67,7 +67,7 @@ def alert_sink():
 
 def sync_settings():
     """The queue policy and alerting bounds the Dagster resource has, from the same environment."""
-    from mentor_pipeline.sync.assets import sync_settings_from_env
+    from mentor_pipeline.resources import sync_settings_from_env
 
     return sync_settings_from_env()
 
@@ -154,11 +154,11 @@ def run_with_progress(work: Callable[[ProgressBar], object]):
 
 def _run(args) -> int:
     from mentor_pipeline.db import connect
-    from mentor_pipeline.sync.queue import due_summary
+    from mentor_pipeline.sync.store import tick
 
     since = database_start()
     with connect(autocommit=True) as conn:
-        due = due_summary(conn)
+        due = tick(conn)
     settings = sync_settings()
     client = open_client()
     try:
@@ -182,7 +182,6 @@ def _drain_until_done(connect, client, due: int, since, settings, *, wait: bool,
     for other processes' leased rows and drain them once they are free. Returns the report of
     all drains together."""
     from mentor_pipeline.sync.leftover import queue_left, wait_for_foreign_leases
-    from mentor_pipeline.sync.processor import drain_queue
     from mentor_pipeline.sync.progress import CountingClient
     from mentor_pipeline.sync.report import DrainReport
 
@@ -190,9 +189,8 @@ def _drain_until_done(connect, client, due: int, since, settings, *, wait: bool,
     with connect() as conn:
         conn.autocommit = True
         while True:
-            report = run_with_progress(lambda bar: drain_queue(
-                connect, CountingClient(client, bar, due), alerts=alert_sink(), policy=settings.policy(),
-                stall_bound=settings.stall_bound()))
+            report = run_with_progress(lambda bar: settings.drain(
+                connect, CountingClient(client, bar, due), alerts=alert_sink()).run())
             total.rows += report.rows
             total.batches += report.batches
             total.seconds += report.seconds

@@ -1,7 +1,7 @@
 -- The queue processor's side of the outbox: the claim/lease protocol, outcome recording, the
 -- listing state per mentor as last confirmed by a Dynamics write, the archive that keeps
 -- sync_queue small, and the drain path's questions (what is due, what a drain left undone).
--- docs/design/sync.md explains the protocol; mentor_pipeline/sync/queue.py maps each function
+-- docs/design/sync.md explains the protocol; mentor_pipeline/sync/store.py maps each function
 -- here to one Python method. Every function that decides by time takes p_at (default now()):
 -- decisions and what they are compared with later (available_at, locked_until, processed_at,
 -- last_synced_at) use p_at; bookkeeping columns (created_at, updated_at, archived_at) stay on

@@ -20,8 +20,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from mentor_pipeline.sync import queue
-from mentor_pipeline.sync.queue import Outcome, QueuePolicy
+from mentor_pipeline.sync import store
+from mentor_pipeline.sync.store import Outcome, QueuePolicy
 
 pytestmark = pytest.mark.db
 
@@ -129,17 +129,17 @@ def _nightly(_world):
 def _drain_pass(conn: psycopg.Connection) -> int:
     """A drain's pass without HTTP: the tick, then claims written as the rule says. Returns the
     mentors written; a claim never holds two rows of one mentor."""
-    queue.due_summary(conn)
+    store.tick(conn)
     conn.commit()
     written = 0
     while True:
         token = uuid.uuid4()
-        rows = queue.claim_batch(conn, 50, timedelta(minutes=2), token)
+        rows = store.claim_batch(conn, 50, timedelta(minutes=2), token)
         if not rows:
             return written
         assert len({r.mentor_id for r in rows}) == len(rows)
-        desired = queue.desired_listing(conn, [r.mentor_id for r in rows])
-        queue.record_outcomes(conn, token, [
+        desired = store.desired_listing(conn, [r.mentor_id for r in rows])
+        store.record_outcomes(conn, token, [
             Outcome(r.id, "done", listed=desired[r.mentor_id].should_be_listed,
                     chapter=desired[r.mentor_id].chapter_name if desired[r.mentor_id].should_be_listed else None)
             for r in rows], QueuePolicy())

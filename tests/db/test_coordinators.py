@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from mentor_pipeline.sync import queue
+from mentor_pipeline.sync import store
 from tests.support.factories import mentor, organization, queue_rows, set_status
 
 HLF_COORDINATOR = uuid.UUID("00000000-0000-4000-8000-00000000c001")
@@ -96,7 +96,7 @@ def test_a_request_during_a_retry_backoff_queues_a_change_due_now_that_absorbs_t
         "remove", "manual_coordinator_action", 0, None)
     assert db.execute("select %s <= now()", (requested["available_at"],)).fetchone()[0]
     # The next claim writes the mentor once, with the request; the retry is absorbed into it.
-    [claimed] = queue.claim_batch(db, 10, timedelta(minutes=2), uuid.uuid4())
+    [claimed] = store.claim_batch(db, 10, timedelta(minutes=2), uuid.uuid4())
     assert claimed.id == requested["id"]
     assert [r["status"] for r in queue_rows(db, mentor_id)] == ["superseded", "processing"]
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from mentor_pipeline.sync import queue
+from mentor_pipeline.sync import store
 from tests.support.db import wait_for_lock_waiters
 from tests.support.factories import certify, mentor, next_writes, queue_rows, set_status
 
@@ -225,7 +225,7 @@ def test_the_pipeline_marking_a_mentor_never_waits_for_an_uncommitted_app_change
     with psycopg.connect(db_url) as app, psycopg.connect(db_url) as pipeline:
         set_status(app, mentor_id, "paused")  # the trigger's row, uncommitted
         pipeline.execute("set lock_timeout = '200ms'")
-        queue.enqueue(pipeline, [mentor_id], "reconciliation", "add")  # no wait: it appends
+        store.enqueue(pipeline, [mentor_id], "reconciliation", "add")  # no wait: it appends
         pipeline.commit()
         app.commit()
 

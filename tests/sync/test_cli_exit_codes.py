@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mentor_pipeline.cli import main
-from mentor_pipeline.operations.incidents import get_incident
+from mentor_pipeline.operations.store import get_incident
 from mentor_pipeline.sync import leftover
 from mentor_pipeline.sync.leftover import queue_left
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
