@@ -259,8 +259,11 @@ stable
 -- SET clause costs a configuration save and restore per call.
 as $$
 declare
-    event text := coalesce(nullif(current_setting('mentor_pipeline.triggered_by_event', true), ''), p_default);
+    event text := current_setting('mentor_pipeline.triggered_by_event', true);
 begin
+    if event is null or event = '' then
+        return p_default;
+    end if;
     if not event = any (public.sync_trigger_events()) then
         raise exception 'invalid mentor_pipeline.triggered_by_event %: use one of %', quote_literal(event),
             public.sync_trigger_events()
@@ -302,9 +305,12 @@ begin
         select d.mentor_id, case when d.should_be_listed then 'add' else 'remove' end, p_event, p_at
           from public.website_desired_listing(p_mentor_ids, p_at) d
          where d.mentor_id is not null;
+    elsif cardinality(p_mentor_ids) = 1 and p_mentor_ids[1] is not null then
+        -- One key with the caller's operation (the status trigger, on every status change).
+        insert into public.sync_queue (mentor_id, operation, triggered_by_event, available_at)
+        values (p_mentor_ids[1], p_operation, p_event, p_at);
     else
-        -- The caller's operation (the status trigger, on every status change): a plain insert,
-        -- no read of the rule.
+        -- The caller's operation for a set of keys: no read of the rule.
         insert into public.sync_queue (mentor_id, operation, triggered_by_event, available_at)
         select distinct u.id, p_operation, p_event, p_at
           from unnest(p_mentor_ids) u(id)
