@@ -138,23 +138,28 @@ begin
             -- index stops a second write in flight).
             select coalesce(array_agg(w.id), '{}'), coalesce(array_agg(w.mentor_id), '{}')
               into waiting_ids, waiting_keys
-              from (select q.id, q.mentor_id
-                      -- The keys joined: one probe of sync_queue_pending_mentor each. As
-                      -- `mentor_id = any (mentor_keys)`, the planner read a whole pending index
-                      -- searching the array per row.
-                      from unnest(mentor_keys) k(mentor_id)
-                      join sync_queue q on q.mentor_id = k.mentor_id
-                     where q.status = 'pending'
+              -- One probe of sync_queue_pending_mentor per key, whatever the statistics say
+              -- (LATERAL: the lookup runs per key). As a join, with sync_queue analyzed while
+              -- nearly empty, the planner read the whole pending index once per key; as
+              -- `mentor_id = any (mentor_keys)`, it read it searching the array per row.
+              from unnest(mentor_keys) k(mentor_id)
+              cross join lateral (
+                    select q.id, q.mentor_id
+                      from sync_queue q
+                     where q.mentor_id = k.mentor_id
+                       and q.status = 'pending'
                        and (q.available_at <= p_at or q.attempts > 0)
-                       for update of q skip locked) w;
+                       for update skip locked) w;
             select waiting_ids || coalesce(array_agg(w.id), '{}'), waiting_keys || coalesce(array_agg(w.mentor_id), '{}')
               into waiting_ids, waiting_keys
-              from (select q.id, q.mentor_id
-                      from unnest(mentor_keys) k(mentor_id)
-                      join sync_queue q on q.mentor_id = k.mentor_id
-                     where q.status = 'processing'
+              from unnest(mentor_keys) k(mentor_id)
+              cross join lateral (
+                    select q.id, q.mentor_id
+                      from sync_queue q
+                     where q.mentor_id = k.mentor_id
+                       and q.status = 'processing'
                        and q.locked_until < p_at
-                       for update of q skip locked) w;
+                       for update skip locked) w;
             newest_ids := array(select distinct on (w.mentor_id) w.id
                                   from unnest(waiting_ids, waiting_keys) w(id, mentor_id)
                                  order by w.mentor_id, w.id desc);
@@ -167,8 +172,10 @@ begin
                    locked_until = null,
                    lease_token = null,
                    last_error = 'absorbed: written with the newest waiting change of this mentor'
-              from unnest(absorbed_ids) a(id)
-             where q.id = a.id;
+             -- The ids as one array probed in the primary key (an InitPlan: its size unknown to
+             -- the planner). Joined with unnest, or as the variable itself, with statistics from
+             -- a nearly empty queue, the planner scanned all of sync_queue against the array.
+             where q.id = any (array(select unnest(absorbed_ids)));
 
             with updated as (
                 update sync_queue q
@@ -182,10 +189,8 @@ begin
                                          then 'lease expired before the outcome was recorded (processor stopped?)'
                                          else q.last_error end,
                        updated_at = now()
-                 -- The ids joined, one probe of the primary key each: as `id = any (newest_ids)`
-                 -- the planner read all of sync_queue searching the array per row.
-                  from unnest(newest_ids) n(id)
-                 where q.id = n.id
+                 -- One array probed in the primary key, as above.
+                 where q.id = any (array(select unnest(newest_ids)))
                 returning q.*
             )
             select coalesce(array_agg(u order by u.id), '{}') into claimed from updated u;
