@@ -216,6 +216,20 @@ def test_the_claim_probes_rows_in_flight_per_row_even_with_stale_statistics(db):
     checked(db, CLAIM, (uuid.uuid4(),))
 
 
+def test_each_claim_of_a_first_reconciliation_probes_per_key_on_a_long_lived_connection(db):
+    # Statistics from an empty queue, then every mentor queued in one statement, then one drain
+    # claiming batch after batch on its connection: after five calls PL/pgSQL plans the claim's
+    # statements generically (the keys' count unknown). A join of the keys with sync_queue then
+    # read the whole pending index once per key.
+    ids = grow(db, 3000, analyze=False)
+    db.execute("delete from sync_queue")
+    db.execute("analyze")
+    enqueue(db, ids)
+    for _ in range(6):
+        claim(db, 200)
+    checked(db, CLAIM, (uuid.uuid4(),))
+
+
 @pytest.mark.parametrize("fresh_statistics", [False, True])
 def test_recording_a_batchs_outcomes_finds_each_row_once(db, fresh_statistics):
     ids = grow(db, 3000, analyze=False)
