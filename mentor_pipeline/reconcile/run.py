@@ -30,7 +30,7 @@ from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.sync.outage import DEFAULT_BOUND
 from mentor_pipeline.operations.throttle_hold import SharedHold
 from mentor_pipeline.sync.processor import drain_queue
-from mentor_pipeline.sync.progress import CountingClient, Progress
+from mentor_pipeline.progress import CountingClient, Progress
 from mentor_pipeline.sync.queue import QueuePolicy, enqueue
 from mentor_pipeline.vocabulary import Classification, IncidentKind, TriggerEvent
 

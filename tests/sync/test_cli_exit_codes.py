@@ -18,8 +18,8 @@ import pytest
 
 from mentor_pipeline.cli import main
 from mentor_pipeline.operations.incidents import get_incident
-from mentor_pipeline.sync import leftover
-from mentor_pipeline.sync.leftover import queue_left
+from mentor_pipeline.cli import leftover
+from mentor_pipeline.cli.leftover import queue_left
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,3 +227,81 @@ def test_reconcile_and_force_sync_report_rows_another_process_holds(db, emulator
         assert "leased by another process until" in summary_line(out)
         assert summary_line(out).startswith(f"mentor-pipeline {argv[0]}: left undone: 20 leased")
     assert sent_writes(emulator) == []  # the held mentors wait for their rows' owner
+
+
+def changes_arrive_once(db, monkeypatch, mentors, status="paused") -> None:
+    """The app is live: right after the drain's last claim, before the command counts what is
+    left, these mentors change (the moment a change is sure to be left to the next drain)."""
+    real = leftover.queue_left
+    pending = [mentors]
+
+    def queue_left_while_the_app_changes(conn, *args, **kwargs):
+        if pending:
+            set_statuses(db, pending.pop(), status)
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(leftover, "queue_left", queue_left_while_the_app_changes)
+
+
+def test_changes_that_arrive_while_sync_runs_are_reported_not_a_failure(db, emulator, dynamics_env, capsys,
+                                                                        monkeypatch):
+    mentors = hlf_mentors(db, 6)
+    seed_contacts(emulator, mentors)
+    due, arriving = mentors[:4], mentors[4:]
+    set_statuses(db, due, "paused")
+    changes_arrive_once(db, monkeypatch, arriving)
+
+    code, out, err = cli(capsys, "sync")
+
+    assert code == 0, out + err
+    assert summary_line(out) == ("mentor-pipeline sync: nothing due is left undone; "
+                                 "2 arrived while running (the next drain takes them)")
+    assert queue_statuses(db) == {"done": 4, "pending": 2}
+    assert {m for m, _ in sent_writes(emulator)} == {str(m) for m in due}
+
+
+def test_a_change_due_at_the_start_and_left_undone_still_fails_beside_the_arrivals(db, emulator, dynamics_env,
+                                                                                   capsys, monkeypatch):
+    from mentor_pipeline.sync import processor
+    from mentor_pipeline.sync.report import DrainReport
+
+    mentors = hlf_mentors(db, 5)
+    seed_contacts(emulator, mentors)
+    due, arriving = mentors[:3], mentors[3:]
+    set_statuses(db, due, "paused")
+    changes_arrive_once(db, monkeypatch, arriving)
+    monkeypatch.setattr(processor, "drain_queue", lambda *args, **kwargs: DrainReport())  # a drain that takes nothing
+
+    code, out, err = cli(capsys, "sync")
+
+    assert code == 4, out + err
+    assert summary_line(out) == ("mentor-pipeline sync: left undone: 3 due and not yet tried; "
+                                 "2 arrived while running (the next drain takes them)")
+
+
+def test_rows_after_the_start_are_arrivals_unless_the_command_queued_them(db):
+    first, second, third = hlf_mentors(db, 3)
+    set_statuses(db, [first], "paused")
+    start = leftover.command_start(db)
+    set_statuses(db, [second, third], "paused")
+    (own,) = db.execute("select id from sync_queue where mentor_id = %s", (second,)).fetchone()
+
+    left = queue_left(db, start)
+    assert (left.due_untried, left.arrived, left.exit_code) == (1, 2, 4)
+    left = queue_left(db, start.with_own([own]))
+    assert (left.due_untried, left.arrived) == (2, 1)
+    assert left.summary() == "left undone: 2 due and not yet tried; 1 arrived while running (the next drain takes them)"
+    # Without a start, every waiting row counts, as before.
+    assert queue_left(db, start.at).due_untried == 3
+
+
+def test_several_drains_add_up_to_one_report_with_the_429_waits_and_the_archived_rows():
+    from mentor_pipeline.cli.breakglass import merge_reports
+    from mentor_pipeline.sync.report import DrainReport
+
+    total = DrainReport()
+    merge_reports(total, DrainReport(batches=2, rate_limit_waits=3, archived=40, seconds=1.5))
+    merge_reports(total, DrainReport(batches=1, rate_limit_waits=1, archived=2, seconds=0.5,
+                                     stopped_reason="stopped after the time budget"))
+    assert (total.batches, total.rate_limit_waits, total.archived, total.seconds) == (3, 4, 42, 2.0)
+    assert total.stopped_reason == "stopped after the time budget"
