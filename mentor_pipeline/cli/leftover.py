@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 import psycopg
 from psycopg.rows import class_row
 
+from mentor_pipeline.db.connection import commit_unless_autocommit
+
 EXIT_OK, EXIT_ERROR, EXIT_LEASED, EXIT_PENDING, EXIT_DEAD, EXIT_REVIEW = 0, 1, 3, 4, 5, 6
 
 
@@ -89,7 +91,7 @@ class Start:
 def command_start(conn: psycopg.Connection) -> Start:
     """The database's clock (rows are stamped with it, not ours) and the newest queue row."""
     (now, last_id) = conn.execute("select now(), coalesce(max(id), 0) from sync_queue").fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return Start(now, last_id)
 
 
@@ -122,7 +124,7 @@ def queue_left(conn: psycopg.Connection, since: datetime | Start, now: datetime 
             next_retry_at=left.next_retry_at if left.retry_pending > retry else None,
             leased_until=left.leased_until if left.leased > leased else None,
             arrived=due + retry + leased + expired)
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return left
 
 
@@ -140,8 +142,3 @@ def wait_for_foreign_leases(conn: psycopg.Connection, left: Leftover, start: Sta
 
 def _clock(moment: datetime | None) -> str:
     return f"{moment.astimezone(timezone.utc):%H:%M:%S} UTC" if moment else "?"
-
-
-def _commit(conn: psycopg.Connection) -> None:
-    if not conn.autocommit:
-        conn.commit()

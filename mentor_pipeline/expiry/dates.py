@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+
 from mentor_pipeline.timezone import OSLO, OSLO_TZ
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

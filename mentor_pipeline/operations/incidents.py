@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mentor_pipeline import settings as environment
+from mentor_pipeline.db.connection import commit_unless_autocommit as _commit
 
 # Reminders while an incident stays open: after 1 h, 4 h later, then every 24 h.
 DEFAULT_REMINDER_INTERVALS = tuple(timedelta(minutes=m) for m in environment.ALERT_REMINDER_MINUTES.default)
@@ -132,8 +133,3 @@ def describe_age(delta: timedelta) -> str:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
-
-
-def _commit(conn: psycopg.Connection) -> None:
-    if not conn.autocommit:
-        conn.commit()

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import class_row
 
+from mentor_pipeline.db.connection import commit_unless_autocommit as _commit
 from mentor_pipeline.vocabulary import SyncOutcome, TriggerEvent
 
 # Every `now` parameter: the moment the SQL function decides at; None is the database's now().
@@ -268,10 +269,3 @@ def record_listing(
         """,
         (queue_id, [str(m) for m in states], list(states.values())),
     )
-
-
-def _commit(conn: psycopg.Connection) -> None:
-    # On a non-autocommit connection, end the transaction now: a claim must be committed
-    # (and its row locks released) before the caller goes anywhere near HTTP.
-    if not conn.autocommit:
-        conn.commit()
