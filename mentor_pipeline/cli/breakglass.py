@@ -180,10 +180,12 @@ def merge_reports(total, report) -> None:
 
 
 def drain_until_done(client, settings, *, wait: bool, rounds: int = 3):
-    """Drain; drain again for changes that became due at the very end; with `wait`, also wait
-    for other processes' leased rows and drain them once they are free. The start is taken
-    after the clock tick has marked what lapsed, and only the rows waiting then decide whether
-    to go on. Returns the report of all drains together and the start."""
+    """Drain what is due; drain again for what of it is still due (a claim missed it, or it
+    became due at the very end); with `wait`, also wait for other processes' leased rows and drain
+    them once they are free. The start is taken after the clock tick has marked what lapsed, and
+    only the rows waiting then decide whether to go on: changes the live app makes meanwhile are
+    written as they come into the batches, never chased. Returns the report of all drains together
+    and the start."""
     from mentor_pipeline.cli import leftover
     from mentor_pipeline.db import connect
     from mentor_pipeline.progress import CountingClient
@@ -196,13 +198,20 @@ def drain_until_done(client, settings, *, wait: bool, rounds: int = 3):
         due = due_summary(conn)
         start = leftover.command_start(conn)
         expected = due.due_count + due.expired_leases
+        policy = settings.policy()
         while True:
+            # Batches enough for what is due now, and one more: a drain that took every change the
+            # live app makes meanwhile might never end. What is left of the start's work decides below.
+            bound = -(-expected // policy.batch_size) + 1
             report = run_with_progress(lambda bar: drain_queue(
-                connect, CountingClient(client, bar, expected), alerts=alert_sink(), policy=settings.policy(),
-                stall_bound=settings.stall_bound()))
+                connect, CountingClient(client, bar, expected), alerts=alert_sink(), policy=policy,
+                stall_bound=settings.stall_bound(), max_batches=bound))
+            refused = report.auth_error or (report.stopped_reason and report.batches < bound)
+            if not refused:
+                report.stopped_reason = None  # our own bound, not news
             merge_reports(total, report)
             left = leftover.queue_left(conn, start)
-            if report.auth_error or report.stopped_reason:
+            if refused:
                 return total, start  # Dynamics refused: more drains now would meet the same wall
             if wait and left.leased:
                 leftover.wait_for_foreign_leases(conn, left, start, say=lambda line: print(line, file=sys.stderr))

@@ -305,3 +305,40 @@ def test_several_drains_add_up_to_one_report_with_the_429_waits_and_the_archived
                                      stopped_reason="stopped after the time budget"))
     assert (total.batches, total.rate_limit_waits, total.archived, total.seconds) == (3, 4, 42, 2.0)
     assert total.stopped_reason == "stopped after the time budget"
+
+
+def test_sync_under_live_traffic_exits_0_every_time(db, db_url, emulator, dynamics_env, capsys):
+    """The issue's probe: the app keeps changing mentors while `mentor-pipeline sync` runs (it
+    used to exit 4 in 3-6 runs of 10). What was due at the start is done every time."""
+    import psycopg
+    import threading
+
+    mentors = hlf_mentors(db, 400)
+    seed_contacts(emulator, mentors)
+    due, live = mentors[:300], mentors[300:]
+    emulator.admin.set_faults(latency=0.05)  # each $batch takes a while: changes land mid-drain
+    stop = threading.Event()
+
+    def the_app_keeps_changing_mentors():
+        with psycopg.connect(db_url, autocommit=True) as app:
+            n = 0
+            while not stop.is_set():
+                set_statuses(app, [live[n % len(live)]], "paused" if (n // len(live)) % 2 == 0 else "active")
+                n += 1
+                time.sleep(0.01)
+
+    for status in ("paused", "active", "paused"):
+        set_statuses(db, due, status)
+        app = threading.Thread(target=the_app_keeps_changing_mentors)
+        stop.clear()
+        app.start()
+        try:
+            code, out, err = cli(capsys, "sync")
+        finally:
+            stop.set()
+            app.join()
+        assert code == 0, out + err
+        assert summary_line(out).startswith("mentor-pipeline sync: nothing due is left undone"), out
+        (undone_due,) = db.execute("select count(*) from sync_queue where sync_change_waiting(status)"
+                                   " and mentor_id = any(%s::uuid[])", ([str(m) for m in due],)).fetchone()
+        assert undone_due == 0
