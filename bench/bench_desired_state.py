@@ -6,7 +6,7 @@ organisation of 100,000 mentors switching website sync on (enqueue, then the `$b
    is timed, repeatedly (median of the runs); the plan of its scan is printed. Target < 50 ms.
    Then a one-day window: the catch-up after the daemon was down for a day.
 2. Toggle: an organisation with M mentors (100,000) switches `website_sync_enabled` on: the
-   UPDATE (one statement marks every mentor) is timed (target < 5 s), then `drain_queue` writes
+   UPDATE (one statement marks every mentor) is timed (target < 5 s), then a `Drain` writes
    them to the Dataverse emulator with `$batch`.
 
     .venv/bin/python bench/bench_desired_state.py
@@ -85,7 +85,7 @@ def bench_tick(url: str, runs: int, window: str = "2 seconds") -> None:
 
 
 def bench_toggle(url: str) -> None:
-    from mentor_pipeline.sync import QueuePolicy, drain_queue
+    from mentor_pipeline.sync import Drain, QueuePolicy
     from tests.support.emulator import running_emulator
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -102,7 +102,7 @@ def bench_toggle(url: str) -> None:
         emu.admin.seed_contacts([{"mentor_id": k, "chapter": "NHF", "listed": False} for k in keys])
         with emu.client() as client:
             started = time.perf_counter()
-            report = drain_queue(lambda: psycopg.connect(url), client, policy=QueuePolicy())
+            report = Drain(lambda: psycopg.connect(url), client, policy=QueuePolicy()).run()
             drain_seconds = time.perf_counter() - started
             requests = client.stats.requests
     print(f"drain: {report.applied} written in {drain_seconds:.1f} s with {requests} Web API requests "

@@ -26,8 +26,8 @@ from _common import scratch_database
 import psycopg  # noqa: E402
 
 from mentor_pipeline.drift.run import look  # noqa: E402
-from mentor_pipeline.sync import drain_queue  # noqa: E402
-from mentor_pipeline.sync.queue import enqueue  # noqa: E402
+from mentor_pipeline.sync import Drain  # noqa: E402
+from mentor_pipeline.sync.store import enqueue  # noqa: E402
 from tests.support.emulator import running_emulator  # noqa: E402
 
 GENERATE = """
@@ -70,13 +70,13 @@ def main() -> None:
                     enqueue(conn, batch, "force_sync")  # the pipeline's own writes: their echo comes back
                 for m in ids[-(n + 1) * args.hand_edits:][: args.hand_edits]:
                     emu.admin.edit_contact(m, listed=False)
-                drain_queue(connect, client)
+                Drain(connect, client).run()
                 t = time.perf_counter()
                 report = look(connect, client)
                 seconds.append(time.perf_counter() - t)
                 requests.append(report.requests)
                 found += len(report.drift)
-                drain_queue(connect, client)  # puts the hand edits right
+                Drain(connect, client).run()  # puts the hand edits right
     print(f"steady state, {args.looks} looks (an hour at {60 / args.looks:g} min), {args.writes} own writes and "
           f"{args.hand_edits} hand edit(s) between looks: {sum(requests)} requests/hour for the looks "
           f"({statistics.mean(requests):.1f} per look), drift found {found} (expected "

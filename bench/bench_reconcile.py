@@ -55,10 +55,11 @@ def child(url: str) -> None:
     """One reconciliation in this process; prints a JSON line with what it did and cost."""
     from mentor_pipeline.dynamics import DataverseClient, DynamicsSettings
     from mentor_pipeline.reconcile import reconcile
+    from mentor_pipeline.sync import Drain
 
     started = time.perf_counter()
     with DataverseClient(DynamicsSettings.from_env()) as client:
-        report = reconcile(lambda: psycopg.connect(url), client)
+        report = reconcile(Drain(lambda: psycopg.connect(url), client))
     seconds = time.perf_counter() - started
     peak_mb = peak_rss_mb()
     summary = report.summary()

@@ -1,6 +1,6 @@
 """Burst: 10,000 queued status changes drained into the emulator, `$batch` vs one request per row.
 
-Both processors are `drain_queue` (claim, re-read desired state, write, record): the batch one
+Both processors are a `Drain` (claim, re-read desired state, write, record): the batch one
 hands each claimed batch to `DataverseClient.apply_updates` ($batch, 4 in flight); the baseline
 sends one `set_listed` PATCH per row (also 4 in flight). Each gets a fresh emulator with
 Dataverse's default service protection limits (6000 requests per 5-minute window per user,
@@ -34,7 +34,7 @@ import psycopg  # noqa: E402
 from mentor_pipeline.db import database_url  # noqa: E402
 from mentor_pipeline.db.connection import connect, with_database  # noqa: E402
 from mentor_pipeline.db.migrate import migrate  # noqa: E402
-from mentor_pipeline.sync import QueuePolicy, drain_queue  # noqa: E402
+from mentor_pipeline.sync import Drain, QueuePolicy  # noqa: E402
 from tests.support.emulator import running_emulator  # noqa: E402
 from tests.support.pooler import running_pgbouncer  # noqa: E402
 
@@ -109,8 +109,8 @@ def run(label: str, url: str, mentor_ids: list[str], status: str, per_row: bool,
             client.whoami()  # sign in outside the timing
             transport = PerRowClient(client, in_flight) if per_row else client
             started = time.perf_counter()
-            report = drain_queue(lambda: connect(drain_url or url), transport,
-                                 policy=QueuePolicy(batch_size=1000, lease=timedelta(minutes=5)), archive=False)
+            report = Drain(lambda: connect(drain_url or url), transport,
+                           policy=QueuePolicy(batch_size=1000, lease=timedelta(minutes=5))).run(archive=False)
             elapsed = time.perf_counter() - started
             stats = client.stats.as_dict()
     assert report.applied == queued, f"{label}: {report.applied} of {queued} applied ({report.summary()})"
@@ -165,7 +165,7 @@ def _bench(args, admin: str, url: str, pooled: str | None) -> int:
     seconds: dict[str, list[float]] = {"direct": [], "pooler": []}
     for _ in range(args.repeat):
         for kind in ("direct", "pooler") if pooled else ("direct",):
-            label = f"$batch (drain_queue) {kind}"
+            label = f"$batch (Drain) {kind}"
             batch = run(label, url, mentors, "paused", False, None, args.in_flight, args.batch_size,
                         drain_url=pooled if kind == "pooler" else None)
             show(batch)

@@ -1,5 +1,6 @@
 """The words the pipeline and its SQL share: queue statuses, outcomes, trigger events,
-reconciliation classifications and incident kinds, one StrEnum each.
+reconciliation classifications and incident kinds, one StrEnum each; and the drain's report of
+what became of each row (`RowResult`), which the sync, reconciliation and the CLI read.
 
 Each SQL list has its own home (a check constraint or a function in supabase/schemas/);
 tests/db/test_vocabulary.py reads them from a migrated database and fails when one of them and
@@ -44,6 +45,18 @@ class SyncOutcome(StrEnum):
 
     # Outcomes that can put the row back to pending.
     BACK_TO_PENDING = nonmember((RETRY, RELEASE))
+
+
+class RowResult(StrEnum):
+    """What a drain reports for each claimed row (`RowOutcome.result`): the status the outcome
+    left the row in, in the words of the drain's report. Python's own: no SQL column holds it."""
+
+    APPLIED = "applied"  # done: the write went through (or there was no contact to unlist)
+    SUPERSEDED = "superseded"  # a newer row of the same mentor carries the change: nothing to write
+    RETRY = "retry"  # pending again, tried later
+    DEAD = "dead"  # gave up: needs a person
+    RELEASED = "released"  # not sent (sign-in failed): pending again, untouched
+    LEASE_LOST = "lease_lost"  # another drain took the row over before the outcome was recorded
 
 
 class TriggerEvent(StrEnum):

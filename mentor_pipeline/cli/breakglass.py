@@ -51,7 +51,7 @@ def alert_sink():
 
 def sync_settings():
     """The queue policy and alerting bounds the Dagster resource has, from the same environment."""
-    from mentor_pipeline.sync.assets import sync_settings_from_env
+    from mentor_pipeline.resources import sync_settings_from_env
 
     return sync_settings_from_env()
 
@@ -189,13 +189,12 @@ def drain_until_done(client, settings, *, wait: bool, rounds: int = 3):
     from mentor_pipeline.cli import leftover
     from mentor_pipeline.db import connect
     from mentor_pipeline.progress import CountingClient
-    from mentor_pipeline.sync.processor import drain_queue
-    from mentor_pipeline.sync.queue import due_summary
     from mentor_pipeline.sync.report import DrainReport
+    from mentor_pipeline.sync.store import tick
 
     total = DrainReport()
     with connect(autocommit=True) as conn:
-        due = due_summary(conn)
+        due = tick(conn)
         start = leftover.command_start(conn)
         expected = due.due_count + due.expired_leases
         policy = settings.policy()
@@ -203,9 +202,8 @@ def drain_until_done(client, settings, *, wait: bool, rounds: int = 3):
             # Batches enough for what is due now, and one more: a drain that took every change the
             # live app makes meanwhile might never end. What is left of the start's work decides below.
             bound = -(-expected // policy.batch_size) + 1
-            report = run_with_progress(lambda bar: drain_queue(
-                connect, CountingClient(client, bar, expected), alerts=alert_sink(), policy=policy,
-                stall_bound=settings.stall_bound(), max_batches=bound))
+            report = run_with_progress(lambda bar: settings.drain(
+                connect, CountingClient(client, bar, expected), alerts=alert_sink()).run(max_batches=bound))
             refused = report.auth_error or (report.stopped_reason and report.batches < bound)
             if not refused:
                 report.stopped_reason = None  # our own bound, not news

@@ -10,8 +10,8 @@ import sys
 
 from mentor_pipeline.db import connect
 from mentor_pipeline.expiry.dates import parse_run_date
+from mentor_pipeline.expiry.report import BUCKETS
 from mentor_pipeline.expiry.run import alert_skipped_organizations, run_nightly_expiry
-from mentor_pipeline.expiry.store import BUCKETS
 from mentor_pipeline.text import plain
 
 _BUCKET_LABELS = {

@@ -39,9 +39,8 @@ def run(*, mentors: Sequence[str], chapter: str | None, dry_run: bool) -> int:
     client = breakglass.open_client()
     try:
         report = breakglass.run_with_progress(lambda bar: force_sync(
-            connect, client, mentor_ids=ids, mentor_names=names, chapter=chapter, dry_run=dry_run,
-            alerts=None if dry_run else breakglass.alert_sink(), progress=bar, policy=settings.policy(),
-            stall_bound=settings.stall_bound()))
+            settings.drain(connect, client, alerts=None if dry_run else breakglass.alert_sink()), mentor_ids=ids,
+            mentor_names=names, chapter=chapter, dry_run=dry_run, progress=bar))
     finally:
         client.close()
     breakglass.print_reconciliation(report)

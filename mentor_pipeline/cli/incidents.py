@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 def _list(args) -> int:
     from mentor_pipeline.db import connect
     from mentor_pipeline.operations.assets import incidents_table
-    from mentor_pipeline.operations.incidents import open_incidents
+    from mentor_pipeline.operations.store import open_incidents
 
     with connect(autocommit=True) as conn:
         incidents = open_incidents(conn)
@@ -32,7 +32,7 @@ def _list(args) -> int:
 def _resolve(args) -> int:
     from mentor_pipeline.db import connect
     from mentor_pipeline.operations.alerts import alert_sink_from_env
-    from mentor_pipeline.operations.incidents import get_incident
+    from mentor_pipeline.operations.store import get_incident
 
     kind, _, scope = args.kind.partition(":")
     with connect(autocommit=True) as conn:

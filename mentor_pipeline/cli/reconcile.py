@@ -27,8 +27,8 @@ def run(*, dry_run: bool) -> int:
     client = breakglass.open_client()
     try:
         report = breakglass.run_with_progress(lambda bar: reconcile(
-            connect, client, alerts=None if dry_run else breakglass.alert_sink(), dry_run=dry_run, progress=bar,
-            policy=settings.policy(), stall_bound=settings.stall_bound()))
+            settings.drain(connect, client, alerts=None if dry_run else breakglass.alert_sink()), dry_run=dry_run,
+            progress=bar))
     finally:
         client.close()
     breakglass.print_reconciliation(report)

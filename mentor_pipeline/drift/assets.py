@@ -10,7 +10,7 @@ from mentor_pipeline.drift.run import look
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsConfigError
 from mentor_pipeline.operations import liveness
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY
+from mentor_pipeline.operations.store import RUN_FAILURE_INCIDENT_KEY
 from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
 from mentor_pipeline.vocabulary import incident_kind_for
 

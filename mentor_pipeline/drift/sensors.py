@@ -9,7 +9,7 @@ import dagster as dg
 
 from mentor_pipeline import settings as environment
 from mentor_pipeline.drift.jobs import DRIFT_WATCH_JOB, drift_watch_job
-from mentor_pipeline.operations.incidents import open_incidents
+from mentor_pipeline.operations.store import open_incidents
 from mentor_pipeline.resources import AppDatabase
 from mentor_pipeline.vocabulary import IncidentKind
 

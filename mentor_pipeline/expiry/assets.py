@@ -8,12 +8,8 @@ SQL returns into metadata people read in the UI.
 import dagster as dg
 
 from mentor_pipeline import markdown
-from mentor_pipeline.expiry import store
-from mentor_pipeline.expiry.run import (
-    CertificationStateResult,
-    alert_skipped_organizations,
-    snapshot_certification_state,
-)
+from mentor_pipeline.expiry import report, store
+from mentor_pipeline.expiry.run import alert_skipped_organizations, snapshot_certification_state
 from mentor_pipeline.nights import NIGHTS, night_of
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.resources import AppDatabase
@@ -22,7 +18,7 @@ GROUP = "certification_expiry"
 OWNERS = ["team:peer-mentor-coordination"]
 
 
-def transitions_metadata(transitions: store.Transitions) -> dict:
+def transitions_metadata(transitions: report.Transitions) -> dict:
     return {
         "mentors_transitioned_to_expired_cert": dg.MetadataValue.int(transitions.total),
         "transitioned_by_organization": dg.MetadataValue.json(transitions.by_organization),
@@ -30,22 +26,22 @@ def transitions_metadata(transitions: store.Transitions) -> dict:
     }
 
 
-def _bucket_table(result: CertificationStateResult) -> str:
+def _bucket_table(result: report.CertificationStateResult) -> str:
     state = result.state
     rows = []
     for org in state.organizations():
-        counts = [state.counts.get((org, bucket), 0) for bucket in store.BUCKETS]
+        counts = [state.counts.get((org, bucket), 0) for bucket in report.BUCKETS]
         rows.append([org, *counts, sum(counts)])
-    return markdown.table(["organisation", *store.BUCKETS, "total"], rows, right={*store.BUCKETS, "total"})
+    return markdown.table(["organisation", *report.BUCKETS, "total"], rows, right={*report.BUCKETS, "total"})
 
 
-def _gaps_table(gaps: store.CertificationGaps) -> str:
+def _gaps_table(gaps: report.CertificationGaps) -> str:
     rows = [[g["full_name"], g["organization"], g["chapter"] or "-", g["mentor_id"]] for g in gaps.sample]
     return markdown.table(["mentor", "organisation", "chapter", "mentor_id"], rows, total=gaps.total,
                           see="`select * from active_mentors_without_certification()`", empty="None.")
 
 
-def certification_state_metadata(result: CertificationStateResult) -> dict:
+def certification_state_metadata(result: report.CertificationStateResult) -> dict:
     metadata: dict = {f"mentors_{bucket}": dg.MetadataValue.int(n) for bucket, n in result.state.per_bucket().items()}
     metadata["mentors_by_organization_and_bucket"] = dg.MetadataValue.md(_bucket_table(result))
     metadata["active_without_certification"] = dg.MetadataValue.int(result.gaps.total)
@@ -53,7 +49,7 @@ def certification_state_metadata(result: CertificationStateResult) -> dict:
     return metadata
 
 
-def reminders_metadata(reminders: store.Reminders) -> dict:
+def reminders_metadata(reminders: report.Reminders) -> dict:
     table = markdown.table(
         ["organisation", "threshold (days)", "reminders", "notifications"],
         [[org, threshold, r, n] for (org, threshold), (r, n) in reminders.counts.items()],

@@ -13,32 +13,18 @@ running it again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
 import psycopg
 
 from mentor_pipeline.expiry import store
+from mentor_pipeline.expiry.report import CertificationStateResult, ExpiryRunResult, Reminders
 from mentor_pipeline.text import plain
 from mentor_pipeline.vocabulary import IncidentKind
 
 if TYPE_CHECKING:  # the CLI imports this module without Dagster
     from mentor_pipeline.operations.alerts import AlertSink
-
-@dataclass(frozen=True)
-class CertificationStateResult:
-    run_date: date
-    state: store.CertificationState
-    gaps: store.CertificationGaps
-
-
-@dataclass(frozen=True)
-class ExpiryRunResult:
-    run_date: date
-    transitions: store.Transitions
-    certification_state: CertificationStateResult
-    reminders: store.Reminders
 
 
 def snapshot_certification_state(conn: psycopg.Connection, run_date: date) -> CertificationStateResult:
@@ -62,7 +48,7 @@ def skipped_organization_summary(organization: str, problem: str) -> str:
             f" other organisations ran as usual. Fix expiry_threshold_config for {organization}.")
 
 
-def alert_skipped_organizations(reminders: store.Reminders, alerts: "AlertSink", warn: Callable[[str], None]) -> None:
+def alert_skipped_organizations(reminders: Reminders, alerts: "AlertSink", warn: Callable[[str], None]) -> None:
     """One warning and one incident per organisation whose own thresholds were skipped (invalid);
     the incident of an organisation whose thresholds are fine again is resolved."""
     for organization, problem in reminders.skipped.items():

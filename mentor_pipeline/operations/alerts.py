@@ -1,5 +1,5 @@
 """Alerts for operators, as incidents: every alert is logged and recorded as an occurrence of its
-incident (mentor_pipeline/operations/incidents.py); the chat webhook only hears when an incident opens,
+incident (mentor_pipeline/operations/store.py); the chat webhook only hears when an incident opens,
 when a reminder is due and when it is resolved.
 
 The webhook URL is a secret (it lets anyone post into the channel): it comes from the
@@ -18,7 +18,7 @@ import psycopg
 
 from mentor_pipeline import settings as environment
 from mentor_pipeline.db.connection import DatabaseError, first_line
-from mentor_pipeline.operations import incidents
+from mentor_pipeline.operations import store
 from mentor_pipeline.redaction import redact, redact_url, redact_value
 from mentor_pipeline.resources import AppDatabase
 
@@ -64,7 +64,7 @@ class AlertSink(dg.ConfigurableResource):
         details = redact_value(details or {}, [self.webhook_url])
         try:
             with self._connect() as conn:
-                notice = incidents.raise_incident(conn, kind, scope, summary, details,
+                notice = store.raise_incident(conn, kind, scope, summary, details,
                                                   reminder_intervals=self._intervals())
         except (psycopg.Error, DatabaseError) as exc:
             # Better one post too many than silence: without the incident store, post as new.
@@ -81,7 +81,7 @@ class AlertSink(dg.ConfigurableResource):
         if not delivered:
             try:
                 with self._connect() as conn:
-                    incidents.delivery_failed(conn, kind, scope)
+                    store.delivery_failed(conn, kind, scope)
             except (psycopg.Error, DatabaseError):
                 pass  # the next occurrence after the reminder time posts anyway
         return delivered
@@ -92,7 +92,7 @@ class AlertSink(dg.ConfigurableResource):
         summary = redact(summary, [self.webhook_url])
         try:
             with self._connect() as conn:
-                notice = incidents.resolve_incident(conn, kind, scope, summary)
+                notice = store.resolve_incident(conn, kind, scope, summary)
         except (psycopg.Error, DatabaseError) as exc:
             logger.warning("could not resolve incident %s: %s", _key(kind, scope), first_line(exc))
             return False
@@ -107,7 +107,7 @@ class AlertSink(dg.ConfigurableResource):
         return AppDatabase(url=self.database_url).connect(autocommit=True)
 
     def _intervals(self) -> tuple[timedelta, ...]:
-        return tuple(timedelta(minutes=m) for m in self.reminder_minutes) or incidents.DEFAULT_REMINDER_INTERVALS
+        return tuple(timedelta(minutes=m) for m in self.reminder_minutes) or store.DEFAULT_REMINDER_INTERVALS
 
     def _post(self, body: dict) -> bool:
         if not self.webhook_url:
@@ -124,17 +124,17 @@ class AlertSink(dg.ConfigurableResource):
             return False
 
 
-def payload(notice: incidents.Notice) -> dict:
+def payload(notice: store.Notice) -> dict:
     """The webhook JSON: the incident's identity, state and history, plus a chat line ("text",
     which Slack and Teams incoming webhooks both render)."""
     incident = notice.incident
     state = notice.notify
-    age = incidents.describe_age((incident.resolved_at or datetime.now(timezone.utc)) - incident.first_seen)
+    age = store.describe_age((incident.resolved_at or datetime.now(timezone.utc)) - incident.first_seen)
     text = {
-        incidents.OPEN: f"[mentor_pipeline] OPEN {incident.key}: {incident.summary}",
-        incidents.REMINDER: f"[mentor_pipeline] STILL OPEN after {age} ({incident.occurrences} occurrences) "
+        store.OPEN: f"[mentor_pipeline] OPEN {incident.key}: {incident.summary}",
+        store.REMINDER: f"[mentor_pipeline] STILL OPEN after {age} ({incident.occurrences} occurrences) "
                             f"{incident.key}: {incident.summary}",
-        incidents.RESOLVED: f"[mentor_pipeline] RESOLVED {incident.key} after {age} "
+        store.RESOLVED: f"[mentor_pipeline] RESOLVED {incident.key} after {age} "
                             f"({incident.occurrences} occurrences): {incident.resolution}",
     }[state]
     return {
@@ -146,7 +146,7 @@ def payload(notice: incidents.Notice) -> dict:
         "last_seen": incident.last_seen.isoformat(),
         "count": incident.occurrences,
         "reminders_sent": incident.reminders_sent,
-        "summary": incident.resolution if state == incidents.RESOLVED else incident.summary,
+        "summary": incident.resolution if state == store.RESOLVED else incident.summary,
         "details": incident.details,
         "text": text,
         "raised_at": datetime.now(timezone.utc).isoformat(),
@@ -155,7 +155,7 @@ def payload(notice: incidents.Notice) -> dict:
 
 def _payload_without_store(kind: str, scope: str, summary: str, details: dict) -> dict:
     now = datetime.now(timezone.utc).isoformat()
-    return {"kind": kind, "scope": scope, "incident": _key(kind, scope), "state": incidents.OPEN,
+    return {"kind": kind, "scope": scope, "incident": _key(kind, scope), "state": store.OPEN,
             "first_seen": now, "last_seen": now, "count": 1, "reminders_sent": 0, "summary": summary,
             "details": details, "text": f"[mentor_pipeline] {_key(kind, scope)}: {summary} (incident store unavailable)",
             "raised_at": now}

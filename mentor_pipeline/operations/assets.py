@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from mentor_pipeline import markdown
-from mentor_pipeline.operations.incidents import Incident, describe_age
+from mentor_pipeline.operations.store import Incident, describe_age
 
 OPERATOR_INCIDENTS = dg.AssetKey("operator_incidents")
 

@@ -16,7 +16,7 @@ import dagster as dg
 
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.assets import observation
-from mentor_pipeline.operations.incidents import RUN_FAILURE_INCIDENT_KEY, Incident, open_incidents
+from mentor_pipeline.operations.store import RUN_FAILURE_INCIDENT_KEY, Incident, open_incidents
 from mentor_pipeline.redaction import redact
 from mentor_pipeline.operations import liveness
 from mentor_pipeline.resources import AppDatabase

@@ -32,7 +32,7 @@ class SharedHold:
         self._log = log
         self._clock = clock
         self._own: set[datetime] = set()  # deadlines this process recorded: held in memory already
-        # A stand-in transport (anything with `apply_updates`, as drain_queue allows) holds nothing.
+        # A stand-in transport (anything with `apply_updates`, as a Drain allows) holds nothing.
         self._shared = callable(getattr(client, "on_throttle", None)) and hasattr(client, "hold_requests")
         self._stop = client.on_throttle(self._record) if self._shared else (lambda: None)
 

@@ -23,8 +23,7 @@ from mentor_pipeline.reconcile.checks import (
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
-from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import SyncSettings
+from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource, SyncSettings
 from mentor_pipeline.sync.assets import report_metadata as drain_metadata
 from mentor_pipeline.vocabulary import incident_kind_for
 
@@ -74,9 +73,8 @@ def website_reconciliation(
     expiry = night_expiry_metadata(context)
     with liveness.beating_for(context, app_db):
         report = _run(alerts, dynamics, lambda client: reconcile(
-            app_db.connect, client, alerts=alerts, log=context.log, policy=sync_settings.policy(),
+            sync_settings.drain(app_db.connect, client, alerts=alerts, log=context.log),
             dagster_run_id=context.run.run_id, time_budget_seconds=sync_settings.time_budget_seconds,
-            stall_bound=sync_settings.stall_bound(),
         ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     with app_db.connect(autocommit=True) as conn:
@@ -124,10 +122,10 @@ def force_sync_op(
 ) -> None:
     with liveness.beating_for(context, app_db):
         report = _run(alerts, dynamics, lambda client: force_sync(
-            app_db.connect, client, mentor_ids=config.mentor_ids, mentor_names=config.mentor_names,
-            chapter=config.chapter or None, dry_run=config.dry_run, alerts=alerts, log=context.log,
-            policy=sync_settings.policy(), dagster_run_id=context.run.run_id,
-            time_budget_seconds=sync_settings.time_budget_seconds, stall_bound=sync_settings.stall_bound(),
+            sync_settings.drain(app_db.connect, client, alerts=alerts, log=context.log),
+            mentor_ids=config.mentor_ids, mentor_names=config.mentor_names, chapter=config.chapter or None,
+            dry_run=config.dry_run, dagster_run_id=context.run.run_id,
+            time_budget_seconds=sync_settings.time_budget_seconds,
         ))
     context.log.info(" | ".join(report.text_lines()[2:]))
     metadata = report_metadata(report)

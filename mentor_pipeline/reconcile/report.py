@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mentor_pipeline import markdown
-from mentor_pipeline.reconcile import diff as d
+from mentor_pipeline.reconcile.diff import CLASSIFICATIONS
 from mentor_pipeline.sync.report import DrainReport
 from mentor_pipeline.vocabulary import Classification
 
@@ -86,7 +86,7 @@ class ReconcileReport:
 
     def counts_markdown(self) -> str:
         return markdown.table(["classification", "mentors"],
-                              [[name, self.counts.get(name, 0)] for name in d.CLASSIFICATIONS if name in self.counts],
+                              [[name, self.counts.get(name, 0)] for name in CLASSIFICATIONS if name in self.counts],
                               right={"mentors"})
 
     def text_lines(self) -> list[str]:
@@ -94,7 +94,7 @@ class ReconcileReport:
         s = self.summary()
         title = f"{self.kind.replace('_', ' ')}{' (dry run: nothing changed)' if self.dry_run else ''}"
         rows = [("mentors checked", s.get("checked", 0))]
-        rows += [(name.replace("_", " "), s.get(name, 0)) for name in d.CLASSIFICATIONS if name in s]
+        rows += [(name.replace("_", " "), s.get(name, 0)) for name in CLASSIFICATIONS if name in s]
         rows += [("left to the queue", s.get("action_left_to_queue", 0)),
                  ("queued for re-sync" if not self.dry_run else "would be queued", self.queued if not self.dry_run
                   else s.get("action_add", 0) + s.get("action_remove", 0))]

@@ -14,7 +14,7 @@ import pandas as pd
 import psycopg
 from psycopg.rows import dict_row
 
-from mentor_pipeline.reconcile import diff as d
+from mentor_pipeline.reconcile.diff import app_frame
 
 
 class InvalidMentorIds(ValueError):
@@ -117,7 +117,7 @@ def app_state(
             " from reconciliation_app_state(%s::uuid[], coalesce(%s::timestamptz, now()))",
             (None if mentor_ids is None else list(mentor_ids), now),
         )
-        return d.app_frame(cur.fetchall())
+        return app_frame(cur.fetchall())
 
 
 def keys_state(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> pd.DataFrame:

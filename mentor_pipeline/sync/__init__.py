@@ -1,26 +1,27 @@
-"""Website sync: the sync_queue processor and its Dagster definitions (`definitions.py`).
+"""Website sync: the sync_queue drain and its Dagster definitions (`definitions.py`).
 
-Reuse from here: `drain_queue` (process what is due), `enqueue` (mark mentors for a
-write through the one SQL enqueue function), `desired_listing` (the rule's answer per key), `listing_state` / `record_listing` (what the website
-listing is per mentor), `due_summary` (what the sensor sees).
+Reuse from here: `Drain` (process what is due: `Drain(connect, client, ...).run()`), `enqueue` (mark mentors for a
+write through the one SQL enqueue function), `desired_listing` (the rule's answer per key), `listing_state` (what
+the website listing is per mentor, as last confirmed), `tick` (the clock tick: marks lapsed certifications, then
+counts what is due; what the sensor sees).
 """
 
-from mentor_pipeline.sync.processor import Decision, drain_queue, plan_batch
-from mentor_pipeline.sync.queue import (
+from mentor_pipeline.sync.report import DrainReport, RowOutcome
+from mentor_pipeline.sync.run import Decision, Drain, plan_batch
+from mentor_pipeline.sync.store import (
     DueSummary,
     ListingState,
     QueuePolicy,
     QueueRow,
     desired_listing,
-    due_summary,
     enqueue,
     listing_state,
-    record_listing,
+    tick,
 )
-from mentor_pipeline.sync.report import DrainReport, RowOutcome
 
 __all__ = [
     "Decision",
+    "Drain",
     "DrainReport",
     "DueSummary",
     "ListingState",
@@ -28,10 +29,8 @@ __all__ = [
     "QueueRow",
     "RowOutcome",
     "desired_listing",
-    "drain_queue",
-    "due_summary",
     "enqueue",
     "listing_state",
     "plan_batch",
-    "record_listing",
+    "tick",
 ]

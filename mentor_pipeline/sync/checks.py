@@ -3,7 +3,7 @@
 `website_sync_health_sensor` (sync/sensors.py) evaluates it every minute without a run (a runless
 `AssetCheckEvaluation`, which the asset's Checks tab shows and whose `oldest_due_change_minutes`
 the UI plots), raises or resolves `website_stale`, and also looks for an outage between drains
-(`dynamics_unreachable`, mentor_pipeline/sync/outage.py). The same check can be executed by hand
+(`dynamics_unreachable`, mentor_pipeline/sync/health.py). The same check can be executed by hand
 from the UI, and runs after a "Materialize" of website_listing.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.resources import AppDatabase
+from mentor_pipeline.resources import AppDatabase, SyncSettings
 from mentor_pipeline.settings import FRESHNESS_MINUTES
-from mentor_pipeline.sync.assets import SyncSettings, website_listing
-from mentor_pipeline.sync.freshness import Freshness, check_freshness
+from mentor_pipeline.sync.assets import website_listing
+from mentor_pipeline.sync.health import Freshness, check_freshness
 
 FRESHNESS_CHECK = "no_due_change_waits_too_long"
 

@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from mentor_pipeline import markdown
-from mentor_pipeline.sync.queue import QueueRow
+from mentor_pipeline.sync.store import QueueRow
+from mentor_pipeline.vocabulary import RowResult
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,7 @@ class RowOutcome:
     mentor_id: uuid.UUID
     operation: str
     triggered_by_event: str
-    # applied (done), superseded (nothing to write), retry (pending again, later), dead (gave up),
-    # released (auth failure: pending, untouched), lease_lost (another processor took the row over)
-    result: str
+    result: RowResult
     listed: bool | None
     reason: str | None
     lag_seconds: float | None  # enqueue -> confirmed write, for applied rows
@@ -26,7 +25,7 @@ class RowOutcome:
     attempts: int = 0
 
     @classmethod
-    def of(cls, row: QueueRow, result: str, listed: bool | None, reason: str | None, lag: float | None,
+    def of(cls, row: QueueRow, result: RowResult, listed: bool | None, reason: str | None, lag: float | None,
            waits: int, *, attempts: int | None = None) -> RowOutcome:
         return cls(row.id, row.mentor_id, row.operation, row.triggered_by_event, result, listed, reason, lag,
                    waits, row.attempts if attempts is None else attempts)
@@ -43,32 +42,32 @@ class DrainReport:
     auth_incident: str | None = None  # the incident kind the auth failure was alerted as
     stopped_reason: str | None = None
 
-    def count(self, result: str) -> int:
+    def count(self, result: RowResult) -> int:
         return sum(1 for row in self.rows if row.result == result)
 
     @property
     def applied(self) -> int:
-        return self.count("applied")
+        return self.count(RowResult.APPLIED)
 
     @property
     def superseded(self) -> int:
-        return self.count("superseded")
+        return self.count(RowResult.SUPERSEDED)
 
     @property
     def retried(self) -> int:
-        return self.count("retry")
+        return self.count(RowResult.RETRY)
 
     @property
     def dead(self) -> int:
-        return self.count("dead")
+        return self.count(RowResult.DEAD)
 
     def dead_rows(self) -> list:
         """The rows that gave up in this drain and need a person."""
-        return [row for row in self.rows if row.result == "dead"]
+        return [row for row in self.rows if row.result == RowResult.DEAD]
 
     @property
     def released(self) -> int:
-        return self.count("released")
+        return self.count(RowResult.RELEASED)
 
     def lag_percentiles(self) -> dict[str, float | None]:
         lags = sorted(row.lag_seconds for row in self.rows if row.lag_seconds is not None)

@@ -12,14 +12,13 @@ import dagster as dg
 
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.health import check_dynamics_credentials
-from mentor_pipeline.operations.incidents import Incident, open_incidents
-from mentor_pipeline.resources import AppDatabase, DynamicsResource
-from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB, SyncSettings
+from mentor_pipeline.operations.store import Incident, open_incidents
+from mentor_pipeline.resources import AppDatabase, DynamicsResource, SyncSettings
+from mentor_pipeline.sync import store
+from mentor_pipeline.sync.assets import WEBSITE_SYNC_JOB
 from mentor_pipeline.sync.checks import FRESHNESS_CHECK, evaluation
-from mentor_pipeline.sync.freshness import check_freshness
+from mentor_pipeline.sync.health import alert_if_unreachable, check_freshness
 from mentor_pipeline.sync.jobs import website_sync_job
-from mentor_pipeline.sync.outage import alert_if_unreachable
-from mentor_pipeline.sync.queue import due_summary
 from mentor_pipeline.vocabulary import IncidentKind
 
 ACTIVE_RUN_STATUSES = [
@@ -103,7 +102,7 @@ def sync_queue_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase, 
     # could miss both (no incident yet, no run any more) and start a second doomed run.
     running = _drain_in_progress(context, now)
     with app_db.connect(autocommit=True) as conn:
-        due = due_summary(conn)
+        due = store.tick(conn)  # the clock tick marks lapsed certifications too
         broken = [i for i in open_incidents(conn) if i.kind in IncidentKind.SIGN_IN]
     held = None
     if broken:

@@ -30,10 +30,10 @@ def unmigrated_url(admin_url):
 
 
 def test_an_unmigrated_database_names_the_next_step(unmigrated_url):
-    from mentor_pipeline.sync.queue import due_summary
+    from mentor_pipeline.sync.store import tick
 
     with connect(unmigrated_url) as conn, pytest.raises(SchemaMissing) as caught:
-        due_summary(conn)
+        tick(conn)
     assert re.match(r"function \w+\([\w ]*\) does not exist in database 'mp_test_\w+': is it migrated\? ", str(caught.value))
     assert str(caught.value).endswith("is it migrated? Run `mentor-pipeline db migrate` (or `supabase db push`)")
 

@@ -30,8 +30,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from mentor_pipeline.sync.freshness import freshness
-from mentor_pipeline.sync.outage import write_outage
+from mentor_pipeline.sync.health import freshness, write_outage
 
 HOT_TABLES = {"sync_queue", "mentors", "certifications"}
 GROWTH = 4  # between the two measurements the tables get GROWTH times more rows (5x in all)

@@ -12,9 +12,9 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from mentor_pipeline.operations import incidents
-from mentor_pipeline.sync import queue
-from mentor_pipeline.sync.queue import Outcome, QueuePolicy
+from mentor_pipeline.operations.store import raise_incident
+from mentor_pipeline.sync import store
+from mentor_pipeline.sync.store import Outcome, QueuePolicy
 from tests.support.factories import certify, mentor, queue_rows, set_status
 from tests.support.polling import wait_for
 from tests.sync.helpers import db_now
@@ -53,12 +53,12 @@ def blocked_or_done(db, statement: Statement) -> str:
 def drain_once(db, now=None) -> None:
     """A processor's pass without HTTP: the tick, then claim what is due and record as written what
     the rule says (at `now`, default the database's clock)."""
-    queue.due_summary(db, now)
+    store.tick(db, now)
     token = uuid.uuid4()
-    rows = queue.claim_batch(db, 1000, timedelta(minutes=2), token, now)
-    desired = queue.desired_listing(db, [r.mentor_id for r in rows], now)
+    rows = store.claim_batch(db, 1000, timedelta(minutes=2), token, now)
+    desired = store.desired_listing(db, [r.mentor_id for r in rows], now)
     written = [desired[r.mentor_id] for r in rows]
-    queue.record_outcomes(db, token, [Outcome(r.id, "done", listed=w.should_be_listed,
+    store.record_outcomes(db, token, [Outcome(r.id, "done", listed=w.should_be_listed,
                                               chapter=w.chapter_name if w.should_be_listed else None)
                                       for r, w in zip(rows, written)], QueuePolicy(), now)
 
@@ -67,7 +67,7 @@ def settle(db) -> None:
     """Tick until no change waits for a re-check (transactions elsewhere on the
     server may still be running: coordination, not a timing)."""
     def settled():
-        queue.due_summary(db)
+        store.tick(db)
         (notes,) = db.execute("select to_regclass('website_sync_rechecks')").fetchone()
         return notes is None or not db.execute("select from website_sync_rechecks limit 1").fetchall()
 
@@ -135,7 +135,7 @@ def test_a_change_racing_the_website_sync_switch_is_written_after_both_commit(db
     settle(db)
     drain_once(db)
 
-    assert queue.listing_state(db, [m])[m].listed is listed
+    assert store.listing_state(db, [m])[m].listed is listed
 
 
 def test_a_change_racing_the_switch_while_its_write_is_in_flight_is_written_again(db_url, db):
@@ -145,15 +145,15 @@ def test_a_change_racing_the_switch_while_its_write_is_in_flight_is_written_agai
         db.execute("update organizations set website_sync_enabled = true where code = 'ACME'")
         # A processor claims the switch's row and reads the rule before the app commits ...
         token = uuid.uuid4()
-        [row] = queue.claim_batch(db, 10, timedelta(minutes=2), token)
-        assert queue.desired_listing(db, [m])[m].should_be_listed is True
+        [row] = store.claim_batch(db, 10, timedelta(minutes=2), token)
+        assert store.desired_listing(db, [m])[m].should_be_listed is True
         app.commit()
         settle(db)
         # ... and records its write (listed) only after the re-check ran.
-        queue.record_outcomes(db, token, [Outcome(row.id, "done", listed=True)], QueuePolicy())
+        store.record_outcomes(db, token, [Outcome(row.id, "done", listed=True)], QueuePolicy())
     drain_once(db)
 
-    assert queue.listing_state(db, [m])[m].listed is False
+    assert store.listing_state(db, [m])[m].listed is False
 
 
 def test_a_switch_written_with_the_right_answers_is_not_written_twice(db):
@@ -162,7 +162,7 @@ def test_a_switch_written_with_the_right_answers_is_not_written_twice(db):
     drain_once(db)
     settle(db)
 
-    assert {m: s.listed for m, s in queue.listing_state(db, [listed, paused]).items()} == {listed: True, paused: False}
+    assert {m: s.listed for m, s in store.listing_state(db, [listed, paused]).items()} == {listed: True, paused: False}
     assert [r["status"] for r in queue_rows(db, listed) + queue_rows(db, paused)] == ["done", "done"]
 
 
@@ -177,12 +177,12 @@ def test_a_reinstatement_racing_a_renewal_is_listed_once_both_commit(db_url, db)
         # reinstatement commits: the mentor is still paused for everyone else.
         certify(db, m, expires_in=timedelta(days=365), issued_ago=timedelta(days=1), settled=False)
         drain_once(db)
-        assert queue.listing_state(db, [m])[m].listed is False
+        assert store.listing_state(db, [m])[m].listed is False
         coordinator.commit()
     settle(db)
     drain_once(db)
 
-    assert queue.listing_state(db, [m])[m].listed is True
+    assert store.listing_state(db, [m])[m].listed is True
 
 
 # -- recording outcomes while the app marks the same mentors -------------------------------------
@@ -192,13 +192,13 @@ def test_recording_retries_survives_a_deadlock_with_the_app_marking_the_same_men
     set_status(db, m1, "paused")
     set_status(db, m2, "paused")
     token = uuid.uuid4()
-    r1, r2 = sorted(r.id for r in queue.claim_batch(db, 10, timedelta(minutes=2), token))
+    r1, r2 = sorted(r.id for r in store.claim_batch(db, 10, timedelta(minutes=2), token))
     with psycopg.connect(db_url) as app, psycopg.connect(db_url, autocommit=True) as drain:
         # The app reinstates m2: a new pending row, not committed yet.
         app.execute("update mentors set status = 'active' where id = %s", (m2,))
         # The drain puts both rows back for a retry: m1's row goes back to pending, m2's waits for the app.
         outcomes = [Outcome(r1, "retry", "503"), Outcome(r2, "retry", "503")]
-        record = Statement(drain, call=lambda: queue.record_outcomes(drain, token, outcomes, QueuePolicy()))
+        record = Statement(drain, call=lambda: store.record_outcomes(drain, token, outcomes, QueuePolicy()))
         record.start()
         assert blocked_or_done(db, record) == "blocked"
         # The app reinstates m1 too, in the same transaction: it waits for the drain's row of m1.
@@ -259,33 +259,33 @@ def test_a_drain_whose_lease_was_taken_over_records_nothing_and_extends_nothing(
     set_status(db, m, "paused")
     lease = timedelta(seconds=30)
     first_token, second_token = uuid.uuid4(), uuid.uuid4()
-    [row] = queue.claim_batch(db, 10, lease, first_token)
+    [row] = store.claim_batch(db, 10, lease, first_token)
     later = row.locked_until + timedelta(seconds=1)
     with psycopg.connect(db_url) as second, psycopg.connect(db_url, autocommit=True) as first:
         # The second drain takes the row over (not committed yet) while the first one records.
         second.execute("select * from claim_sync_batch(10, %s, %s, %s)", (lease, second_token, later))
         recorded: list = []
         late = Statement(first, call=lambda: recorded.extend(
-            queue.record_outcomes(first, first_token, [Outcome(row.id, "done", listed=False)], QueuePolicy(), later)))
+            store.record_outcomes(first, first_token, [Outcome(row.id, "done", listed=False)], QueuePolicy(), later)))
         late.start()
         assert blocked_or_done(db, late) == "blocked"
         second.commit()
         late.join(30)
         assert late.error is None and recorded == []
-        assert queue.extend_lease(first, first_token, lease, later) == 0
-    [done] = queue.record_outcomes(db, second_token, [Outcome(row.id, "done", listed=False)], QueuePolicy(), later)
+        assert store.extend_lease(first, first_token, lease, later) == 0
+    [done] = store.record_outcomes(db, second_token, [Outcome(row.id, "done", listed=False)], QueuePolicy(), later)
     assert (done.id, done.status, done.attempts) == (row.id, "done", 1)
-    assert queue.listing_state(db, [m])[m].last_queue_id == row.id
+    assert store.listing_state(db, [m])[m].last_queue_id == row.id
 
 
 def test_two_processes_raising_one_incident_at_once_open_it_once(db_url, db):
     with psycopg.connect(db_url) as first, psycopg.connect(db_url, autocommit=True) as second:
-        opened = incidents.raise_incident(first, "dynamics_unreachable", "", "first")  # commits
+        opened = raise_incident(first, "dynamics_unreachable", "", "first")  # commits
         first.execute("select * from resolve_incident('dynamics_unreachable', '', 'back', now())")
         # Resolved but not committed: the second raiser waits on the row, then reopens it once.
         notices: list = []
         raiser = Statement(second, call=lambda: notices.append(
-            incidents.raise_incident(second, "dynamics_unreachable", "", "second")))
+            raise_incident(second, "dynamics_unreachable", "", "second")))
         raiser.start()
         assert blocked_or_done(db, raiser) == "blocked"
         again = first.execute("select notify from raise_incident('dynamics_unreachable', '', 'third', '{}',"
@@ -306,11 +306,11 @@ def test_a_certification_committed_after_the_clock_passed_its_expiry_is_written_
         app.execute("insert into certifications (mentor_id, issued_at, expires_at) values (%s, %s, %s)",
                     (m, start - timedelta(hours=1), start + timedelta(minutes=1)))
         # The clock moves past that expiry without seeing it.
-        assert queue.due_summary(db, start + timedelta(minutes=2)).clock_marked == 0
+        assert store.tick(db, start + timedelta(minutes=2)).clock_marked == 0
         app.commit()
     # The insert marked the mentor itself; the drain reads the rule when it writes: lapsed.
     drain_once(db, start + timedelta(minutes=2))
-    assert queue.listing_state(db, [m])[m].listed is False
+    assert store.listing_state(db, [m])[m].listed is False
 
 
 # -- known and left: the outbox row a change marks stays locked until its transaction ends ---------

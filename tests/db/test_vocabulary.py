@@ -47,7 +47,7 @@ def test_outcomes_are_the_ones_record_sync_outcomes_decides_on(db):
     for single, listed in re.findall(r"\.outcome\s*(?:=\s*'(\w+)'|in\s*\(([^)]*)\))", body):
         handled |= {single} if single else literals(listed)
     assert_same(handled, SyncOutcome)
-    # The outcomes queue.record_outcomes records one row per transaction: those SQL puts back to pending.
+    # The outcomes store.record_outcomes (sync) records one row per transaction: those SQL puts back to pending.
     back_to_pending = re.search(r"outcome in \(([^)]*)\) then 'pending'", body)
     assert set(SyncOutcome.BACK_TO_PENDING) == literals(back_to_pending[1])
 

@@ -8,8 +8,8 @@ import pytest
 
 from mentor_pipeline.drift.run import DriftPolicy, look
 from mentor_pipeline.drift.store import day_summary
-from mentor_pipeline.operations.incidents import get_incident
-from mentor_pipeline.sync import drain_queue
+from mentor_pipeline.operations.store import get_incident
+from mentor_pipeline.sync import Drain
 from tests.sync.helpers import FAST, hlf_mentors, seed_contacts, sent_writes
 
 
@@ -56,7 +56,7 @@ def test_hand_edits_are_marked_and_put_right_and_the_pipelines_own_writes_cause_
                                              (b, "chapter", "queued"), (c, "deleted", "queued")])
     assert {(m, event) for m, event, *_ in queued(db)} == {(m, "dynamics_drift") for m in (a, p, b, c)}
 
-    drain_queue(connect, client, policy=FAST)
+    Drain(connect, client, policy=FAST).run()
     assert admin.contact(a)["listed"] is True
     assert admin.contact(p)["listed"] is False
     assert admin.contact(b)["chapter"] == "HLF Oslo"
@@ -70,7 +70,7 @@ def test_hand_edits_are_marked_and_put_right_and_the_pipelines_own_writes_cause_
     assert report.changes_seen == 3 and report.drift == []
     assert len(drift_rows(db)) == 4
     assert not db.execute("select 1 from sync_queue where status = 'pending'").fetchall()
-    drain_queue(connect, client, policy=FAST)
+    Drain(connect, client, policy=FAST).run()
     assert len(sent_writes(emulator)) == writes
 
 
@@ -82,7 +82,7 @@ def test_a_flow_fighting_the_pipeline_is_written_a_bounded_number_of_times_then_
     for _ in range(5):
         emulator.admin.edit_contact(a, listed=False)  # the flow changes it back after every write
         look(connect, client, alerts=alerts, policy=policy)
-        drain_queue(connect, client, policy=FAST)
+        Drain(connect, client, policy=FAST).run()
     assert [w for w in sent_writes(emulator) if w[0] == a] == [(a, True), (a, True)]
     assert [action for m, _, action in drift_rows(db) if m == a] == ["queued", "queued", "fighting", "fighting",
                                                                       "fighting"]

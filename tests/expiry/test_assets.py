@@ -200,7 +200,7 @@ def test_names_are_escaped_in_markdown_metadata_and_the_cli(db, capsys):
 
 
 def test_invalid_thresholds_of_one_organisation_alert_and_the_others_get_their_reminders(db_url, db):
-    from mentor_pipeline.operations.incidents import get_incident
+    from mentor_pipeline.operations.store import get_incident
     from tests.expiry.helpers import plant_thresholds, reminders_of
 
     hlf = mentor_expiring(db, expiring_on(LAST_NIGHT, 3))

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.operations.incidents import get_incident
+from mentor_pipeline.operations.store import get_incident
 
 SECRET = "hlf-client-secret-Zq8~value"
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from mentor_pipeline.operations.incidents import get_incident, raise_incident
+from mentor_pipeline.operations.store import get_incident, raise_incident
 from tests.support.webhook import webhook_receiver
 
 

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from mentor_pipeline.operations import incidents
-from mentor_pipeline.operations.incidents import get_incident, open_incidents, raise_incident, resolve_incident
+from mentor_pipeline.operations import store
+from mentor_pipeline.operations.store import get_incident, open_incidents, raise_incident, resolve_incident
 from tests.support.db import wait_for_lock_waiters
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
@@ -161,4 +161,4 @@ def test_app_roles_cannot_touch_incidents(db_url, db):
 
 
 def test_defaults_are_one_four_and_twenty_four_hours():
-    assert incidents.DEFAULT_REMINDER_INTERVALS == (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))
+    assert store.DEFAULT_REMINDER_INTERVALS == (timedelta(hours=1), timedelta(hours=4), timedelta(hours=24))

@@ -8,8 +8,8 @@ import dagster as dg
 
 from mentor_pipeline.definitions import defs
 from mentor_pipeline.operations.assets import OPERATOR_INCIDENTS
-from mentor_pipeline.operations.incidents import raise_incident, resolve_incident
 from mentor_pipeline.operations.sensors import operator_incidents_sensor
+from mentor_pipeline.operations.store import raise_incident, resolve_incident
 from mentor_pipeline.resources import AppDatabase
 
 

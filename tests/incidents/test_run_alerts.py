@@ -5,8 +5,8 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.definitions import defs
-from mentor_pipeline.operations.incidents import get_incident
 from mentor_pipeline.operations.sensors import run_failure_alert_sensor, run_success_resolve_sensor
+from mentor_pipeline.operations.store import get_incident
 
 SECRET = "s3cr3t-client-secret-value"
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from mentor_pipeline.cli import main
 from mentor_pipeline.db.connection import connect
 from mentor_pipeline.expiry.dates import today_in_oslo
-from mentor_pipeline.sync import QueuePolicy, drain_queue
+from mentor_pipeline.sync import Drain, QueuePolicy
 from tests.expiry.helpers import expiring_on, mentor_expiring, outcome, reminders_of, status_of
 from tests.reconcile.helpers import writes_sent
 from tests.support.cli import cli_argv
@@ -35,11 +35,11 @@ def test_a_drain_that_lingers_then_a_second_drain_both_finish(pooled_db, pooled_
     # times) left a prepared statement on the server connection the second run was handed.
     first, second = hlf_mentors(pooled_db, 2)
     seed_contacts(emulator, [first, second])
-    pooled = lambda: connect(pooled_db_url)  # noqa: E731 - the factory drain_queue takes
+    pooled = lambda: connect(pooled_db_url)  # noqa: E731 - the factory Drain takes
     set_statuses(pooled_db, [first], "paused")
-    drain_queue(pooled, client, policy=FAST, linger_seconds=1.5, poll_interval_seconds=0.05)
+    Drain(pooled, client, policy=FAST).run(linger_seconds=1.5, poll_interval_seconds=0.05)
     set_statuses(pooled_db, [second], "paused")
-    drain_queue(pooled, client, policy=FAST, linger_seconds=1.5, poll_interval_seconds=0.05)
+    Drain(pooled, client, policy=FAST).run(linger_seconds=1.5, poll_interval_seconds=0.05)
     assert queue_statuses(pooled_db) == {"done": 2}
     assert listed_in_dynamics(emulator) == {str(first): False, str(second): False}
 

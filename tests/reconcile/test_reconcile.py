@@ -8,6 +8,7 @@ import pytest
 
 from mentor_pipeline.reconcile import InvalidMentorIds, force_sync, reconcile
 from mentor_pipeline.reconcile.store import run_log
+from mentor_pipeline.sync import Drain
 from tests.reconcile.helpers import (
     FAST,
     hlf_mentors,
@@ -21,8 +22,8 @@ from tests.reconcile.helpers import (
 from tests.support.factories import queue_rows
 
 
-def _run(connect, client, **kwargs):
-    return reconcile(connect, client, policy=FAST, **kwargs)
+def _run(connect, client, alerts=None, **kwargs):
+    return reconcile(Drain(connect, client, alerts=alerts, policy=FAST), **kwargs)
 
 
 def test_everything_in_sync_writes_nothing_and_logs_a_clean_run(db, emulator, connect, client):
@@ -136,7 +137,7 @@ def test_force_sync_of_selected_mentors_writes_only_those(db, emulator, connect,
     seed_contacts(emulator, mentors, listed=False)  # all four wrong
     emulator.admin.clear_requests()
 
-    report = force_sync(connect, client, mentor_ids=[str(mentors[1])], policy=FAST)
+    report = force_sync(Drain(connect, client, policy=FAST), mentor_ids=[str(mentors[1])])
 
     assert sent_writes(emulator) == [(str(mentors[1]), True)]
     assert [(r["mentor_id"], r["triggered_by_event"], r["status"]) for r in queue_rows(db)] == [
@@ -152,7 +153,7 @@ def test_force_sync_of_everyone_rewrites_every_hlf_mentor_only(db, emulator, con
     seed_contacts(emulator, hlf)
     emulator.admin.clear_requests()
 
-    report = force_sync(connect, client, policy=FAST)
+    report = force_sync(Drain(connect, client, policy=FAST))
 
     assert sorted(sent_writes(emulator)) == sorted((str(m), True) for m in hlf)
     assert {r["mentor_id"] for r in queue_rows(db)} == set(hlf) and not set(nhf) & {r["mentor_id"] for r in queue_rows(db)}
@@ -167,7 +168,7 @@ def test_force_sync_with_invalid_ids_names_them_and_applies_nothing(db, emulator
     emulator.admin.clear_requests()
 
     with pytest.raises(InvalidMentorIds) as raised:
-        force_sync(connect, client, mentor_ids=[str(good), "not-a-mentor", unknown, str(nhf)], policy=FAST)
+        force_sync(Drain(connect, client, policy=FAST), mentor_ids=[str(good), "not-a-mentor", unknown, str(nhf)])
 
     message = str(raised.value)
     assert "not-a-mentor (not a mentor id" in message and f"{unknown} (no such mentor)" in message
@@ -182,7 +183,7 @@ def test_force_sync_dry_run_writes_nothing(db, emulator, connect, client):
     seed_contacts(emulator, mentors, listed=False)
     emulator.admin.clear_requests()
 
-    report = force_sync(connect, client, mentor_ids=[str(mentors[0])], dry_run=True, policy=FAST)
+    report = force_sync(Drain(connect, client, policy=FAST), mentor_ids=[str(mentors[0])], dry_run=True)
 
     assert report.counts["would_write"] == 1 and list(report.changes["mentor_id"]) == [str(mentors[0])]
     assert all(e["method"] == "GET" for e in emulator.admin.requests())

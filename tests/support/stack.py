@@ -8,8 +8,7 @@ import psycopg
 import pytest
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.resources import AppDatabase, dynamics_resource_for
-from mentor_pipeline.sync.assets import SyncSettings
+from mentor_pipeline.resources import AppDatabase, SyncSettings, dynamics_resource_for
 from tests.support.emulator import running_emulator
 from tests.support.webhook import webhook_receiver
 
@@ -22,7 +21,7 @@ def emulator():
 
 @pytest.fixture
 def connect(db_url):
-    """What drain_queue takes: a factory of new connections to the test database."""
+    """What Drain takes: a factory of new connections to the test database."""
     return lambda: psycopg.connect(db_url)
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import psycopg
 
 from mentor_pipeline.dynamics import DataverseClient, DynamicsSettings
-from mentor_pipeline.sync import QueuePolicy, drain_queue
+from mentor_pipeline.sync import Drain, QueuePolicy
 
 
 def main(argv: list[str]) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     url = os.environ["DATABASE_URL"]
     policy = QueuePolicy(batch_size=batch_size, lease=timedelta(seconds=lease_seconds))
     with DataverseClient(DynamicsSettings.from_env(), batch_size=10, max_in_flight=1) as client:
-        drain_queue(lambda: psycopg.connect(url), client, policy=policy)
+        Drain(lambda: psycopg.connect(url), client, policy=policy).run()
     return 0
 
 

@@ -86,11 +86,11 @@ def queue_statuses(db) -> dict[str, int]:
     return dict(db.execute("select status, count(*) from sync_queue group by status").fetchall())
 
 
-def drains_at_once(count: int, connect, emulator, policy: QueuePolicy, **drain_options) -> list:
+def drains_at_once(count: int, connect, emulator, policy: QueuePolicy, **run_options) -> list:
     """`count` processors draining together, each with its own client, released at once (a
     barrier), so on a loaded machine one cannot finish before the others have opened theirs.
     Returns their reports; any processor's exception fails the caller."""
-    from mentor_pipeline.sync import drain_queue
+    from mentor_pipeline.sync import Drain
 
     ready = threading.Barrier(count, timeout=60)
     reports, errors = [], []
@@ -99,7 +99,7 @@ def drains_at_once(count: int, connect, emulator, policy: QueuePolicy, **drain_o
         try:
             with emulator.client(batch_size=policy.batch_size // 2 or 1, max_in_flight=2) as client:
                 ready.wait()
-                reports.append(drain_queue(connect, client, policy=policy, **drain_options))
+                reports.append(Drain(connect, client, policy=policy).run(**run_options))
         except Exception as exc:  # raised below, in the test's thread
             errors.append(exc)
 

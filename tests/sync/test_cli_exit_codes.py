@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from mentor_pipeline.cli import main
-from mentor_pipeline.operations.incidents import get_incident
 from mentor_pipeline.cli import leftover
 from mentor_pipeline.cli.leftover import queue_left
+from mentor_pipeline.operations.store import get_incident
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -262,15 +262,15 @@ def test_changes_that_arrive_while_sync_runs_are_reported_not_a_failure(db, emul
 
 def test_a_change_due_at_the_start_and_left_undone_still_fails_beside_the_arrivals(db, emulator, dynamics_env,
                                                                                    capsys, monkeypatch):
-    from mentor_pipeline.sync import processor
     from mentor_pipeline.sync.report import DrainReport
+    from mentor_pipeline.sync.run import Drain
 
     mentors = hlf_mentors(db, 5)
     seed_contacts(emulator, mentors)
     due, arriving = mentors[:3], mentors[3:]
     set_statuses(db, due, "paused")
     changes_arrive_once(db, monkeypatch, arriving)
-    monkeypatch.setattr(processor, "drain_queue", lambda *args, **kwargs: DrainReport())  # a drain that takes nothing
+    monkeypatch.setattr(Drain, "run", lambda self, **limits: DrainReport())  # a drain that takes nothing
 
     code, out, err = cli(capsys, "sync")
 

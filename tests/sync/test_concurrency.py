@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from mentor_pipeline.sync import QueuePolicy, drain_queue
+from mentor_pipeline.sync import Drain, QueuePolicy
 from tests.support.factories import queue_rows, set_status
 from tests.support.polling import wait_for
 from tests.sync.helpers import (
@@ -71,8 +71,8 @@ def test_processor_killed_mid_batch_another_finishes_after_the_lease(db, db_url,
     (lease_end,) = db.execute("select max(locked_until) from sync_queue where status = 'processing'").fetchone()
     after_the_lease = lease_end + timedelta(milliseconds=1)
     with emulator.client() as client:
-        report = drain_queue(connect, client, policy=QueuePolicy(batch_size=500, lease=timedelta(seconds=30)),
-                             clock=lambda: after_the_lease)
+        report = Drain(connect, client, policy=QueuePolicy(batch_size=500, lease=timedelta(seconds=30)),
+                       clock=lambda: after_the_lease).run()
 
     statuses = queue_statuses(db)
     assert set(statuses) <= {"done", "superseded"} and statuses.get("done", 0) >= 120  # nothing lost
@@ -118,7 +118,7 @@ def test_app_status_update_is_not_blocked_while_a_processor_is_mid_http(db, db_u
     with emulator.client() as real_client:
         client = HeldInFlight(real_client)
         thread = threading.Thread(target=lambda: result.update(
-            report=drain_queue(connect, client, policy=QueuePolicy(lease=timedelta(seconds=30)))))
+            report=Drain(connect, client, policy=QueuePolicy(lease=timedelta(seconds=30))).run()))
         thread.start()
         try:
             assert client.in_flight.wait(timeout=60), "the processor never reached Dynamics"

@@ -9,11 +9,11 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.operations.alerts import AlertSink
-from mentor_pipeline.operations.incidents import get_incident
 from mentor_pipeline.operations.sensors import run_failure_alert_sensor
-from mentor_pipeline.resources import AppDatabase, DynamicsResource, dynamics_resource_for
-from mentor_pipeline.sync import drain_queue
-from mentor_pipeline.sync.assets import SyncSettings, website_listing
+from mentor_pipeline.operations.store import get_incident
+from mentor_pipeline.resources import AppDatabase, DynamicsResource, SyncSettings, dynamics_resource_for
+from mentor_pipeline.sync import Drain
+from mentor_pipeline.sync.assets import website_listing
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.sync.sensors import sync_queue_sensor
 from tests.support.factories import queue_rows
@@ -115,7 +115,7 @@ def test_sensor_starts_no_drain_while_the_secret_is_wrong_rechecks_rarely_and_re
     set_statuses(db, mentors, "paused")
     emulator.admin.rotate_secret("rotated-by-hlf-it")
     with emulator.client() as client:
-        drain_queue(connect, client, alerts=alerts)  # the first drain meets the wrong secret
+        Drain(connect, client, alerts=alerts).run()  # the first drain meets the wrong secret
     assert webhook.kinds() == ["dynamics_auth_wrong_secret"]
     resources = {"dynamics": dynamics_resource_for(emulator.settings()), "alerts": alerts,
                  "sync_settings": SyncSettings(credential_check_minutes=2)}
@@ -258,7 +258,7 @@ def test_auth_failure_fails_the_run_and_alerts_once_not_again_as_run_failed(
 
 
 def test_alerting_bounds_come_from_the_environment():
-    from mentor_pipeline.sync.assets import sync_settings_from_env
+    from mentor_pipeline.resources import sync_settings_from_env
 
     assert sync_settings_from_env({}) == SyncSettings()
     settings = sync_settings_from_env({"MENTOR_PIPELINE_STALL_ALERT_MINUTES": "0.25",

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mentor_pipeline.reconcile import reconcile
-from mentor_pipeline.sync import drain_queue
-from mentor_pipeline.sync.queue import desired_listing
+from mentor_pipeline.sync import Drain
+from mentor_pipeline.sync.store import desired_listing
 from tests.support.factories import certify, queue_rows
 from tests.sync.helpers import FAST, hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
 
@@ -22,7 +22,7 @@ def pending(db, mentor_id) -> list[tuple[str, str]]:
 
 def drain(connect, client, at=None):
     """A drain at `at` (default: the database's now())."""
-    return drain_queue(connect, client, policy=FAST, clock=lambda: at)
+    return Drain(connect, client, policy=FAST, clock=lambda: at).run()
 
 
 def test_a_deleted_mentor_is_unlisted_and_the_change_survives_the_delete(db, connect, client, emulator):
@@ -164,7 +164,7 @@ def test_reconciliation_unlists_orphaned_listed_contacts(db, connect, emulator):
     db.execute("delete from sync_queue")  # as if the deletion's change had been lost
 
     with emulator.client() as client:
-        report = reconcile(connect, client, policy=FAST)
+        report = reconcile(Drain(connect, client, policy=FAST))
 
     assert listed_in_dynamics(emulator) == {str(kept): True, str(deleted): False, str(nhf): False, stranger: False}
     assert report.counts["listed_mentor_gone"] == 2 and report.counts["listed_without_website_sync"] == 1
@@ -178,7 +178,7 @@ def test_reconciliation_rewrites_a_chapter_changed_by_hand(db, connect, emulator
     emulator.admin.seed_contacts([{"mentor_id": str(mentor), "full_name": "M", "chapter": "Wrong", "listed": True}])
 
     with emulator.client() as client:
-        report = reconcile(connect, client, policy=FAST)
+        report = reconcile(Drain(connect, client, policy=FAST))
 
     assert report.counts["chapter_differs"] == 1
     assert emulator.admin.contact(str(mentor))["chapter"] == "HLF Oslo"

@@ -1,4 +1,4 @@
-"""drain_queue against real PostgreSQL and the Dataverse emulator over real HTTP."""
+"""A `Drain` against real PostgreSQL and the Dataverse emulator over real HTTP."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from mentor_pipeline.sync import drain_queue, enqueue, listing_state
-from mentor_pipeline.sync.queue import QueuePolicy, claim_batch
+from mentor_pipeline.sync import Drain, enqueue, listing_state
+from mentor_pipeline.sync.store import QueuePolicy, claim_batch
 from tests.support.factories import certify, queue_rows, set_status
 from tests.support.polling import wait_for
 from tests.sync.helpers import (
@@ -29,7 +29,7 @@ def test_leaving_active_unlists_the_mentor_in_dynamics(db, connect, client, emul
     seed_contacts(emulator, mentors, listed=True)
     set_statuses(db, mentors[:2], status)
 
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
 
     assert report.applied == 2
     assert sorted(sent_writes(emulator)) == sorted((str(m), False) for m in mentors[:2])
@@ -49,7 +49,7 @@ def test_reinstated_mentor_is_listed_again(db, connect, client, emulator):
     [queued] = queue_rows(db, mentor)
     written_at = queued["created_at"] + timedelta(seconds=3)  # the drain writes 3 s after the change
 
-    report = drain_queue(connect, client, policy=FAST, clock=lambda: written_at)
+    report = Drain(connect, client, policy=FAST, clock=lambda: written_at).run()
 
     assert [(r.operation, r.result, r.listed) for r in report.rows] == [("restore", "applied", True)]
     assert sent_writes(emulator) == [(str(mentor), True)]
@@ -62,12 +62,12 @@ def test_nhf_never_reaches_dynamics(db, connect, client, emulator):
     seed_contacts(emulator, nhf, listed=True)
     set_statuses(db, nhf, "paused")  # the trigger queues nothing for NHF
     assert queue_rows(db) == []
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
     assert report.rows == [] and emulator.admin.requests() == []  # not even a token request
 
     # A row queued for an NHF key (reconciliation found it listed) can only ever unlist it.
     enqueue(db, [nhf[0]], "reconciliation", "add")
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
     assert [(r.result, r.listed) for r in report.rows] == [("applied", False)]
     assert sent_writes(emulator) == [(str(nhf[0]), False)]
 
@@ -76,7 +76,7 @@ def test_unlisting_a_mentor_without_a_contact_is_done_not_dead(db, connect, clie
     [missing] = hlf_mentors(db, 1)
     set_status(db, missing, "paused")
 
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
 
     [row] = queue_rows(db, missing)
     assert (row["status"], report.dead) == ("done", 0)
@@ -92,16 +92,17 @@ def test_failed_writes_retry_with_backoff_then_apply(db, connect, client, emulat
     policy = QueuePolicy(batch_size=100, lease=timedelta(seconds=5), max_attempts=5,
                          backoff_base=timedelta(minutes=1), backoff_max=timedelta(minutes=5))
 
-    first = drain_queue(connect, client, policy=policy)
+    first = Drain(connect, client, policy=policy).run()
     assert first.retried == 2 and first.applied == 0
     rows = queue_rows(db)
     assert {(r["status"], r["attempts"]) for r in rows} == {("pending", 1)}
     assert all("503" in r["last_error"] or "unavailable" in r["last_error"] for r in rows)
     assert {r["available_at"] - r["updated_at"] for r in rows} == {timedelta(minutes=1)}  # the first backoff
     due = max(r["available_at"] for r in rows)
-    assert drain_queue(connect, client, policy=policy, clock=lambda: due - timedelta(seconds=1)).rows == []  # backing off
+    backing_off = Drain(connect, client, policy=policy, clock=lambda: due - timedelta(seconds=1))
+    assert backing_off.run().rows == []
 
-    second = drain_queue(connect, client, policy=policy, clock=lambda: due)
+    second = Drain(connect, client, policy=policy, clock=lambda: due).run()
     assert second.applied == 2
     assert set(listed_in_dynamics(emulator).values()) == {False}
 
@@ -113,9 +114,9 @@ def test_a_row_that_keeps_failing_ends_dead_and_alerts(db, connect, client, emul
     emulator.admin.set_faults(error_rate=1.0)
     policy = QueuePolicy(max_attempts=2, backoff_base=timedelta(minutes=1), backoff_max=timedelta(minutes=1))
 
-    drain_queue(connect, client, policy=policy)
+    Drain(connect, client, policy=policy).run()
     [waiting] = queue_rows(db)
-    report = drain_queue(connect, client, policy=policy, alerts=alerts, clock=lambda: waiting["available_at"])
+    report = Drain(connect, client, policy=policy, alerts=alerts, clock=lambda: waiting["available_at"]).run()
 
     assert report.dead == 1
     [row] = queue_rows(db)
@@ -133,7 +134,7 @@ def test_429_storm_waits_do_not_consume_attempts(db, connect, emulator):
     policy = QueuePolicy(batch_size=100, max_attempts=1, lease=timedelta(seconds=10))
 
     with emulator.client(batch_size=5, max_in_flight=4, sleep=emulator.admin.advance_clock) as client:
-        report = drain_queue(connect, client, policy=policy)
+        report = Drain(connect, client, policy=policy).run()
 
     assert report.applied == 20 and report.dead == 0  # max_attempts=1: any counted wait would kill a row
     assert report.rate_limit_waits > 0
@@ -148,7 +149,7 @@ def test_mentor_missing_in_dynamics_is_dead_with_a_clear_reason(db, connect, cli
     seed_contacts(emulator, [present], listed=False)
     set_statuses(db, [present, missing], "active")  # both should be listed again
 
-    report = drain_queue(connect, client, policy=FAST, alerts=alerts)
+    report = Drain(connect, client, policy=FAST, alerts=alerts).run()
 
     assert report.applied == 1 and report.dead == 1
     dead = {r["mentor_id"]: r for r in queue_rows(db)}[missing]
@@ -175,7 +176,7 @@ def test_auth_failure_leaves_every_row_pending_and_alerts_at_once(
         emulator.admin.expire_secrets()
 
     with emulator.client() as client:
-        report = drain_queue(connect, client, policy=QueuePolicy(batch_size=2), alerts=alerts)
+        report = Drain(connect, client, policy=QueuePolicy(batch_size=2), alerts=alerts).run()
 
     assert report.auth_error and report.batches == 1  # stopped at the first batch
     assert {(r["status"], r["attempts"]) for r in queue_rows(db)} == {("pending", 0)}
@@ -193,7 +194,7 @@ def test_a_queued_restore_for_a_mentor_paused_again_writes_unlisted(db, connect,
     # moment of writing wins over the operation the row was queued with.
     enqueue(db, [mentor], "reconciliation", "restore")
 
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
 
     assert [(r.operation, r.result, r.listed) for r in report.rows] == [("restore", "applied", False)]
     assert sent_writes(emulator) == [(str(mentor), False)]
@@ -206,7 +207,7 @@ def test_a_restore_after_the_certification_lapsed_writes_unlisted(db, connect, c
     db.execute("update certifications set expires_at = now() - interval '1 minute', "
                "issued_at = now() - interval '2 years' where mentor_id = %s", (mentor,))
 
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
 
     assert report.applied == 1 and sent_writes(emulator) == [(str(mentor), False)]
 
@@ -220,7 +221,7 @@ def test_stale_in_flight_row_and_newer_change_apply_in_order(db, connect, client
         [stale] = claim_batch(dying, 10, timedelta(seconds=30), uuid.uuid4())
     set_status(db, mentor, "paused")  # newer change: remove, pending next to the in-flight restore
 
-    report = drain_queue(connect, client, policy=FAST, clock=lambda: stale.locked_until + timedelta(milliseconds=1))
+    report = Drain(connect, client, policy=FAST, clock=lambda: stale.locked_until + timedelta(milliseconds=1)).run()
 
     assert [(r.operation, r.result) for r in report.rows] == [("remove", "applied")]
     assert sent_writes(emulator) == [(str(mentor), False)]
@@ -233,7 +234,7 @@ def test_reinstated_twice_quickly_writes_the_latest_state_once(db, connect, clie
     for status in ("paused", "active", "paused", "active"):
         set_status(db, mentor, status)
 
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
 
     assert [(r.operation, r.result) for r in report.rows] == [("restore", "applied")]
     assert sent_writes(emulator) == [(str(mentor), True)]
@@ -246,7 +247,7 @@ def test_certify_helper_is_used_for_reinstatement(db, connect, client, emulator)
     certify(db, mentor, expires_in=timedelta(days=700), issued_ago=timedelta(seconds=0))
     set_status(db, mentor, "active")
 
-    report = drain_queue(connect, client, policy=FAST)
+    report = Drain(connect, client, policy=FAST).run()
 
     assert report.applied == 1 and listed_in_dynamics(emulator)[str(mentor)] is True
 
@@ -265,8 +266,8 @@ def test_a_lingering_drain_picks_up_a_change_that_arrives_while_it_waits(db, con
     result = {}
     # A long linger, so a slow machine cannot make the drain give up before the second change;
     # the test does not wait it out: two batches end the drain.
-    thread = threading.Thread(target=lambda: result.update(report=drain_queue(
-        connect, client, policy=FAST, linger_seconds=120, poll_interval_seconds=0.05, max_batches=2)))
+    thread = threading.Thread(target=lambda: result.update(report=Drain(connect, client, policy=FAST).run(
+        linger_seconds=120, poll_interval_seconds=0.05, max_batches=2)))
     thread.start()
     # The first change is recorded and the drain has polled since: it waits, warm, with nothing due.
     wait_for(lambda: queue_statuses(db) == {"done": 1} and drain_last_ran_its_tick(db), timeout=60)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from mentor_pipeline.sync import drain_queue
+from mentor_pipeline.sync import Drain
 from tests.support.factories import mentor, queue_rows
 from tests.sync.helpers import FAST, listed_in_dynamics, sent_writes
 
@@ -63,7 +63,7 @@ def test_every_status_transition_leaves_the_website_as_the_rule_says(db, connect
     # Every change of the rule's answer was marked in the same transaction as the status change.
     assert {str(m) for m in ids if queue_rows(db, m)} >= changed
 
-    drain_queue(connect, client, policy=FAST)
+    Drain(connect, client, policy=FAST).run()
 
     shown = listed_in_dynamics(emulator)
     wrong = {f"{old} -> {new}" for (old, new), m in mentors.items() if shown[str(m)] != after[str(m)]}

@@ -11,12 +11,12 @@ import dagster as dg
 import pytest
 
 from mentor_pipeline.definitions import defs
-from mentor_pipeline.resources import AppDatabase
-from mentor_pipeline.sync import drain_queue
-from mentor_pipeline.sync.assets import SyncSettings, website_listing
+from mentor_pipeline.resources import AppDatabase, SyncSettings
+from mentor_pipeline.sync import Drain
+from mentor_pipeline.sync.assets import website_listing
 from mentor_pipeline.sync.checks import FRESHNESS_CHECK
 from mentor_pipeline.sync.definitions import defs as sync_defs
-from mentor_pipeline.sync.freshness import check_freshness, freshness
+from mentor_pipeline.sync.health import check_freshness, freshness
 from mentor_pipeline.sync.sensors import website_sync_health_sensor
 from tests.sync.helpers import FAST, db_now, hlf_mentors, seed_contacts, set_statuses
 
@@ -62,7 +62,7 @@ def test_a_breach_opens_website_stale_once_and_a_write_resolves_it(db, connect, 
     assert [(p["kind"], p["state"]) for p in webhook.posts] == [("website_stale", "open")]
     assert webhook.posts[0]["details"]["late_changes"] == 2
 
-    drain_queue(connect, client, policy=FAST)
+    Drain(connect, client, policy=FAST).run()
     assert check_freshness(db, alerts, LIMIT, later).passed
     assert [p["state"] for p in webhook.posts] == ["open", "resolved"]
 
@@ -71,7 +71,7 @@ def test_dead_and_done_rows_are_not_waiting(db, connect, client, emulator):
     present, missing = hlf_mentors(db, 2)
     seed_contacts(emulator, [present])
     set_statuses(db, [present, missing], "paused")
-    drain_queue(connect, client, policy=FAST)  # one done, one dead (no contact)
+    Drain(connect, client, policy=FAST).run()  # one done, one dead (no contact)
     result = freshness(db, LIMIT, db_now(db) + timedelta(hours=1))
     assert result.passed and result.waiting == 0 and result.oldest_age == timedelta(0)
 
@@ -121,7 +121,7 @@ def test_the_sensor_opens_dynamics_unreachable_between_runs(db, db_url, connect,
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
     emulator.admin.set_faults(error_rate=1.0)
-    drain_queue(connect, client, policy=FAST, alerts=alerts)
+    Drain(connect, client, policy=FAST, alerts=alerts).run()
     tick(instance, db_url, alerts)
     assert "dynamics_unreachable" not in webhook.kinds()
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from mentor_pipeline.operations.incidents import get_incident
-from mentor_pipeline.sync import drain_queue, enqueue
-from mentor_pipeline.sync.outage import write_outage
-from mentor_pipeline.sync.queue import QueuePolicy
+from mentor_pipeline.operations.store import get_incident
+from mentor_pipeline.sync import Drain, enqueue
+from mentor_pipeline.sync.health import write_outage
+from mentor_pipeline.sync.store import QueuePolicy
 from tests.support.factories import queue_rows
 from tests.sync.helpers import db_now, hlf_mentors, listed_in_dynamics, seed_contacts, set_statuses
 
@@ -38,7 +38,7 @@ def test_short_failing_runs_add_up_to_dynamics_unreachable_and_a_write_resolves_
     emulator.admin.set_faults(error_rate=1.0)  # every Web API request answers 503
 
     def drain(at=None):
-        return drain_queue(connect, client, policy=POLICY, alerts=alerts, stall_bound=BOUND, clock=lambda: at)
+        return Drain(connect, client, policy=POLICY, alerts=alerts, stall_bound=BOUND, clock=lambda: at).run()
 
     assert drain().retried == 2
     assert drain(next_due(db)).retried == 2  # a minute on: still under the bound
@@ -63,14 +63,14 @@ def test_the_outage_counts_from_the_last_write_that_went_through(db, connect, cl
     seed_contacts(emulator, [stuck, written])
     set_statuses(db, [stuck], "paused")
     emulator.admin.set_faults(fail_next=1)
-    drain_queue(connect, client, policy=POLICY)
+    Drain(connect, client, policy=POLICY).run()
     # The failing change has waited an hour (say the first attempts were long ago)...
     db.execute("update sync_queue set created_at = created_at - interval '1 hour' where mentor_id = %s", (stuck,))
     assert write_outage(db).duration > timedelta(minutes=59)
 
     # ...but another change went through since: Dynamics was reachable then.
     set_statuses(db, [written], "paused")
-    assert drain_queue(connect, client, policy=POLICY).applied == 1
+    assert Drain(connect, client, policy=POLICY).run().applied == 1
     outage = write_outage(db)
     [done] = [r for r in queue_rows(db) if r["status"] == "done"]
     assert outage.since == done["processed_at"] and outage.waiting == 1
@@ -82,7 +82,7 @@ def test_no_failed_write_no_outage(db, connect, client, emulator):
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
     assert write_outage(db) is None  # waiting, but nothing has failed
-    drain_queue(connect, client, policy=POLICY)
+    Drain(connect, client, policy=POLICY).run()
     assert write_outage(db) is None
 
 
@@ -105,7 +105,7 @@ def test_a_long_retry_after_opens_dynamics_throttled_at_once_logs_it_and_a_clean
     one_row_batches = QueuePolicy(batch_size=1, lease=timedelta(seconds=30))
     with caplog.at_level(logging.WARNING, logger="mentor_pipeline.sync"), \
             emulator.client(batch_size=1, max_in_flight=1, sleep=sleep) as client:
-        report = drain_queue(connect, client, policy=one_row_batches, alerts=alerts, stall_bound=timedelta(minutes=5))
+        report = Drain(connect, client, policy=one_row_batches, alerts=alerts, stall_bound=timedelta(minutes=5)).run()
 
     assert report.applied == 3 and report.rate_limit_waits == 1 and len(waited) == 1 and waited[0] > 300
     assert states(webhook, "dynamics_throttled") == ["open", "resolved"]
@@ -124,8 +124,8 @@ def test_short_429_waits_under_the_bound_are_no_incident(db, connect, emulator, 
     emulator.admin.configure(request_limit=2, window_seconds=60)
 
     with emulator.client(batch_size=5, max_in_flight=4, sleep=emulator.admin.advance_clock) as client:
-        report = drain_queue(connect, client, policy=QueuePolicy(batch_size=100, lease=timedelta(seconds=10)),
-                             alerts=alerts, stall_bound=timedelta(minutes=5))
+        report = Drain(connect, client, policy=QueuePolicy(batch_size=100, lease=timedelta(seconds=10)),
+                       alerts=alerts, stall_bound=timedelta(minutes=5)).run()
 
     assert report.applied == 20 and report.rate_limit_waits > 0
     assert webhook.posts == []
@@ -135,19 +135,19 @@ def test_sync_dead_rows_resolves_once_no_dead_row_is_left(db, connect, client, e
     present, missing = hlf_mentors(db, 2, status="paused")
     seed_contacts(emulator, [present], listed=False)
     set_statuses(db, [present, missing], "active")
-    drain_queue(connect, client, policy=POLICY, alerts=alerts)
+    Drain(connect, client, policy=POLICY, alerts=alerts).run()
     assert states(webhook, "sync_dead_rows") == ["open"]
 
     # A later drain that writes something else leaves the dead row, and the incident, as they are.
     set_statuses(db, [present], "paused")
-    assert drain_queue(connect, client, policy=POLICY, alerts=alerts).applied == 1
+    assert Drain(connect, client, policy=POLICY, alerts=alerts).run().applied == 1
     assert states(webhook, "sync_dead_rows") == ["open"]
 
     # HLF's CRM admins create the contact; the operator force-syncs the mentor.
     seed_contacts(emulator, [missing], listed=False)
     with db.transaction():
         enqueue(db, [missing], "force_sync")
-    assert drain_queue(connect, client, policy=POLICY, alerts=alerts).applied == 1
+    assert Drain(connect, client, policy=POLICY, alerts=alerts).run().applied == 1
     assert states(webhook, "sync_dead_rows") == ["open", "resolved"]
     assert get_incident(db, "sync_dead_rows").state == "resolved"
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from mentor_pipeline.sync import queue
-from mentor_pipeline.sync.queue import Outcome, QueuePolicy
+from mentor_pipeline.sync import store
+from mentor_pipeline.sync.store import Outcome, QueuePolicy
 from tests.support.factories import queue_rows, set_status
 from tests.sync.helpers import FAST, db_now, hlf_mentors, queue_statuses, set_statuses
 
@@ -19,7 +19,7 @@ LEASE = timedelta(seconds=30)
 
 def claim(db, limit=100, lease=LEASE, now=None):
     token = uuid.uuid4()
-    return token, queue.claim_batch(db, limit, lease, token, now)
+    return token, store.claim_batch(db, limit, lease, token, now)
 
 
 def after_the_lease(row):
@@ -47,7 +47,7 @@ def test_claim_skips_rows_not_yet_due(db):
     set_status(db, mentor, "paused")
     db.execute("update sync_queue set available_at = now() + interval '1 hour'")
     assert claim(db)[1] == []
-    assert queue.due_summary(db).due_count == 0
+    assert store.tick(db).due_count == 0
 
 
 def test_a_newer_pending_row_waits_while_the_mentor_has_a_row_in_flight(db):
@@ -72,8 +72,8 @@ def test_expired_lease_is_claimable_again_and_counts_as_an_attempt(db):
     assert again.id == row.id and again.lease_token == new_token != old_token
     assert again.attempts == 1 and "lease expired" in again.last_error
     # The first processor comes back late: its outcome is fenced off by the token.
-    assert queue.record_outcomes(db, old_token, [Outcome(row.id, "done", listed=False)], FAST) == []
-    [recorded] = queue.record_outcomes(db, new_token, [Outcome(row.id, "done", listed=False)], FAST)
+    assert store.record_outcomes(db, old_token, [Outcome(row.id, "done", listed=False)], FAST) == []
+    [recorded] = store.record_outcomes(db, new_token, [Outcome(row.id, "done", listed=False)], FAST)
     assert recorded.status == "done"
 
 
@@ -99,13 +99,13 @@ def test_extend_lease_keeps_rows_held(db):
     beat = start
     for _ in range(3):  # a heartbeat every 40 s, each pushing the lease a minute ahead
         beat += timedelta(seconds=40)
-        assert queue.extend_lease(db, token, lease, beat) == 1
+        assert store.extend_lease(db, token, lease, beat) == 1
     assert claim(db, now=after_the_lease(row))[1] == []  # 2 min in: still held, far past the first lease
     assert claim(db, now=beat + lease)[1] == []
     _, [taken] = claim(db, now=beat + lease + timedelta(microseconds=1))  # the heartbeat stopped: taken over
     assert taken.id == row.id and taken.attempts == 1
-    assert queue.extend_lease(db, token, lease, beat) == 0  # the first holder lost it
-    assert queue.extend_lease(db, uuid.uuid4(), LEASE) == 0
+    assert store.extend_lease(db, token, lease, beat) == 0  # the first holder lost it
+    assert store.extend_lease(db, uuid.uuid4(), LEASE) == 0
 
 
 def test_retry_backs_off_exponentially_then_dies(db):
@@ -118,7 +118,7 @@ def test_retry_backs_off_exponentially_then_dies(db):
         if attempt > 1:
             assert claim(db, now=at - timedelta(microseconds=1))[1] == []  # backing off: not due a moment earlier
         token, [row] = claim(db, now=at)
-        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503: down")], policy, at)
+        [rec] = store.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503: down")], policy, at)
         assert rec.attempts == attempt
         if rec.status == "pending":
             delays.append(rec.available_at - at)
@@ -133,7 +133,7 @@ def test_throttled_retry_does_not_consume_an_attempt(db):
     at = db_now(db)
     for _ in range(5):
         token, [row] = claim(db, now=at)
-        [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "429", consume_attempt=False)], FAST, at)
+        [rec] = store.record_outcomes(db, token, [Outcome(row.id, "retry", "429", consume_attempt=False)], FAST, at)
         at = rec.available_at
     assert (rec.status, rec.attempts) == ("pending", 0)
 
@@ -143,7 +143,7 @@ def test_retry_while_a_newer_row_is_pending_supersedes_the_old_row(db):
     set_status(db, mentor, "paused")
     token, [row] = claim(db)
     set_status(db, mentor, "active")
-    [rec] = queue.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503")], FAST)
+    [rec] = store.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503")], FAST)
     assert rec.status == "superseded"
     assert [r["status"] for r in queue_rows(db, mentor)] == ["superseded", "pending"]
 
@@ -152,24 +152,24 @@ def test_release_puts_rows_back_untouched(db):
     mentors = hlf_mentors(db, 3)
     set_statuses(db, mentors, "paused")
     token, rows = claim(db)
-    recorded = queue.record_outcomes(db, token, [Outcome(r.id, "release", "auth") for r in rows], FAST)
+    recorded = store.record_outcomes(db, token, [Outcome(r.id, "release", "auth") for r in rows], FAST)
     assert {(r.status, r.attempts) for r in recorded} == {("pending", 0)}
-    assert queue.due_summary(db).due_count == 3
+    assert store.tick(db).due_count == 3
 
 
 def test_done_records_the_listing_state(db):
     [mentor] = hlf_mentors(db, 1)
     set_status(db, mentor, "paused")
     token, [row] = claim(db)
-    queue.record_outcomes(db, token, [Outcome(row.id, "done", listed=False)], FAST)
-    state = queue.listing_state(db)[mentor]
+    store.record_outcomes(db, token, [Outcome(row.id, "done", listed=False)], FAST)
+    state = store.listing_state(db)[mentor]
     assert (state.listed, state.last_queue_id) == (False, row.id)
 
 
 def test_enqueue_keeps_one_pending_row_per_mentor(db):
     [a, b] = hlf_mentors(db, 2)
-    assert queue.enqueue(db, [a, b, a], "reconciliation", "remove") == 2
-    queue.enqueue(db, [b], "force_sync", "add")
+    assert store.enqueue(db, [a, b, a], "reconciliation", "remove") == 2
+    store.enqueue(db, [b], "force_sync", "add")
     rows = {r["mentor_id"]: r for r in queue_rows(db)}
     assert len(queue_rows(db)) == 2
     assert (rows[a]["operation"], rows[a]["triggered_by_event"]) == ("remove", "reconciliation")
@@ -179,9 +179,9 @@ def test_enqueue_keeps_one_pending_row_per_mentor(db):
 def test_enqueue_refuses_an_unknown_event_or_operation_and_writes_nothing(db):
     [a] = hlf_mentors(db, 1)
     with pytest.raises(psycopg.errors.CheckViolation, match="unknown triggered_by_event 'because': use one of"):
-        queue.enqueue(db, [a], "because")
+        store.enqueue(db, [a], "because")
     with pytest.raises(psycopg.errors.CheckViolation, match="sync_queue_operation_check"):
-        queue.enqueue(db, [a], "force_sync", "publish")
+        store.enqueue(db, [a], "force_sync", "publish")
     assert queue_rows(db) == []
 
 
@@ -190,7 +190,7 @@ def test_enqueue_without_operation_derives_it_from_the_rule(db):
     [paused] = hlf_mentors(db, 1, status="paused")
     [nhf] = hlf_mentors(db, 1, org="NHF")
     gone = uuid.uuid4()  # a key whose mentor no longer exists
-    queue.enqueue(db, [listed, paused, nhf, gone], "force_sync")
+    store.enqueue(db, [listed, paused, nhf, gone], "force_sync")
     assert {r["mentor_id"]: r["operation"] for r in queue_rows(db)} == {
         listed: "add", paused: "remove", nhf: "remove", gone: "remove"}
 
@@ -200,22 +200,22 @@ def test_archive_moves_old_finished_rows_only(db):
     set_statuses(db, mentors, "paused")
     token, rows = claim(db, limit=2)
     start = db_now(db)
-    queue.record_outcomes(db, token, [Outcome(rows[0].id, "done", listed=False)], FAST, start)
-    queue.record_outcomes(db, token, [Outcome(rows[1].id, "done", listed=False)], FAST, start + timedelta(days=2))
+    store.record_outcomes(db, token, [Outcome(rows[0].id, "done", listed=False)], FAST, start)
+    store.record_outcomes(db, token, [Outcome(rows[1].id, "done", listed=False)], FAST, start + timedelta(days=2))
 
     # Done rows stay 7 days: 8 days after the first one, only that one moves.
-    assert queue.archive_finished(db, QueuePolicy(), now=start + timedelta(days=7)) == 0
-    assert queue.archive_finished(db, QueuePolicy(), now=start + timedelta(days=8)) == 1
+    assert store.archive_finished(db, QueuePolicy(), now=start + timedelta(days=7)) == 0
+    assert store.archive_finished(db, QueuePolicy(), now=start + timedelta(days=8)) == 1
     assert queue_statuses(db) == {"done": 1, "pending": 1}
     assert db.execute("select id, status from sync_queue_archive").fetchall() == [(rows[0].id, "done")]
 
 
-def test_due_summary_counts_due_rows_and_expired_leases(db):
+def test_the_tick_counts_due_rows_and_expired_leases(db):
     mentors = hlf_mentors(db, 3)
     set_statuses(db, mentors, "paused")
     _, [row] = claim(db, limit=1)
-    assert queue.due_summary(db, row.locked_until).expired_leases == 0
-    due = queue.due_summary(db, after_the_lease(row))
+    assert store.tick(db, row.locked_until).expired_leases == 0
+    due = store.tick(db, after_the_lease(row))
     assert (due.due_count, due.expired_leases) == (2, 1)
     assert due.max_due_id == max(r["id"] for r in queue_rows(db))
 

@@ -12,7 +12,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from mentor_pipeline.sync import QueuePolicy, drain_queue
+from mentor_pipeline.sync import Drain, QueuePolicy
 from tests.support.polling import wait_for
 from tests.sync.helpers import hlf_mentors, listed_in_dynamics, queue_statuses, seed_contacts, set_statuses
 
@@ -59,8 +59,8 @@ def test_a_drain_started_after_a_throttled_one_died_waits_its_retry_after(db, db
 
     # The next drain (a new process's client) sends nothing before the hold ends.
     with emulator.client() as client:
-        report = drain_queue(connect, client, policy=QueuePolicy(batch_size=10, lease=timedelta(seconds=1)),
-                             linger_seconds=3)
+        report = Drain(connect, client, policy=QueuePolicy(batch_size=10, lease=timedelta(seconds=1))).run(
+            linger_seconds=3)
 
     assert emulator.admin.state()["limits"]["rejections"] == refused  # never refused again
     assert report.applied >= 1 and queue_statuses(db).get("done") == 2

@@ -3,8 +3,8 @@
 
 Every function here is one short statement on the connection it is given. Callers pass an
 autocommit connection (or commit right after), so no transaction and no row lock is ever open
-while the processor talks to Dynamics; the lease (`locked_until`) is what keeps other
-processors away from claimed rows, and it runs out on its own when a processor dies.
+while the drain talks to Dynamics (mentor_pipeline/sync/run.py); the lease (`locked_until`) is
+what keeps other drains away from claimed rows, and it runs out on its own when a drain dies.
 
 Functions that decide by time take `now` (default: the database's clock), so tests and
 callers can say which moment they mean instead of waiting for it.
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg.rows import class_row
 
-from mentor_pipeline.db.connection import commit_unless_autocommit as _commit
+from mentor_pipeline.db.connection import commit_unless_autocommit
 from mentor_pipeline.vocabulary import SyncOutcome, TriggerEvent
 
 # Every `now` parameter: the moment the SQL function decides at; None is the database's now().
@@ -30,7 +30,7 @@ _AT = "coalesce(%s::timestamptz, now())"
 
 @dataclass(frozen=True)
 class QueuePolicy:
-    """How the processor claims, leases and retries. Tests and the benchmark shrink the times."""
+    """How a drain claims, leases and retries. Tests and the benchmark shrink the times."""
 
     batch_size: int = 1000  # rows per claim: one `$batch` chunking of up to this many updates
     lease: timedelta = timedelta(minutes=2)  # extended while the batch is in flight
@@ -110,7 +110,7 @@ def claim_batch(
     with conn.cursor(row_factory=class_row(QueueRow)) as cur:
         cur.execute(f"select * from claim_sync_batch(%s, %s, %s, {_AT})", (limit, lease, token, now))
         rows = cur.fetchall()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return rows
 
 
@@ -118,7 +118,7 @@ def extend_lease(conn: psycopg.Connection, token: uuid.UUID, lease: timedelta, n
     """Push the lease of the rows still held under `token` to `now` + `lease`; returns how many
     are still held."""
     (held,) = conn.execute(f"select extend_sync_lease(%s, %s, {_AT})", (token, lease, now)).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return held
 
 
@@ -159,18 +159,19 @@ def _record_outcomes(
             (token, payload, policy.max_attempts, policy.backoff_base, policy.backoff_max, now),
         )
         rows = cur.fetchall()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return rows
 
 
-def due_summary(conn: psycopg.Connection, now: datetime | None = None) -> DueSummary:
-    """The drain path's tick: first mark mentors whose certification lapsed (or took effect)
-    since the last tick, then count due pending rows and expired leases from the partial
-    indexes (the sensor's and the lingering drain's check)."""
+def tick(conn: psycopg.Connection, now: datetime | None = None) -> DueSummary:
+    """The drain path's clock tick (`website_sync_tick`), which writes: it marks mentors whose
+    certification lapsed (or took effect) since the last tick and the keys of the re-check notes
+    whose racing transactions have ended (deleting those notes); then it counts due pending rows
+    and expired leases from the partial indexes (what the sensor and a lingering drain look at)."""
     row = conn.execute(
         f"select clock_marked, due_count, max_due_id, expired_leases from website_sync_tick({_AT})", (now,)
     ).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return DueSummary(int(row[1]), row[2], int(row[3]), clock_marked=int(row[0]))
 
 
@@ -181,7 +182,7 @@ def archive_finished(
     (moved,) = conn.execute(
         f"select archive_sync_queue(%s, %s, %s, {_AT})", (policy.done_retention, policy.dead_retention, limit, now)
     ).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return moved
 
 
@@ -193,7 +194,7 @@ def enqueue(
     now: datetime | None = None,
 ) -> int:
     """Mark mentor keys for a website write through the one enqueue function in SQL
-    (`queue_website_sync`): one pending row per mentor, the processor writes what the rule says
+    (`queue_website_sync`): one pending row per mentor, the drain writes what the rule says
     when it writes. `operation` None derives add/remove from the rule. Returns how many were
     marked; the caller's transaction decides when they become visible. An unknown event or
     operation fails in SQL with the list of valid ones."""
@@ -252,20 +253,3 @@ def listing_state(
         return {row.mentor_id: row for row in cur.fetchall()}
 
 
-def record_listing(
-    conn: psycopg.Connection, states: Mapping[uuid.UUID | str, bool], *, queue_id: int | None = None
-) -> None:
-    """Set the known listing for mentors from another source (reconciliation read Dynamics)."""
-    if not states:
-        return
-    conn.execute(
-        """
-        insert into website_listing_state (mentor_id, listed, last_synced_at, last_queue_id, updated_at)
-        select m, l, now(), %s, now() from unnest(%s::uuid[], %s::boolean[]) as t(m, l)
-        on conflict (mentor_id) do update
-            set listed = excluded.listed, last_synced_at = excluded.last_synced_at,
-                last_queue_id = coalesce(excluded.last_queue_id, website_listing_state.last_queue_id),
-                updated_at = excluded.updated_at
-        """,
-        (queue_id, [str(m) for m in states], list(states.values())),
-    )

@@ -1,4 +1,7 @@
-"""Outages and throttling as incidents: the website sync cannot write for longer than a bound.
+"""The website sync's health: can it write, and does any change wait too long? Each answer is an
+incident that opens when it turns bad and resolves when it is good again.
+
+Outages and throttling: the website sync cannot write for longer than a bound.
 
 - `dynamics_unreachable`: writes fail because of Dataverse as a whole (5xx answers or timeouts
   that outlast the client's resends, an answer that is not Dataverse's), not because of a row.
@@ -14,6 +17,13 @@
 
 `sync_dead_rows` (raised by the drain when rows give up) is resolved here too, at the end of a
 drain, once `unresolved_dead_sync_rows` finds none left.
+
+The freshness promise: no due change waits longer than N minutes (SyncSettings.freshness_minutes,
+from MENTOR_PIPELINE_FRESHNESS_MINUTES: mentor_pipeline/settings.py) before it is written to Dynamics.
+A change waits from the moment it was queued (`sync_queue.created_at`) until its row is done,
+whatever holds it up: a drain not started, a backoff after failed writes, a lease, a sign-in
+incident. A breach is the incident `website_stale`; a passing evaluation resolves it. Dead rows
+are not waiting (they need a person: `sync_dead_rows`).
 """
 
 from __future__ import annotations
@@ -28,15 +38,16 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from mentor_pipeline import settings as environment
+from mentor_pipeline.db.connection import commit_unless_autocommit
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
-from mentor_pipeline.operations.incidents import describe_age
+from mentor_pipeline.operations.store import describe_age
 from mentor_pipeline.sync.report import RowOutcome
-from mentor_pipeline.vocabulary import IncidentKind
+from mentor_pipeline.vocabulary import IncidentKind, RowResult
 
 DEFAULT_BOUND = timedelta(minutes=environment.STALL_ALERT_MINUTES.default)
 
 # last_error of a write that failed because of Dataverse as a whole: the client's code for 5xx
-# and timeouts beyond its resends (dynamics.results.UNAVAILABLE), and the processor's
+# and timeouts beyond its resends (dynamics.results.UNAVAILABLE), and the drain's
 # "<DynamicsError class>: ..." when a whole batch failed (DynamicsUnavailable, DynamicsProtocolError).
 OUTAGE_ERROR_PATTERNS = ("unavailable:%", "Dynamics%")
 
@@ -83,7 +94,7 @@ def write_outage(conn: psycopg.Connection, now: datetime | None = None) -> Write
         """,
         {"now": now, "patterns": list(OUTAGE_ERROR_PATTERNS)},
     ).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return WriteOutage(row[0], row[1], int(row[2]), row[3]) if row else None
 
 
@@ -102,7 +113,7 @@ def open_kinds(conn: psycopg.Connection, kinds: Sequence[str]) -> set[str]:
     """Which of these unscoped incidents are open (a cheap look before resolving)."""
     rows = conn.execute("select kind from incidents where state <> 'resolved' and scope = '' and kind = any(%s)",
                         (list(kinds),)).fetchall()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return {kind for (kind,) in rows}
 
 
@@ -111,8 +122,63 @@ def unresolved_dead_rows(conn: psycopg.Connection, now: datetime | None = None) 
     (count,) = conn.execute(
         "select count(*) from unresolved_dead_sync_rows(interval '0 seconds', coalesce(%s::timestamptz, now()))",
         (now,)).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return int(count)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    limit: timedelta
+    now: datetime
+    oldest_queued_at: datetime | None  # of the changes still waiting
+    waiting: int
+    late: int  # waiting longer than the limit
+
+    @property
+    def oldest_age(self) -> timedelta:
+        return max(timedelta(0), self.now - self.oldest_queued_at) if self.oldest_queued_at else timedelta(0)
+
+    @property
+    def passed(self) -> bool:
+        return self.late == 0
+
+    def summary(self) -> str:
+        limit = describe_age(self.limit)
+        if self.passed:
+            return (f"no due change waits longer than {limit} ({self.waiting} waiting, the oldest for "
+                    f"{describe_age(self.oldest_age)})" if self.waiting else f"no change waits to be written (limit {limit})")
+        return (f"{self.late} change(s) have waited longer than {limit} to reach the website, the oldest for "
+                f"{describe_age(self.oldest_age)} (queued {self.oldest_queued_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} "
+                "UTC): see the open dynamics_* incidents and `select * from sync_queue where status = 'pending' "
+                "order by created_at`")
+
+
+def freshness(conn: psycopg.Connection, limit: timedelta, now: datetime | None = None) -> Freshness:
+    """How long the changes still waiting have waited, at `now` (None: the database's clock)."""
+    row = conn.execute(
+        """
+        select t.now, min(q.created_at), count(q.id), count(q.id) filter (where q.created_at < t.now - %(limit)s)
+          from (select coalesce(%(now)s::timestamptz, now()) as now) t
+          left join sync_queue q on sync_change_waiting(q.status) and q.created_at <= t.now
+         group by t.now
+        """,
+        {"now": now, "limit": limit},
+    ).fetchone()
+    commit_unless_autocommit(conn)
+    return Freshness(limit, row[0], row[1], int(row[2]), int(row[3]))
+
+
+def check_freshness(conn: psycopg.Connection, alerts, limit: timedelta, now: datetime | None = None) -> Freshness:
+    """Evaluate the promise and raise or resolve `website_stale` accordingly."""
+    result = freshness(conn, limit, now)
+    if not result.passed:
+        alerts.alert(IncidentKind.WEBSITE_STALE, result.summary(),
+                     {"late_changes": result.late, "waiting_changes": result.waiting,
+                      "oldest_due_change_minutes": round(result.oldest_age.total_seconds() / 60, 1),
+                      "limit_minutes": limit.total_seconds() / 60})
+    else:
+        alerts.resolve(IncidentKind.WEBSITE_STALE, result.summary())
+    return result
 
 
 class OutageWatch:
@@ -167,8 +233,8 @@ class OutageWatch:
                 self._throttled_seconds, self._throttle_alerted = 0.0, False
         if self._alerts is None:
             return
-        applied = any(r.result == "applied" for r in rows)
-        failed = any(r.result == "retry" and is_outage_error(r.reason) for r in rows)
+        applied = any(r.result == RowResult.APPLIED for r in rows)
+        failed = any(r.result == RowResult.RETRY and is_outage_error(r.reason) for r in rows)
         cleared = {IncidentKind.DYNAMICS_UNREACHABLE: "the website sync writes to Dynamics again" if applied else None,
                    IncidentKind.DYNAMICS_THROTTLED: "a website sync batch went through without a 429 wait" if clean else None}
         candidates = [kind for kind, summary in cleared.items() if summary]
@@ -182,8 +248,3 @@ class OutageWatch:
         dead_rows = IncidentKind.SYNC_DEAD_ROWS
         if self._alerts is not None and open_kinds(conn, [dead_rows]) and not unresolved_dead_rows(conn, self._clock()):
             self._alerts.resolve(dead_rows, "every dead website sync change has been written since or replaced")
-
-
-def _commit(conn: psycopg.Connection) -> None:
-    if not conn.autocommit:
-        conn.commit()
