@@ -1,11 +1,20 @@
-"""Status-update throughput with and without the outbox trigger, in the same run.
+"""Status-update throughput with and without the outbox trigger, beside the floor of any
+trigger-based outbox, in the same run.
 
 pgbench (shipped with pgserver) drives several clients that flip random HLF mentors between
-`active` and `paused`, one transaction per update. Rounds alternate trigger on / off so drift on
-a noisy machine hits both sides; we report the median of each side and their ratio.
-Target: at most 15% fewer updates per second with the trigger.
+`active` and `paused`, one transaction per update. Each round runs three arms back to back, in an
+order that rotates per round so drift on a noisy machine hits all of them:
+  off     no trigger on the status column;
+  floor   a trigger that does one plain INSERT (the cheapest outbox there is);
+  outbox  the pipeline's status trigger (its queue row and its audit row).
+We report the median of the per-round ratios outbox/off, floor/off and outbox/floor.
+Goals (issue 23): the PostgREST shape >= 0.85 of off, the bare shape within 5% of the floor.
 
-    .venv/bin/python bench/bench_outbox_trigger.py [--clients 4] [--seconds 10] [--rounds 3]
+`--index-cost` measures instead what an index of the pipeline's on mentors that holds `status`
+costs the app's status updates: (organization_id, status), as it was, vs (organization_id), as
+it is (trigger off), with the share of HOT updates in each arm.
+
+    .venv/bin/python bench/bench_outbox_trigger.py [--clients 4] [--seconds 10] [--rounds 3] [--index-cost]
 Uses DATABASE_URL's server when set, else the embedded one; creates and drops its own database.
 """
 
@@ -16,6 +25,7 @@ import re
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from _common import scratch_database
@@ -38,6 +48,28 @@ update mentors set status = case when status = 'active' then 'paused' else 'acti
 commit;
 """
 SCRIPTS = {"bare": BARE, "postgrest": POSTGREST}
+
+# The floor: one plain insert per status change, nothing read, no function called, run the way
+# the real trigger runs (SECURITY DEFINER, pinned search_path) so the app role may fire it.
+FLOOR = """
+create table bench_floor_log (
+    id bigint generated always as identity primary key,
+    mentor_id uuid not null,
+    status text not null,
+    created_at timestamptz not null default now()
+);
+create function bench_floor_insert() returns trigger language plpgsql security definer
+set search_path = public, pg_temp as $$
+begin
+    insert into bench_floor_log (mentor_id, status) values (new.id, new.status);
+    return null;
+end
+$$;
+create trigger bench_floor after update of status on mentors for each row
+when (old.status is distinct from new.status) execute function bench_floor_insert();
+alter table mentors disable trigger bench_floor;
+"""
+ARMS = ("off", "floor", "outbox")
 
 
 def pgbench_binary() -> str:
@@ -69,6 +101,7 @@ def prepare(url: str, mentors: int) -> None:
             "create policy bench_coordinators on mentors for all to authenticated"
             " using (current_setting('request.jwt.claims', true)::jsonb ->> 'role' = 'authenticated')"
         )
+        conn.execute(FLOOR)
         conn.execute("vacuum analyze")
 
 
@@ -83,11 +116,85 @@ def run_round(url: str, script: Path, clients: int, seconds: int) -> float:
     return float(match.group(1))
 
 
-def set_trigger(url: str, enabled: bool) -> None:
+def set_arm(url: str, arm: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        action = "enable" if enabled else "disable"
-        conn.execute(f"alter table mentors {action} trigger mentors_enqueue_website_sync")
-        conn.execute("vacuum analyze mentors, sync_queue, mentor_status_audit")
+        for trigger, wanted in (("mentors_enqueue_website_sync", "outbox"), ("bench_floor", "floor")):
+            conn.execute(f"alter table mentors {'enable' if arm == wanted else 'disable'} trigger {trigger}")
+        conn.execute("vacuum analyze mentors, sync_queue, mentor_status_audit, bench_floor_log")
+
+
+def hot_share(url: str) -> tuple[int, int]:
+    """(updates, HOT updates) of mentors so far, from the statistics collector."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select pg_stat_clear_snapshot()")
+        return conn.execute("select n_tup_upd, n_tup_hot_upd from pg_stat_user_tables"
+                            " where relname = 'mentors'").fetchone()
+
+
+def script_file(shape: str, mentors: int) -> Path:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        handle.write(SCRIPTS[shape].format(mentors=mentors))
+    return Path(handle.name)
+
+
+def measure_trigger(url: str, args) -> list[str]:
+    summary = []
+    for shape in args.shape or sorted(SCRIPTS):
+        script = script_file(shape, args.mentors)
+        ratios: dict[str, list[float]] = {"outbox/off": [], "floor/off": [], "outbox/floor": []}
+        for round_number in range(args.rounds):
+            tps = {}
+            # Rotate the order so no arm always runs first (caches) or last (bloat).
+            for arm in ARMS[round_number % 3:] + ARMS[:round_number % 3]:
+                set_arm(url, arm)
+                tps[arm] = run_round(url, script, args.clients, args.seconds)
+                print(f"{shape:9} round {round_number + 1}: {arm:6} {tps[arm]:8.0f} updates/s", flush=True)
+            for name in ratios:
+                top, bottom = name.split("/")
+                ratios[name].append(tps[top] / tps[bottom])
+        summary.append(f"{shape:9} median of {args.rounds} paired rounds: "
+                       + ", ".join(f"{name} {statistics.median(values):.3f}" for name, values in ratios.items()))
+    return summary
+
+
+# The pipeline's index on mentors, as it was (status in it: no status update can be HOT) and as
+# it is (organization_id only).
+INDEXES = {"org+status": "(organization_id, status)", "org only": "(organization_id)"}
+
+
+def use_index(url: str, arm: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("drop index if exists mentors_organization_status")
+        conn.execute("drop index if exists mentors_organization")
+        conn.execute(f"create index bench_mentors_organization on mentors {INDEXES[arm]}")
+        conn.execute("vacuum analyze mentors")
+
+
+def measure_index(url: str, args) -> list[str]:
+    summary = []
+    set_arm(url, "off")
+    for shape in args.shape or sorted(SCRIPTS):
+        script = script_file(shape, args.mentors)
+        ratios, hot = [], {arm: [] for arm in INDEXES}
+        for round_number in range(args.rounds):
+            tps = {}
+            for arm in (list(INDEXES) if round_number % 2 == 0 else list(INDEXES)[::-1]):
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("drop index if exists bench_mentors_organization")
+                use_index(url, arm)
+                before = hot_share(url)
+                tps[arm] = run_round(url, script, args.clients, args.seconds)
+                time.sleep(1)  # the statistics are flushed about once a second
+                after = hot_share(url)
+                updates = after[0] - before[0]
+                hot[arm].append((after[1] - before[1]) / updates if updates else 0.0)
+                print(f"{shape:9} round {round_number + 1}: index {arm:10} {tps[arm]:8.0f} updates/s,"
+                      f" {100 * hot[arm][-1]:.0f}% HOT", flush=True)
+            ratios.append(tps["org+status"] / tps["org only"])
+        summary.append(f"{shape:9} median of {args.rounds} paired rounds: (organization_id, status) /"
+                       f" (organization_id) {statistics.median(ratios):.3f}; HOT updates "
+                       + ", ".join(f"{arm} {100 * statistics.median(v):.0f}%" for arm, v in hot.items()))
+    return summary
 
 
 def main() -> None:
@@ -98,6 +205,8 @@ def main() -> None:
     parser.add_argument("--mentors", type=int, default=10_000)
     parser.add_argument("--shape", choices=sorted(SCRIPTS), action="append",
                         help="transaction shape(s) to measure (default: both)")
+    parser.add_argument("--index-cost", action="store_true",
+                        help="measure the cost of status in the pipeline's mentors index instead of the trigger")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s, 2 clients, 1,000 mentors")
     args = parser.parse_args()
     if args.quick:
@@ -105,21 +214,7 @@ def main() -> None:
 
     with scratch_database() as url:
         prepare(url, args.mentors)
-        summary = []
-        for shape in args.shape or sorted(SCRIPTS):
-            with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
-                handle.write(SCRIPTS[shape].format(mentors=args.mentors))
-            script = Path(handle.name)
-            with_trigger, without_trigger = [], []
-            for round_number in range(args.rounds):
-                for enabled, bucket in ((False, without_trigger), (True, with_trigger)):
-                    set_trigger(url, enabled)
-                    tps = run_round(url, script, args.clients, args.seconds)
-                    bucket.append(tps)
-                    print(f"{shape:9} round {round_number + 1}: trigger {'on ' if enabled else 'off'} {tps:8.0f} updates/s", flush=True)
-            on, off = statistics.median(with_trigger), statistics.median(without_trigger)
-            summary.append(f"{shape:9} median updates/s without {off:7.0f}, with {on:7.0f}: ratio {on / off:.3f}"
-                           f" ({100 * (1 - on / off):.1f}% fewer with the trigger; target <= 15%)")
+        summary = measure_index(url, args) if args.index_cost else measure_trigger(url, args)
         print()
         print("\n".join(summary))
 

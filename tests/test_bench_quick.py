@@ -24,7 +24,7 @@ BENCHES = {
     "bench_reconcile.py": "all divergent (500 unlisted by hand)",
     "bench_desired_state.py": "generated 5000 + 1000 mentors",
     "bench_expiry.py": "re-run (idempotent)",
-    "bench_outbox_trigger.py": "median updates/s",
+    "bench_outbox_trigger.py": "paired rounds: outbox/off",
     "bench_dynamics.py": "faster than single requests",
     "bench_lag.py": "lag over 2 single status changes",
     "bench_drift.py": "steady state, 3 looks",

@@ -170,9 +170,10 @@ def record_read_listing(conn: psycopg.Connection, states: pd.DataFrame, read_sta
 
 
 def pending_queue_ids(conn: psycopg.Connection, mentor_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """The pending row (id, operation) per mentor, for the given mentors."""
+    """The newest pending row (id, operation) per mentor, for the given mentors."""
     rows = conn.execute(
-        "select mentor_id::text, id, operation from sync_queue where status = 'pending' and mentor_id = any(%s::uuid[])",
+        "select mentor_id::text, id, operation from sync_queue where status = 'pending' and mentor_id = any(%s::uuid[])"
+        " order by id",
         (list(mentor_ids),),
     ).fetchall()
     return {mentor_id: (queue_id, operation) for mentor_id, queue_id, operation in rows}

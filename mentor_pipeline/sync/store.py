@@ -194,8 +194,8 @@ def enqueue(
     now: datetime | None = None,
 ) -> int:
     """Mark mentor keys for a website write through the one enqueue function in SQL
-    (`queue_website_sync`): one pending row per mentor, the drain writes what the rule says
-    when it writes. `operation` None derives add/remove from the rule. Returns how many were
+    (`queue_website_sync`): one appended row per mentor (the claim coalesces a mentor's rows),
+    the drain writes what the rule says when it writes. `operation` None derives add/remove from the rule. Returns how many were
     marked; the caller's transaction decides when they become visible. An unknown event or
     operation fails in SQL with the list of valid ones."""
     ids = list(dict.fromkeys(str(m) for m in mentor_ids))

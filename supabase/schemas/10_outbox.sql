@@ -40,8 +40,9 @@ $$;
 -- A mentor's most recent certification
 
 -- The pipeline's own indexes on the app's tables: the per-organisation passes and "a mentor's
--- most recent certification" are index lookups.
-create index mentors_organization_status on mentors (organization_id, status);
+-- most recent certification" are index lookups. Not the status: an index that holds it makes
+-- every status update of the app write every index of mentors (no HOT update).
+create index mentors_organization on mentors (organization_id);
 create index certifications_mentor_recent on certifications (mentor_id, issued_at desc, expires_at desc, id desc);
 
 -- A mentor's most recent certification at a moment: the latest issued by then (ties: the later
@@ -184,8 +185,13 @@ create table sync_queue (
     -- another processor took over) can never overwrite the newer processor's record.
     lease_token uuid
 );
--- Idempotency guard: at most one pending row per mentor. A newer change rewrites that row.
-create unique index sync_queue_one_pending_per_mentor on sync_queue (mentor_id) where status = 'pending';
+-- An append-only log on the app's side: every change appends its own row with a plain INSERT,
+-- which waits on no other transaction, so the outbox never makes an app transaction wait or
+-- deadlock. The idempotency guard sits on the pipeline's side: the claim takes a mentor's newest
+-- waiting row and absorbs the others (one write per mentor per drain, however many changes
+-- wait), and at most one row per mentor is in flight (20_queue.sql).
+-- A mentor's waiting changes, for the claim that absorbs them and the per-mentor questions.
+create index sync_queue_pending_mentor on sync_queue (mentor_id) where status = 'pending';
 -- (The claim protocol's indexes: 20_queue.sql.)
 
 -- "A change is waiting": its sync_queue row is queued or in flight. One definition, used by every
@@ -253,8 +259,11 @@ stable
 -- SET clause costs a configuration save and restore per call.
 as $$
 declare
-    event text := coalesce(nullif(current_setting('mentor_pipeline.triggered_by_event', true), ''), p_default);
+    event text := current_setting('mentor_pipeline.triggered_by_event', true);
 begin
+    if event is null or event = '' then
+        return p_default;
+    end if;
     if not event = any (public.sync_trigger_events()) then
         raise exception 'invalid mentor_pipeline.triggered_by_event %: use one of %', quote_literal(event),
             public.sync_trigger_events()
@@ -271,19 +280,16 @@ begin
 end
 $$;
 
--- Mark mentors for a website write: one pending row per mentor key (a newer change rewrites
--- it and makes it due now). p_operation says what the change asked for (the seeds' remove /
+-- Mark mentors for a website write: one appended row per mentor key, due at p_at (the claim
+-- coalesces a mentor's waiting rows). p_operation says what the change asked for (the seeds' remove /
 -- restore); null derives it from the rule (add when the mentor should be listed, else remove).
 -- Either way the processor writes the rule's answer at the moment of writing. Returns how many
 -- mentors were marked. Callers choose which keys concern the website. The rule is asked at p_at
 -- and the row is due at p_at.
 create function queue_website_sync(p_mentor_ids uuid[], p_event text, p_operation text default null,
-                                   p_at timestamptz default now())
+                                              p_at timestamptz default now())
 returns integer
 language plpgsql
--- Neither SECURITY DEFINER nor a pinned search_path: every caller already runs as the owner
--- (the triggers, the pipeline, the coordinator RPC), the app roles cannot call it, and a SET
--- clause costs a configuration save and restore on every status change. Names are qualified.
 as $$
 declare
     marked integer;
@@ -295,32 +301,20 @@ begin
     if p_operation is null then
         -- The rule's answer for all the keys in one set-based read (an organisation toggle marks
         -- 100,000 at once).
-        insert into public.sync_queue as q (mentor_id, operation, triggered_by_event, available_at)
+        insert into public.sync_queue (mentor_id, operation, triggered_by_event, available_at)
         select d.mentor_id, case when d.should_be_listed then 'add' else 'remove' end, p_event, p_at
           from public.website_desired_listing(p_mentor_ids, p_at) d
-         where d.mentor_id is not null
-        on conflict (mentor_id) where status = 'pending' do update
-            set operation = excluded.operation,
-                triggered_by_event = excluded.triggered_by_event,
-                attempts = 0,
-                -- least(): an already-due row keeps its value, so its index entry need not move.
-                available_at = least(q.available_at, p_at),
-                last_error = null,
-                updated_at = now();
+         where d.mentor_id is not null;
+    elsif cardinality(p_mentor_ids) = 1 and p_mentor_ids[1] is not null then
+        -- One key with the caller's operation (the status trigger, on every status change).
+        insert into public.sync_queue (mentor_id, operation, triggered_by_event, available_at)
+        values (p_mentor_ids[1], p_operation, p_event, p_at);
     else
-        -- The caller's operation (the status trigger, on every status change): a plain upsert,
-        -- no read of the rule, so the outbox costs one write.
-        insert into public.sync_queue as q (mentor_id, operation, triggered_by_event, available_at)
+        -- The caller's operation for a set of keys: no read of the rule.
+        insert into public.sync_queue (mentor_id, operation, triggered_by_event, available_at)
         select distinct u.id, p_operation, p_event, p_at
           from unnest(p_mentor_ids) u(id)
-         where u.id is not null
-        on conflict (mentor_id) where status = 'pending' do update
-            set operation = excluded.operation,
-                triggered_by_event = excluded.triggered_by_event,
-                attempts = 0,
-                available_at = least(q.available_at, p_at),
-                last_error = null,
-                updated_at = now();
+         where u.id is not null;
     end if;
     get diagnostics marked = row_count;
     return marked;
@@ -372,10 +366,13 @@ begin
             -- A renewal committed meanwhile would have found the mentor still paused.
             insert into website_sync_rechecks (event, mentor_ids) values (event, array[new.id]);
         else
-            -- Any other transition: the rule's answer (add or remove) for this mentor now.
+            -- Any other transition: the rule's answer (add or remove) for this mentor now, as the
+            -- row just appended says.
             perform queue_website_sync(array[new.id], event);
             select q.operation into enqueued_operation
-              from sync_queue q where q.mentor_id = new.id and q.status = 'pending';
+              from sync_queue q where q.mentor_id = new.id and q.status = 'pending'
+             order by q.id desc
+             limit 1;
         end if;
     end if;
 
@@ -552,9 +549,9 @@ execute function enqueue_chapter_rename();
 -- transaction has committed) records the transactions still in progress, since any of them that
 -- decided without seeing it had its id by then; a later tick, when none of them is in progress,
 -- marks again the keys such a change may have raced, through the one enqueue, whose rule read
--- now sees what they committed (recheck_website_sync, below). A row still
--- pending absorbs the second mark. Switching website sync off needs no note: a change that
--- saw it still on marked itself, and one that saw it off needs no write.
+-- now sees what they committed (recheck_website_sync, below). The claim absorbs the second mark
+-- into a row still waiting. Switching website sync off needs no note: a change that saw it
+-- still on marked itself, and one that saw it off needs no write.
 
 create table website_sync_rechecks (
     id bigint generated always as identity primary key,  -- append-only: a note never waits on a tick

@@ -1,7 +1,7 @@
 -- The queue processor's side of the outbox: the claim/lease protocol, outcome recording, the
 -- listing state per mentor as last confirmed by a Dynamics write, the archive that keeps
 -- sync_queue small, and the drain path's questions (what is due, what a drain left undone).
--- docs/design/sync.md explains the protocol; mentor_pipeline/sync/queue.py maps each function
+-- docs/design/sync.md explains the protocol; mentor_pipeline/sync/store.py maps each function
 -- here to one Python method. Every function that decides by time takes p_at (default now()):
 -- decisions and what they are compared with later (available_at, locked_until, processed_at,
 -- last_synced_at) use p_at; bookkeeping columns (created_at, updated_at, archived_at) stay on
@@ -75,6 +75,13 @@ set search_path = public, pg_temp
 as $$
 declare
     tries integer := 0;
+    due_keys uuid[];
+    lease_keys uuid[];
+    mentor_keys uuid[];
+    waiting_ids bigint[];
+    waiting_keys uuid[];
+    newest_ids bigint[];
+    absorbed_ids bigint[];
     claimed sync_queue[];
 begin
     loop
@@ -94,40 +101,76 @@ begin
                and p.mentor_id = s.mentor_id
                and p.status = 'pending';
 
-            with due as (
-                select q.id
-                  from sync_queue q
-                 where q.status = 'pending'
-                   and q.available_at <= p_at
-                   -- one row per mentor in flight: a newer row waits for the current one. The
-                   -- mentors in flight are read once into a hash (NOT IN over a NOT NULL key):
-                   -- as a per-row NOT EXISTS, with sync_queue analyzed nearly empty, the planner
-                   -- read a whole processing index (dead entries too) once per due row.
-                   and q.mentor_id not in (select p.mentor_id from sync_queue p where p.status = 'processing')
-                 -- Due the longest first, in sync_queue_pending_due's order: the scan starts at
-                 -- the first due row. In id order it walked the primary key from the oldest
-                 -- row, through every done row not yet archived, on every claim.
-                 order by q.available_at, q.id
-                 limit p_limit
-                   for update skip locked
-            ),
-            lease_ran_out as (
-                select q.id
-                  from sync_queue q
-                 where q.status = 'processing'
-                   and q.locked_until < p_at
-                 order by q.id
-                 limit p_limit
-                   for update skip locked
-            ),
-            c as (
-                select id from due
-                union all
-                select id from lease_ran_out
-                order by id
-                limit p_limit
-            ),
-            updated as (
+            -- The mentors to write: those of the rows due the longest first and of the leases
+            -- that ran out, at most p_limit. Each kind of row is locked by the scan that picks it,
+            -- so a row another claim holds is passed over and the limit is filled from the rows
+            -- behind it.
+            select coalesce(array_agg(d.mentor_id order by d.available_at, d.id), '{}') into due_keys
+              from (select q.id, q.mentor_id, q.available_at
+                      from sync_queue q
+                     where q.status = 'pending'
+                       and q.available_at <= p_at
+                       -- one row per mentor in flight: a newer row waits for the current one. The
+                       -- mentors in flight are read once into a hash (NOT IN over a NOT NULL key),
+                       -- never once per due row.
+                       and q.mentor_id not in (select p.mentor_id from sync_queue p where p.status = 'processing')
+                     -- sync_queue_pending_due's order: the scan starts at the first due row and
+                     -- stops at the limit.
+                     order by q.available_at, q.id
+                     limit p_limit
+                       for update skip locked) d;
+            select coalesce(array_agg(e.mentor_id order by e.id), '{}') into lease_keys
+              from (select q.id, q.mentor_id
+                      from sync_queue q
+                     where q.status = 'processing'
+                       and q.locked_until < p_at
+                     order by q.id
+                     limit p_limit
+                       for update skip locked) e;
+            mentor_keys := (select coalesce(array_agg(k.mentor_id order by k.first_taken), '{}')
+                              from (select u.mentor_id, min(u.taken) as first_taken
+                                      from unnest(due_keys || lease_keys) with ordinality u(mentor_id, taken)
+                                     group by u.mentor_id) k)[1:p_limit];
+
+            -- Every change waiting for those mentors, wherever it sits in the queue: one write
+            -- carries them all. The newest is claimed, the others are absorbed into it. A row
+            -- another claim holds is passed over (that claim writes the mentor; the processing
+            -- index stops a second write in flight).
+            select coalesce(array_agg(w.id), '{}'), coalesce(array_agg(w.mentor_id), '{}')
+              into waiting_ids, waiting_keys
+              from (select q.id, q.mentor_id
+                      -- The keys joined: one probe of sync_queue_pending_mentor each. As
+                      -- `mentor_id = any (mentor_keys)`, the planner read a whole pending index
+                      -- searching the array per row.
+                      from unnest(mentor_keys) k(mentor_id)
+                      join sync_queue q on q.mentor_id = k.mentor_id
+                     where q.status = 'pending'
+                       and (q.available_at <= p_at or q.attempts > 0)
+                       for update of q skip locked) w;
+            select waiting_ids || coalesce(array_agg(w.id), '{}'), waiting_keys || coalesce(array_agg(w.mentor_id), '{}')
+              into waiting_ids, waiting_keys
+              from (select q.id, q.mentor_id
+                      from unnest(mentor_keys) k(mentor_id)
+                      join sync_queue q on q.mentor_id = k.mentor_id
+                     where q.status = 'processing'
+                       and q.locked_until < p_at
+                       for update of q skip locked) w;
+            newest_ids := array(select distinct on (w.mentor_id) w.id
+                                  from unnest(waiting_ids, waiting_keys) w(id, mentor_id)
+                                 order by w.mentor_id, w.id desc);
+            absorbed_ids := array(select unnest(waiting_ids) except select unnest(newest_ids));
+
+            update sync_queue q
+               set status = 'superseded',
+                   processed_at = p_at,
+                   updated_at = now(),
+                   locked_until = null,
+                   lease_token = null,
+                   last_error = 'absorbed: written with the newest waiting change of this mentor'
+              from unnest(absorbed_ids) a(id)
+             where q.id = a.id;
+
+            with updated as (
                 update sync_queue q
                    set status = 'processing',
                        locked_until = p_at + p_lease,
@@ -139,17 +182,17 @@ begin
                                          then 'lease expired before the outcome was recorded (processor stopped?)'
                                          else q.last_error end,
                        updated_at = now()
-                 -- The ids as one array probed in the primary key. Joined with `c` instead, with
-                 -- statistics from an empty queue, the planner scanned every row of sync_queue
-                 -- against every claimed id.
-                 where q.id = any (array(select c.id from c))
+                 -- The ids joined, one probe of the primary key each: as `id = any (newest_ids)`
+                 -- the planner read all of sync_queue searching the array per row.
+                  from unnest(newest_ids) n(id)
+                 where q.id = n.id
                 returning q.*
             )
             select coalesce(array_agg(u order by u.id), '{}') into claimed from updated u;
             exit;
         exception when unique_violation then
-            -- Another transaction put a row of one of these mentors in flight (or queued a
-            -- newer pending row) between our snapshot and our update. Look again.
+            -- Another transaction put a row of one of these mentors in flight between our
+            -- snapshot and our update. Look again.
             tries := tries + 1;
             if tries >= 5 then
                 raise;

@@ -1,6 +1,6 @@
 -- Incidents: what operators are told, one row per (kind, scope). The first alert opens an
 -- incident (one post); while it stays open, further occurrences only update it, and reminders
--- go out at growing intervals; resolving it posts once more. mentor_pipeline/operations/incidents.py maps
+-- go out at growing intervals; resolving it posts once more. mentor_pipeline/operations/store.py maps
 -- each function here to one Python function; mentor_pipeline/operations/alerts.py posts what they return.
 
 create table incidents (

@@ -104,8 +104,9 @@ end
 $$;
 
 -- Mark the mentor for a website write through the one enqueue function (queue_website_sync):
--- the processor writes what the rule says when it writes; a second request rewrites the one
--- pending row. Nothing for a mentor whose organisation has no website. Returns the pending row.
+-- the processor writes what the rule says when it writes; a second request while a change waits
+-- returns that change (no second row). Nothing for a mentor whose organisation has no website.
+-- Returns the newest waiting row.
 create function coordinator_enqueue(p_mentor_id uuid)
 returns setof sync_queue
 language plpgsql
@@ -116,8 +117,15 @@ begin
                     where d.mentor_id = p_mentor_id and d.website_sync_enabled) then
         return;
     end if;
-    perform queue_website_sync(array[p_mentor_id], 'manual_coordinator_action');
-    return query select * from sync_queue q where q.mentor_id = p_mentor_id and q.status = 'pending';
+    -- A change that waits untried and due is written at the next drain: asking again returns it.
+    -- A retry waiting out its backoff gets a new row, due now, which the claim absorbs it into.
+    if not exists (select 1 from sync_queue q
+                    where q.mentor_id = p_mentor_id and q.status = 'pending' and q.attempts = 0
+                      and q.available_at <= now()) then
+        perform queue_website_sync(array[p_mentor_id], 'manual_coordinator_action');
+    end if;
+    return query select * from sync_queue q where q.mentor_id = p_mentor_id and q.status = 'pending'
+                  order by q.id desc limit 1;
 end
 $$;
 

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from mentor_pipeline.sync import store
 from tests.support.factories import mentor, organization, queue_rows, set_status
 
 HLF_COORDINATOR = uuid.UUID("00000000-0000-4000-8000-00000000c001")
@@ -81,7 +82,7 @@ def test_asking_twice_while_one_is_pending_rewrites_the_same_row(db_url, db, coo
     assert (row["operation"], row["attempts"]) == ("add", 0)
 
 
-def test_a_request_takes_over_a_pending_status_change_and_makes_a_waiting_retry_due(db_url, db, coordinators):
+def test_a_request_during_a_retry_backoff_queues_a_change_due_now_that_absorbs_the_retry(db_url, db, coordinators):
     mentor_id = mentor(db, "HLF")
     set_status(db, mentor_id, "paused")  # the outbox trigger queues 'remove'
     db.execute("update sync_queue set attempts = 3, available_at = now() + interval '10 minutes',"
@@ -89,11 +90,15 @@ def test_a_request_takes_over_a_pending_status_change_and_makes_a_waiting_retry_
 
     result = request_sync(db_url, HLF_COORDINATOR, mentor_id)
 
-    [row] = queue_rows(db, mentor_id)
-    assert result["queue_id"] == row["id"]
-    assert (row["operation"], row["triggered_by_event"], row["attempts"], row["last_error"]) == (
+    retry, requested = queue_rows(db, mentor_id)
+    assert result["queue_id"] == requested["id"]
+    assert (requested["operation"], requested["triggered_by_event"], requested["attempts"], requested["last_error"]) == (
         "remove", "manual_coordinator_action", 0, None)
-    assert db.execute("select %s <= now()", (row["available_at"],)).fetchone()[0]
+    assert db.execute("select %s <= now()", (requested["available_at"],)).fetchone()[0]
+    # The next claim writes the mentor once, with the request; the retry is absorbed into it.
+    [claimed] = store.claim_batch(db, 10, timedelta(minutes=2), uuid.uuid4())
+    assert claimed.id == requested["id"]
+    assert [r["status"] for r in queue_rows(db, mentor_id)] == ["superseded", "processing"]
 
 
 def test_a_coordinator_of_another_organisation_is_refused(db_url, db, coordinators):

@@ -11,8 +11,9 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from mentor_pipeline.sync import store
 from tests.support.db import wait_for_lock_waiters
-from tests.support.factories import certify, mentor, queue_rows, set_status
+from tests.support.factories import certify, mentor, next_writes, queue_rows, set_status
 
 
 def audit_rows(db, mentor_id):
@@ -85,7 +86,8 @@ def test_website_sync_is_data_not_a_name(db):
     set_status(db, other, "paused")
     set_status(db, hlf, "paused")
 
-    assert [r["operation"] for r in queue_rows(db, other)] == ["remove"]
+    assert [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, other)] == [
+        ("add", "organization_change"), ("remove", "status_change")]
     # Turning HLF's sync off unlists its mentors (tests/sync/test_desired_state.py); the later
     # pause of a mentor without website sync queues nothing of its own.
     assert [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, hlf)] == [("remove", "organization_change")]
@@ -103,13 +105,14 @@ def test_rolled_back_status_change_leaves_no_queue_row(db_url, db):
     assert db.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0] == "active"
 
 
-def test_rapid_pause_reinstate_pause_leaves_one_pending_remove(db):
+def test_rapid_pause_reinstate_pause_appends_three_changes_and_one_remove_is_written(db):
     mentor_id = mentor(db)
     for status in ["paused", "active", "paused"]:
         set_status(db, mentor_id, status)
 
-    [row] = queue_rows(db, mentor_id)
-    assert (row["operation"], row["status"]) == ("remove", "pending")
+    assert [r["operation"] for r in queue_rows(db, mentor_id)] == ["remove", "restore", "remove"]
+    [write] = next_writes(db, mentor_id)
+    assert write["operation"] == "remove"
     assert len(audit_rows(db, mentor_id)) == 3
 
 
@@ -119,9 +122,9 @@ def test_newest_wanted_state_wins_while_pending(db):
     db.execute("update sync_queue set attempts = 3, last_error = 'HTTP 503' where mentor_id = %s", (mentor_id,))
     set_status(db, mentor_id, "active")
 
-    [row] = queue_rows(db, mentor_id)
+    [write] = next_writes(db, mentor_id)
     # A new wanted state is new work: its retry budget starts again.
-    assert (row["operation"], row["attempts"], row["last_error"]) == ("restore", 0, None)
+    assert (write["operation"], write["attempts"], write["last_error"]) == ("restore", 0, None)
 
 
 def test_change_while_a_row_is_processing_adds_a_new_pending_row(db):
@@ -134,11 +137,13 @@ def test_change_while_a_row_is_processing_adds_a_new_pending_row(db):
     assert [(r["operation"], r["status"]) for r in rows] == [("remove", "processing"), ("restore", "pending")]
 
 
-def test_one_pending_row_per_mentor_is_enforced_by_the_database(db):
+def test_one_row_per_mentor_in_flight_is_enforced_by_the_database(db):
     mentor_id = mentor(db)
     set_status(db, mentor_id, "paused")
-    with pytest.raises(psycopg.errors.UniqueViolation):
-        db.execute("insert into sync_queue (mentor_id, operation) values (%s, 'add')", (mentor_id,))
+    set_status(db, mentor_id, "active")
+    db.execute("update sync_queue set status = 'processing' where id = (select min(id) from sync_queue)")
+    with pytest.raises(psycopg.errors.UniqueViolation, match="sync_queue_one_processing_per_mentor"):
+        db.execute("update sync_queue set status = 'processing' where status = 'pending'")
 
 
 def test_same_status_and_other_columns_do_not_fire(db):
@@ -171,7 +176,7 @@ def test_caller_marks_updates_as_manual_coordinator_action(db_url, db):
     assert audit_rows(db, mentor_id)[0][2] == "manual_coordinator_action"
     # SET LOCAL ends with the transaction: the next change is an ordinary status change.
     set_status(db, mentor_id, "expired_cert")
-    assert queue_rows(db, mentor_id)[0]["triggered_by_event"] == "status_change"
+    assert queue_rows(db, mentor_id)[-1]["triggered_by_event"] == "status_change"
 
 
 def test_unknown_event_setting_fails_the_update_with_a_clear_error(db_url, db):
@@ -185,7 +190,7 @@ def test_unknown_event_setting_fails_the_update_with_a_clear_error(db_url, db):
     assert db.execute("select status from mentors where id = %s", (mentor_id,)).fetchone()[0] == "active"
 
 
-def test_concurrent_updates_of_one_mentor_serialise_into_one_pending_row(db_url, db):
+def test_concurrent_updates_of_one_mentor_serialise_on_the_mentor_and_one_write_follows(db_url, db):
     mentor_id = mentor(db)
     first = psycopg.connect(db_url)
     second = psycopg.connect(db_url)
@@ -209,41 +214,25 @@ def test_concurrent_updates_of_one_mentor_serialise_into_one_pending_row(db_url,
         first.close()
         second.close()
 
-    [row] = queue_rows(db, mentor_id)
-    assert (row["operation"], row["status"]) == ("remove", "pending")
+    assert [r["operation"] for r in queue_rows(db, mentor_id)] == ["remove", "remove"]
+    [write] = next_writes(db, mentor_id)
+    assert write["id"] == queue_rows(db, mentor_id)[-1]["id"]
     assert [r[1] for r in audit_rows(db, mentor_id)] == ["paused", "expired_cert"]
 
 
-def test_concurrent_enqueue_from_trigger_and_reconciliation_keeps_one_pending_row(db_url, db):
+def test_the_pipeline_marking_a_mentor_never_waits_for_an_uncommitted_app_change(db_url, db):
     mentor_id = mentor(db)
-    app = psycopg.connect(db_url)
-    pipeline = psycopg.connect(db_url)
-    try:
-        set_status(app, mentor_id, "paused")  # trigger's pending row, uncommitted
-        result = {}
-
-        def reconciliation_enqueue():
-            pipeline.execute(
-                "insert into sync_queue (mentor_id, operation, triggered_by_event) values (%s, 'add', 'reconciliation')"
-                " on conflict (mentor_id) where status = 'pending' do update set operation = excluded.operation,"
-                " triggered_by_event = excluded.triggered_by_event",
-                (mentor_id,),
-            )
-            pipeline.commit()
-            result["done"] = True
-
-        thread = threading.Thread(target=reconciliation_enqueue)
-        thread.start()
-        wait_for_lock_waiters(db, 1)  # the unique index makes the second writer wait
-        assert "done" not in result
+    with psycopg.connect(db_url) as app, psycopg.connect(db_url) as pipeline:
+        set_status(app, mentor_id, "paused")  # the trigger's row, uncommitted
+        pipeline.execute("set lock_timeout = '200ms'")
+        store.enqueue(pipeline, [mentor_id], "reconciliation", "add")  # no wait: it appends
+        pipeline.commit()
         app.commit()
-        thread.join(60)
-        assert result.get("done")
-    finally:
-        app.close()
-        pipeline.close()
 
-    assert len([r for r in queue_rows(db, mentor_id) if r["status"] == "pending"]) == 1
+    # The app's row took its id first; the next drain writes the mentor once, reading the rule then.
+    assert [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, mentor_id)] == [
+        ("remove", "status_change"), ("add", "reconciliation")]
+    assert [w["triggered_by_event"] for w in next_writes(db, mentor_id)] == ["reconciliation"]
 
 
 def test_many_mentors_each_get_their_own_row(db):

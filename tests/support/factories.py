@@ -99,3 +99,13 @@ def queue_rows(conn: psycopg.Connection, mentor_id: uuid.UUID | None = None) -> 
         else:
             cur.execute("select * from sync_queue where mentor_id = %s order by id", (mentor_id,))
         return cur.fetchall()
+
+
+def next_writes(conn: psycopg.Connection, mentor_id: uuid.UUID | None = None, at: datetime | None = None) -> list[dict]:
+    """The rows a claim at `at` (default now) would take (all, or one mentor's), oldest first: one
+    per mentor, its newest waiting change. The claim is rolled back, so nothing changes."""
+    with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("select * from claim_sync_batch(100000, interval '1 minute', gen_random_uuid(),"
+                    " coalesce(%(at)s, now())) where %(mentor)s::uuid is null or mentor_id = %(mentor)s order by id",
+                    {"mentor": mentor_id, "at": at})
+        return cur.fetchall()

@@ -12,12 +12,13 @@ import pytest
 from mentor_pipeline.reconcile import reconcile
 from mentor_pipeline.sync import Drain
 from mentor_pipeline.sync.store import desired_listing
-from tests.support.factories import certify, queue_rows
+from tests.support.factories import certify, next_writes, queue_rows
 from tests.sync.helpers import FAST, hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
 
 
-def pending(db, mentor_id) -> list[tuple[str, str]]:
-    return [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, mentor_id) if r["status"] == "pending"]
+def pending(db, mentor_id, at=None) -> list[tuple[str, str]]:
+    """The write a drain at `at` (default now) makes for the mentor: its newest waiting change."""
+    return [(r["operation"], r["triggered_by_event"]) for r in next_writes(db, mentor_id, at)]
 
 
 def drain(connect, client, at=None):
@@ -69,7 +70,7 @@ def test_the_clock_scan_marks_each_crossing_once_and_only_for_syncing_active_men
     assert db.execute("select enqueue_certification_clock(%s)", (at + timedelta(minutes=2),)).fetchone()[0] == 1
     assert db.execute("select enqueue_certification_clock(%s)", (at + timedelta(minutes=3),)).fetchone()[0] == 0
     assert [r["mentor_id"] for r in queue_rows(db)] == [hlf]
-    assert [event for _, event in pending(db, hlf)] == ["certification_lapsed"]
+    assert [event for _, event in pending(db, hlf, at + timedelta(minutes=3))] == ["certification_lapsed"]
     assert nhf and hlf_paused  # never marked: no website sync / not listed anyway
 
 

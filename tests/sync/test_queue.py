@@ -166,14 +166,39 @@ def test_done_records_the_listing_state(db):
     assert (state.listed, state.last_queue_id) == (False, row.id)
 
 
-def test_enqueue_keeps_one_pending_row_per_mentor(db):
+def test_every_change_appends_a_row_and_the_claim_writes_each_mentor_once_with_its_newest(db):
     [a, b] = hlf_mentors(db, 2)
     assert store.enqueue(db, [a, b, a], "reconciliation", "remove") == 2
     store.enqueue(db, [b], "force_sync", "add")
-    rows = {r["mentor_id"]: r for r in queue_rows(db)}
-    assert len(queue_rows(db)) == 2
-    assert (rows[a]["operation"], rows[a]["triggered_by_event"]) == ("remove", "reconciliation")
-    assert (rows[b]["operation"], rows[b]["triggered_by_event"]) == ("add", "force_sync")
+    assert sorted((r["mentor_id"], r["operation"], r["triggered_by_event"]) for r in queue_rows(db)) == sorted([
+        (a, "remove", "reconciliation"), (b, "remove", "reconciliation"), (b, "add", "force_sync")])
+
+    claimed = store.claim_batch(db, 10, timedelta(minutes=2), uuid.uuid4())
+
+    assert sorted((r.mentor_id, r.triggered_by_event) for r in claimed) == sorted(
+        [(a, "reconciliation"), (b, "force_sync")])
+    assert sorted((r["mentor_id"], r["triggered_by_event"], r["status"]) for r in queue_rows(db)) == sorted([
+        (a, "reconciliation", "processing"), (b, "reconciliation", "superseded"), (b, "force_sync", "processing")])
+
+
+def test_a_claim_absorbs_every_waiting_change_of_its_mentors_beyond_its_limit_and_backoff(db):
+    [a, b] = hlf_mentors(db, 2)
+    store.enqueue(db, [a], "reconciliation", "remove")
+    store.enqueue(db, [b], "reconciliation", "remove")
+    db.execute("update sync_queue set attempts = 2, available_at = now() + interval '1 hour'")  # both back off
+    store.enqueue(db, [a], "force_sync", "add")
+    store.enqueue(db, [b], "force_sync", "add")
+    store.enqueue(db, [a], "status_change", "remove")
+
+    # A limit of one row: the oldest due row is a's, and all a's changes go with it (the one
+    # behind b's and the retry backing off), so no later claim writes a again in this drain.
+    [claimed] = store.claim_batch(db, 1, timedelta(minutes=2), uuid.uuid4())
+
+    assert (claimed.mentor_id, claimed.triggered_by_event, claimed.attempts) == (a, "status_change", 0)
+    statuses = {(r["mentor_id"], r["triggered_by_event"]): r["status"] for r in queue_rows(db)}
+    assert statuses == {(a, "reconciliation"): "superseded", (a, "force_sync"): "superseded",
+                        (a, "status_change"): "processing",
+                        (b, "reconciliation"): "pending", (b, "force_sync"): "pending"}
 
 
 def test_enqueue_refuses_an_unknown_event_or_operation_and_writes_nothing(db):
