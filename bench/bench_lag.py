@@ -40,6 +40,7 @@ from mentor_pipeline.db import database_url  # noqa: E402
 from mentor_pipeline.db.connection import with_database  # noqa: E402
 from mentor_pipeline.db.migrate import migrate  # noqa: E402
 from mentor_pipeline.demo.instance import write_instance_yaml  # noqa: E402
+from mentor_pipeline import polling  # noqa: E402
 from mentor_pipeline.demo.processes import free_port, start, stop  # noqa: E402
 from mentor_pipeline.sync.report import percentile  # noqa: E402
 from tests.support.emulator import running_emulator  # noqa: E402
@@ -73,11 +74,12 @@ def seed(url: str, count: int) -> list[str]:
 
 
 def wait_until(predicate, deadline: float, log) -> None:
-    while not predicate():
-        if time.perf_counter() > deadline:
-            print(log())
-            raise SystemExit("a change was not written within the timeout")
-        time.sleep(0.02)
+    try:
+        polling.wait_until(predicate, timeout=deadline - time.perf_counter(), what="a change in Dynamics",
+                           interval=0.02)
+    except TimeoutError:
+        print(log())
+        raise SystemExit("a change was not written within the timeout") from None
 
 
 def measure_status_change(conn, mentor, statuses, listed, timeout, log) -> float:

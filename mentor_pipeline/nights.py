@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
 import dagster as dg
 
 from mentor_pipeline import settings as environment
-
-OSLO_TZ = "Europe/Oslo"
-OSLO = ZoneInfo(OSLO_TZ)
+from mentor_pipeline.timezone import OSLO, OSLO_TZ
 
 
 def first_night(environ=os.environ) -> str:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from mentor_pipeline.settings import ENVIRONMENT
+from mentor_pipeline.settings import DATABASE_URL, ENVIRONMENT
 
 REDACTED = "<redacted>"
 # Environment variables whose values are secrets wherever they show up.
@@ -39,7 +39,7 @@ _PATTERNS = [
 def known_secrets(extra: Iterable[str] = ()) -> list[str]:
     """Secret values configured in this process, longest first (so a URL goes before its parts)."""
     values = [os.environ.get(name, "") for name in SECRET_ENV] + list(extra)
-    database_url = os.environ.get("DATABASE_URL", "")
+    database_url = os.environ.get(DATABASE_URL.name, "")
     if database_url:
         try:
             values.append(urlsplit(database_url).password or "")

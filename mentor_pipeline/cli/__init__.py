@@ -1,7 +1,9 @@
 """`mentor-pipeline`: the operator's entry point.
 
 Each subcommand lives in its own module with a `register(subparsers)` function that adds its
-parser and sets `func` (Namespace -> exit code). Errors an operator can act on are one line.
+parser and sets `func` (Namespace -> exit code); the break-glass commands, `emulator` and `demo`
+unpack the flags there and their handlers take typed values. Argument types shared by every
+command line are in mentor_pipeline/arguments.py. Errors an operator can act on are one line.
 """
 
 from __future__ import annotations

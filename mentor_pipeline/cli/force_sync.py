@@ -3,9 +3,9 @@ without Dagster."""
 
 from __future__ import annotations
 
-from mentor_pipeline.cli import CommandError
-from mentor_pipeline.cli.reconcile import exit_code, print_report
-from mentor_pipeline.cli.sync import alert_sink, database_start, open_client, run_with_progress, sync_settings
+from collections.abc import Sequence
+
+from mentor_pipeline.cli import CommandError, breakglass
 
 
 def register(subparsers) -> None:
@@ -18,33 +18,33 @@ def register(subparsers) -> None:
                         help="a mentor id or exact full name (repeatable); default: every HLF mentor")
     parser.add_argument("--chapter", help="every mentor of this chapter")
     parser.add_argument("--dry-run", action="store_true", help="show the differences, change nothing")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=lambda args: run(mentors=args.mentor, chapter=args.chapter, dry_run=args.dry_run))
 
 
-def _run(args) -> int:
+def run(*, mentors: Sequence[str], chapter: str | None, dry_run: bool) -> int:
     from mentor_pipeline.db import connect
     from mentor_pipeline.reconcile.run import force_sync
     from mentor_pipeline.reconcile.store import InvalidMentorIds, select_mentors
 
-    ids = [m for m in args.mentor if _is_uuid(m)]
-    names = [m for m in args.mentor if not _is_uuid(m)]
-    if args.mentor or args.chapter:
+    ids = [m for m in mentors if _is_uuid(m)]
+    names = [m for m in mentors if not _is_uuid(m)]
+    if mentors or chapter:
         with connect(autocommit=True) as conn:  # a bad selection fails before any sign-in or write
             try:
-                select_mentors(conn, ids, names, args.chapter)
+                select_mentors(conn, ids, names, chapter)
             except InvalidMentorIds as exc:
                 raise CommandError(str(exc)) from None
-    since = database_start()
-    settings = sync_settings()
-    client = open_client()
+    start = breakglass.database_start()
+    settings = breakglass.sync_settings()
+    client = breakglass.open_client()
     try:
-        report = run_with_progress(lambda bar: force_sync(
-            settings.drain(connect, client, alerts=None if args.dry_run else alert_sink()), mentor_ids=ids,
-            mentor_names=names, chapter=args.chapter, dry_run=args.dry_run, progress=bar))
+        report = breakglass.run_with_progress(lambda bar: force_sync(
+            settings.drain(connect, client, alerts=None if dry_run else breakglass.alert_sink()), mentor_ids=ids,
+            mentor_names=names, chapter=chapter, dry_run=dry_run, progress=bar))
     finally:
         client.close()
-    print_report(report)
-    return exit_code("force-sync", report, since, dry_run=args.dry_run)
+    breakglass.print_reconciliation(report)
+    return breakglass.finish_reconciliation("force-sync", report, start, dry_run=dry_run)
 
 
 def _is_uuid(text: str) -> bool:

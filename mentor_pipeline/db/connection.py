@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from mentor_pipeline.redaction import redact, redact_url
+from mentor_pipeline.settings import DATABASE_URL, PGDATA
 
 _QUOTED = re.compile(r'"[^"]*"')
 
@@ -52,13 +53,13 @@ def project_root() -> Path:
 
 
 def embedded_data_dir() -> Path:
-    configured = os.environ.get("MENTOR_PIPELINE_PGDATA")
+    configured = os.environ.get(PGDATA.name)
     return Path(configured) if configured else project_root() / ".pgdata"
 
 
 def database_url() -> str:
     """The URL in use; starts the embedded server first when no DATABASE_URL is set."""
-    url = os.environ.get("DATABASE_URL", "").strip()
+    url = os.environ.get(DATABASE_URL.name, "").strip()
     if url:
         return url
     return _start_embedded_server(embedded_data_dir())
@@ -159,6 +160,14 @@ def with_database(url: str, dbname: str) -> str:
     """The same server URL pointing at another database (works for socket URLs too)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + dbname))
+
+
+def commit_unless_autocommit(conn: psycopg.Connection) -> None:
+    """End the transaction now on a connection that is not in autocommit (on one that is, every
+    statement already did): what a query just wrote, or the locks it took, must not wait for the
+    caller's next statement (a claim's row locks, before the caller goes anywhere near HTTP)."""
+    if not conn.autocommit:
+        conn.commit()
 
 
 def first_line(exc: BaseException) -> str:

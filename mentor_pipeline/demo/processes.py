@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from mentor_pipeline import polling
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
@@ -81,17 +83,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited early with code {process.returncode}")
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{what} did not come up within {timeout:.0f} s")
+    """Until a starting process answers: a check that fails means not yet."""
+    polling.wait_until(check, timeout=timeout, what=what, interval=0.3, errors_mean_not_yet=True, process=process)
 
 
 def http_ok(url: str) -> Callable[[], bool]:

@@ -24,7 +24,7 @@ from mentor_pipeline.demo import processes
 from mentor_pipeline.demo.instance import ensure_database, write_instance_yaml, write_workspace_yaml
 from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.redaction import redact_url
-from mentor_pipeline.settings import FIRST_NIGHT
+from mentor_pipeline.settings import DATABASE_URL, FIRST_NIGHT
 
 # Demo-only identity for the emulator; a real org's ids and secret come from HLF IT.
 DEMO_TENANT = "hlf-demo-tenant"
@@ -55,7 +55,7 @@ def run_demo(options: DemoOptions) -> int:
     secret_file = options.state_dir / SECRET_FILE
     client_secret = demo_client_secret(secret_file)
 
-    uses_embedded = not os.environ.get("DATABASE_URL")
+    uses_embedded = not os.environ.get(DATABASE_URL.name)
     url = database_url()
     say(f"database: {redact_url(url)}")
     migrate(url, with_app_standin=True)
@@ -66,8 +66,8 @@ def run_demo(options: DemoOptions) -> int:
     # This process runs the first night too (demo/nightly.py), so it needs the go-live date as well.
     os.environ.setdefault(FIRST_NIGHT.name, demo_first_night(options.state_dir))
     env = dict(os.environ)
+    env[DATABASE_URL.name] = url
     env.update(
-        DATABASE_URL=url,
         DAGSTER_HOME=str(options.state_dir / "dagster_home"),
         DYNAMICS_URL=emulator_url,
         DYNAMICS_AUTHORITY=emulator_url,
@@ -193,7 +193,7 @@ def print_break_glass(env: dict[str, str], secret_file: Path, uses_embedded: boo
     """How to run the break-glass commands (docs/operations.md) against this demo's emulator."""
     say("  Break-glass commands against this demo, from another shell in this folder:")
     if uses_embedded:
-        say(f"    export DATABASE_URL={shlex.quote(env['DATABASE_URL'])}")
+        say(f"    export {DATABASE_URL.name}={shlex.quote(env[DATABASE_URL.name])}")
     else:
         say("    (DATABASE_URL: the one already set in your shell)")
     for name in ("DYNAMICS_URL", "DYNAMICS_AUTHORITY", "DYNAMICS_TENANT_ID", "DYNAMICS_CLIENT_ID"):

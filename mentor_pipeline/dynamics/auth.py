@@ -1,4 +1,6 @@
-"""OAuth2 client-credentials tokens from Microsoft Entra ID, cached and renewed early.
+"""OAuth2 client-credentials tokens from Microsoft Entra ID, cached and renewed early, and the
+`httpx.Auth` that puts them on Dataverse requests (`BearerTokenAuth`: on a 401 it fetches a new
+token once and resends).
 
 A plain httpx POST rather than msal: msal only accepts an https:// authority, and the emulator
 serves the token endpoint over plain HTTP on loopback (see docs/design/dynamics.md).
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import httpx
@@ -17,11 +19,13 @@ import httpx
 from mentor_pipeline.dynamics.errors import (
     DynamicsAuthError,
     DynamicsProtocolError,
+    DynamicsUnavailable,
     ExpiredClientSecret,
     InvalidClientSecret,
 )
 from mentor_pipeline.dynamics.settings import DynamicsSettings
-from mentor_pipeline.redaction import redact
+from mentor_pipeline.dynamics.transport import RATE_LIMIT_WAITS, WHAT, rate_limit_waits
+from mentor_pipeline.redaction import redact, redact_url
 
 # Renew this long before expiry (or at half-life for short tokens), so a request never leaves
 # with a token that dies in flight.
@@ -38,16 +42,17 @@ class AccessToken:
 
 
 class TokenProvider:
-    """Thread-safe token cache. `send` performs the HTTP call (with the client's retry policy)."""
+    """Thread-safe token cache. `http` is the client for Entra ID's token endpoint (with its own
+    retry transport: mentor_pipeline/dynamics/transport.py)."""
 
     def __init__(
         self,
         settings: DynamicsSettings,
-        send: Callable[[], httpx.Response],
+        http: httpx.Client,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._settings = settings
-        self._send = send
+        self._http = http
         self._clock = clock
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
@@ -77,7 +82,7 @@ class TokenProvider:
     def _fetch(self) -> AccessToken:
         started = self._clock()
         self.requests += 1
-        response = self._send()
+        response = self._post_form()
         body = _json_object(response, "Entra ID token endpoint")
         if response.status_code != 200:
             raise auth_error_from(response.status_code, body, self._settings)
@@ -95,6 +100,42 @@ class TokenProvider:
             ) from None
         margin = min(RENEW_MARGIN_SECONDS, lifetime / 2)
         return AccessToken(value=value, renew_at=started + lifetime - margin)
+
+    def _post_form(self) -> httpx.Response:
+        try:
+            return self._http.post(self._settings.token_url, data=self.form(), headers={"Accept": "application/json"},
+                                   extensions={WHAT: "the token request"})
+        except DynamicsUnavailable as exc:
+            raise DynamicsUnavailable(
+                f"{exc} Check DYNAMICS_AUTHORITY ({redact_url(self._settings.authority)}) is reachable.",
+                status=exc.status) from None
+
+
+class BearerTokenAuth(httpx.Auth):
+    """The token on every request; on a 401 (a token revoked or expired server-side before our
+    renewal time) a new token once, then the request again. A second 401 is the caller's to judge.
+
+    `sync_auth_flow`, not `auth_flow`: the token cache takes a lock and may do I/O (httpx's rule
+    for such flows); the client is synchronous."""
+
+    def __init__(self, tokens: TokenProvider):
+        self._tokens = tokens
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._tokens.token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        waits = rate_limit_waits(response)
+        self._tokens.invalidate(token)  # unless another worker already replaced it
+        request.headers["Authorization"] = f"Bearer {self._tokens.token()}"
+        response = yield request
+        response.extensions[RATE_LIMIT_WAITS] = waits + rate_limit_waits(response)
+
+    async def async_auth_flow(self, request):  # pragma: no cover - the client is synchronous
+        raise NotImplementedError("BearerTokenAuth is for httpx.Client only")
+        yield request
 
 
 def auth_error_from(status: int, body: dict, settings: DynamicsSettings) -> DynamicsAuthError:

@@ -3,21 +3,20 @@
 Synchronous for the caller; `apply_updates` keeps up to `max_in_flight` `$batch` requests in
 flight on worker threads sharing one httpx connection pool.
 
-Retry policy (Microsoft's "Service protection API limits" guidance):
-- 429: wait the full Retry-After, then resend. Never a failure, never uses the retry budget.
-  The wait holds the whole client (every worker), not one worker: Dataverse's limit is per
-  user (mentor_pipeline/dynamics/throttle.py). Waits over a few seconds are logged.
-- 5xx, timeouts, dropped connections: exponential backoff with jitter, at most `max_retries`
-  resends, then give up with the last error.
-- 401: the token may have expired server-side; fetch a new one once, then it is an auth error.
-- Auth errors always propagate: the pipeline stops and alerts instead of failing every mentor.
+Shaped the way httpx shapes clients: the client keeps Dataverse's semantics (the requests, their
+answers, `$batch` chunking and the retries of single parts inside a `$batch`); what every request
+needs sits in httpx's own layers:
+- the retries (429 Retry-After held by the whole client, 5xx/timeouts with backoff) are a
+  transport wrapper, mentor_pipeline/dynamics/transport.py;
+- the bearer token and the one refresh after a 401 are an `httpx.Auth`,
+  mentor_pipeline/dynamics/auth.py. A second 401 is an auth error here.
+Auth errors always propagate: the pipeline stops and alerts instead of failing every mentor.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -25,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from mentor_pipeline.dynamics.auth import TokenProvider
+from mentor_pipeline.dynamics.auth import BearerTokenAuth, TokenProvider
 from mentor_pipeline.dynamics.batch import BatchOperation, decode_batch_response, encode_batch
 from mentor_pipeline.dynamics import delta
 from mentor_pipeline.dynamics.errors import (
@@ -39,7 +38,8 @@ from mentor_pipeline.dynamics.errors import (
 )
 from mentor_pipeline.dynamics.results import ClientStats, ListingUpdate, UpdateOutcome, UpdateResult, unavailable_code
 from mentor_pipeline.dynamics.settings import DynamicsSettings
-from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS, HoldListener, SharedThrottle
+from mentor_pipeline.dynamics.throttle import HoldListener, SharedThrottle
+from mentor_pipeline.dynamics.transport import WHAT, RetryPolicy, RetryTransport, rate_limit_waits, retry_after
 from mentor_pipeline.redaction import redact, redact_url
 
 logger = logging.getLogger("mentor_pipeline.dynamics")
@@ -69,18 +69,18 @@ class DataverseClient:
         self.settings = settings
         self.max_in_flight = max(1, max_in_flight)
         self.batch_size = batch_size
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_rate_limit_waits = max_rate_limit_waits
         self.stats = ClientStats()
-        self._sleep = sleep
+        policy = RetryPolicy(max_retries, backoff_base, backoff_max, max_rate_limit_waits)
         self._throttle = SharedThrottle(sleep, clock, logger)
-        self._http = httpx.Client(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=self.max_in_flight + 2),
-        )
-        self._tokens = TokenProvider(settings, self._post_token_form, clock=clock)
+        # Entra ID is another service: its 429s hold only the token request, never Dataverse's.
+        self._token_http = httpx.Client(timeout=timeout, transport=RetryTransport(
+            httpx.HTTPTransport(), policy, self.stats, sleep=sleep, service="Entra ID", counter="token_requests"))
+        self._tokens = TokenProvider(settings, self._token_http, clock=clock)
+        self._retries = RetryTransport(
+            httpx.HTTPTransport(limits=httpx.Limits(max_connections=self.max_in_flight + 2)), policy, self.stats,
+            sleep=sleep, throttle=self._throttle)
+        self._http = httpx.Client(timeout=timeout, headers=ODATA_HEADERS, transport=self._retries,
+                                  auth=BearerTokenAuth(self._tokens))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -92,6 +92,7 @@ class DataverseClient:
 
     def close(self) -> None:
         self._http.close()
+        self._token_http.close()
 
     def __repr__(self) -> str:
         return f"DataverseClient(url={redact_url(self.settings.org_url)!r}, client_id={self.settings.client_id!r})"
@@ -267,131 +268,42 @@ class DataverseClient:
                     waits[i] += 1
                     throttled = True
                     again.append(i)
-                    delay = max(delay, _retry_after(part.headers) or self._backoff_delay(waits[i]))
-                elif part.status >= 500 and failures[i] < self.max_retries:
+                    delay = max(delay, retry_after(part.headers) or self._retries.policy.backoff_delay(waits[i]))
+                elif part.status >= 500 and failures[i] < self._retries.policy.max_retries:
                     failures[i] += 1
                     again.append(i)
-                    delay = max(delay, self._backoff_delay(failures[i]))
+                    delay = max(delay, self._retries.policy.backoff_delay(failures[i]))
                 else:
                     results[i] = self._result(chunk[i].mentor_id, part.status, part.body, waits[i])
             if again:
                 if throttled:
-                    # The next send of any worker waits for this (in _with_retries).
+                    # The next send of any worker waits for this (in the retry transport).
                     self.stats.add(rate_limit_waits=1, rate_limit_wait_seconds=delay)
                     self._throttle.hold(delay, f"updates inside a $batch of {len(ops)}")
                 else:
                     self.stats.add(retries=1)
-                    self._backoff(delay, f"a $batch of {len(ops)} updates", "HTTP 5xx inside the batch")
+                    self._retries.pause(delay, f"a $batch of {len(ops)} updates", "HTTP 5xx inside the batch")
             pending = again
         return [results[i] for i in range(len(chunk))]
 
-    # -- HTTP with auth and retries ----------------------------------------------------------
+    # -- HTTP (auth and retries: the client's httpx layers) -------------------------------------
 
     def _request(self, method: str, url: str, *, headers: dict | None = None, content: bytes | None = None,
                  what: str) -> tuple[httpx.Response, int]:
         """Send one Web API request; returns the final response and the 429 waits it took."""
-        refreshed = False
-        waits = 0
-        sent_with: list[str] = []  # the token each attempt carried, to drop the right one on 401
-
-        def send() -> httpx.Response:
-            token = self._tokens.token()
-            sent_with.append(token)
-            request_headers = {**ODATA_HEADERS, "Authorization": f"Bearer {token}", **(headers or {})}
-            return self._http.request(method, url, headers=request_headers, content=content)
-
-        while True:
-            response, more_waits = self._with_retries(send, what)
-            waits += more_waits
-            if response.status_code == 401:
-                if refreshed:
-                    raise DynamicsAuthError(
-                        f"Dataverse refused a freshly issued token for {what} (HTTP 401): check the app "
-                        "registration is an application user of this environment, with a security role.",
-                        status=401,
-                    )
-                # Tokens can be revoked or expire server-side before our renewal time.
-                self._tokens.invalidate(sent_with[-1])
-                refreshed = True
-                continue
-            return response, waits
-
-    def _post_token_form(self) -> httpx.Response:
-        def send() -> httpx.Response:
-            self.stats.add(token_requests=1)
-            return self._http.post(self.settings.token_url, data=self._tokens.form(),
-                                   headers={"Accept": "application/json"})
-
-        try:
-            response, _ = self._with_retries(send, "the token request", count_request=False, service="Entra ID")
-        except DynamicsUnavailable as exc:
-            raise DynamicsUnavailable(
-                f"{exc} Check DYNAMICS_AUTHORITY ({redact_url(self.settings.authority)}) is reachable.", status=exc.status
-            ) from None
-        return response
-
-    def _with_retries(self, send: Callable[[], httpx.Response], what: str, count_request: bool = True,
-                      service: str = "Dataverse") -> tuple[httpx.Response, int]:
-        failures = 0
-        waits = 0
-        while True:
-            if count_request:
-                # A 429 seen by any worker holds every Dataverse request of this client.
-                self._throttle.wait()
-            try:
-                if count_request:
-                    self.stats.add(requests=1)
-                response = send()
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                failures += 1
-                problem = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
-                if failures > self.max_retries:
-                    raise DynamicsUnavailable(
-                        f"{what} {problem} {failures} times in a row: {service} is not answering; "
-                        "the pipeline will retry on its next run.", rate_limit_waits=waits) from None
-                self.stats.add(retries=1)
-                self._backoff(self._backoff_delay(failures), what, f"{problem} ({service})")
-                continue
-            status = response.status_code
-            if status == 429:
-                waits += 1
-                if waits > self.max_rate_limit_waits:
-                    raise DynamicsUnavailable(
-                        f"{what} was still throttled (429) after {waits - 1} waits: lower max_in_flight "
-                        "or spread the work over time.", status=429, rate_limit_waits=waits - 1)
-                delay = _retry_after(response.headers) or self._backoff_delay(waits)
-                self.stats.add(rate_limit_waits=1, rate_limit_wait_seconds=delay)
-                if count_request:
-                    self._throttle.hold(delay, what)  # waited out at the top of the loop
-                else:
-                    self._backoff(delay, what, f"HTTP 429 from {service}")
-                continue
-            if status >= 500:
-                failures += 1
-                if failures > self.max_retries:
-                    raise DynamicsUnavailable(
-                        f"{service} answered HTTP {status} to {what} {failures} times in a row: the service "
-                        "is unavailable; the pipeline will retry on its next run.",
-                        status=status, rate_limit_waits=waits)
-                self.stats.add(retries=1)
-                self._backoff(self._backoff_delay(failures), what, f"HTTP {status} from {service}")
-                continue
-            return response, waits
-
-    def _backoff(self, seconds: float, what: str, why: str) -> None:
-        """One worker's wait before resending after a failure (not a throttle: others go on)."""
-        if seconds > LOG_WAITS_OVER_SECONDS:
-            logger.warning("%s: %s; resending in %.0f s", what, why, seconds)
-        self._sleep(seconds)
+        response = self._http.request(method, url, headers=headers, content=content, extensions={WHAT: what})
+        if response.status_code == 401:
+            raise DynamicsAuthError(
+                f"Dataverse refused a freshly issued token for {what} (HTTP 401): check the app "
+                "registration is an application user of this environment, with a security role.",
+                status=401,
+            )
+        return response, rate_limit_waits(response)
 
     def on_throttle(self, listener: HoldListener) -> Callable[[], None]:
         """Hear of every 429 hold of this client: (Retry-After, seconds it adds to the shared
         wait, what was throttled). Returns the function that stops listening."""
         return self._throttle.listen(listener)
-
-    def throttled_for(self) -> float:
-        """Seconds until this client may send again after a 429 (0 when it may send now)."""
-        return self._throttle.remaining()
 
     @property
     def budget(self) -> str:
@@ -403,10 +315,6 @@ class DataverseClient:
         """Send nothing for `seconds`: a 429 another process received for the same budget. The
         client's hold listeners are not told (the hold is not news to whoever recorded it)."""
         self._throttle.hold(seconds, what, notify=False)
-
-    def _backoff_delay(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # jitter spreads resends of parallel workers
 
     # -- mapping -----------------------------------------------------------------------------
 
@@ -508,15 +416,6 @@ def _error_of(body: object) -> tuple[str, str]:
         return "unknown", "no error details in the answer"
     # Dataverse's message may quote a URL; it ends up in sync_queue.last_error and metadata.
     return str(error.get("code") or "unknown"), redact(str(error.get("message") or "no message"))
-
-
-def _retry_after(headers: httpx.Headers | dict) -> float | None:
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None  # HTTP-date form is not used by Dataverse; fall back to backoff
-    return seconds if seconds >= 0 else None
 
 
 __all__ = ["DataverseClient", "DynamicsError"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from mentor_pipeline.cli import main
+from mentor_pipeline.emulator.command import main
 
-sys.exit(main(["emulator", *sys.argv[1:]]))
+sys.exit(main())

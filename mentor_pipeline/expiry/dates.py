@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
-OSLO = ZoneInfo("Europe/Oslo")
+from mentor_pipeline.timezone import OSLO, OSLO_TZ
+
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -46,18 +46,18 @@ def parse_run_date(value: str | None, *, today: date | None = None, backfill: bo
         ) from None
     if run_date > today:
         raise RunDateError(
-            f"run date {run_date.isoformat()} is in the future (today in Europe/Oslo is {today.isoformat()}):"
+            f"run date {run_date.isoformat()} is in the future (today in {OSLO_TZ} is {today.isoformat()}):"
             " expiry runs only for today or a past night"
         )
     age = (today - run_date).days
     if age > BACKFILL_LIMIT_DAYS:
         raise RunDateError(
-            f"run date {run_date.isoformat()} is {age} days ago (today in Europe/Oslo is {today.isoformat()}):"
+            f"run date {run_date.isoformat()} is {age} days ago (today in {OSLO_TZ} is {today.isoformat()}):"
             f" a backfill reaches back at most {BACKFILL_LIMIT_DAYS} days; check the date"
         )
     if age > RECENT_DAYS and not backfill:
         raise RunDateError(
-            f"run date {run_date.isoformat()} is {age} days ago (today in Europe/Oslo is {today.isoformat()}):"
+            f"run date {run_date.isoformat()} is {age} days ago (today in {OSLO_TZ} is {today.isoformat()}):"
             f" nights more than {RECENT_DAYS} days back run only as a backfill ({backfill_hint});"
             " reminders then go out only for certifications still valid today"
         )

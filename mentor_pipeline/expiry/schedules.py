@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from mentor_pipeline.expiry.jobs import nightly_expiry_job
-from mentor_pipeline.nights import OSLO_TZ, night_at
+from mentor_pipeline.nights import night_at
+from mentor_pipeline.timezone import OSLO_TZ
 
 
 @dg.schedule(

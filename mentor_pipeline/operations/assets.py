@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from mentor_pipeline import markdown
 from mentor_pipeline.operations.store import Incident, describe_age
 
 OPERATOR_INCIDENTS = dg.AssetKey("operator_incidents")
@@ -28,23 +29,16 @@ operator_incidents = dg.AssetSpec(
 )
 
 
-def _cell(text: str, limit: int = 160) -> str:
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def incidents_table(incidents: list[Incident], now: datetime) -> str:
     if not incidents:
         return f"No open incidents (as of {now:%Y-%m-%d %H:%M} UTC)."
-    lines = [f"Open incidents as of {now:%Y-%m-%d %H:%M} UTC:", "",
-             "| incident | state | open for | count | first seen (UTC) | last seen (UTC) | reminders | latest summary |",
-             "|---|---|---|---|---|---|---|---|"]
-    for i in incidents:
-        lines.append(
-            f"| {_cell(i.key)} | {i.state} | {describe_age(now - i.first_seen)} | {i.occurrences} "
-            f"| {i.first_seen.astimezone(timezone.utc):%Y-%m-%d %H:%M} | {i.last_seen.astimezone(timezone.utc):%Y-%m-%d %H:%M} "
-            f"| {i.reminders_sent} | {_cell(i.summary)} |")
-    return "\n".join(lines)
+    rows = [[i.key, i.state, describe_age(now - i.first_seen), i.occurrences,
+             f"{i.first_seen.astimezone(timezone.utc):%Y-%m-%d %H:%M}",
+             f"{i.last_seen.astimezone(timezone.utc):%Y-%m-%d %H:%M}", i.reminders_sent, i.summary]
+            for i in incidents]
+    return f"Open incidents as of {now:%Y-%m-%d %H:%M} UTC:\n\n" + markdown.table(
+        ["incident", "state", "open for", "count", "first seen (UTC)", "last seen (UTC)", "reminders",
+         "latest summary"], rows, right={"count", "reminders"})
 
 
 def observation(incidents: list[Incident], now: datetime) -> dg.AssetObservation:

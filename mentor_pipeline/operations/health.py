@@ -1,4 +1,5 @@
-"""Credential health check: WhoAmI before each nightly reconciliation (seed risk: silent rotation).
+"""Credential health check: WhoAmI before each nightly reconciliation, so a client
+secret that HLF IT rotated or that expired without telling us shows up before the night's writes.
 
 One failed WhoAmI alerts at once, naming the cause (wrong or expired secret), never the
 secret itself; we do not wait for N consecutive failures. A passing check resolves the sign-in

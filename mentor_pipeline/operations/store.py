@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mentor_pipeline import settings as environment
+from mentor_pipeline.db.connection import commit_unless_autocommit
 
 # Reminders while an incident stays open: after 1 h, 4 h later, then every 24 h.
 DEFAULT_REMINDER_INTERVALS = tuple(timedelta(minutes=m) for m in environment.ALERT_REMINDER_MINUTES.default)
@@ -86,7 +87,7 @@ def raise_incident(
             (kind, scope, summary, json.dumps(details or {}, default=str), list(reminder_intervals), now),
         )
         row = cur.fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return Notice(_incident(row), row["notify"])
 
 
@@ -98,14 +99,14 @@ def resolve_incident(
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("select * from resolve_incident(%s, %s, %s, coalesce(%s, now()))", (kind, scope, summary, now))
         row = cur.fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return Notice(_incident(row), RESOLVED) if row else None
 
 
 def delivery_failed(conn: psycopg.Connection, kind: str, scope: str, *, now: datetime | None = None) -> None:
     """The post did not get through: the next occurrence posts again."""
     conn.execute("select incident_delivery_failed(%s, %s, coalesce(%s, now()))", (kind, scope, now))
-    _commit(conn)
+    commit_unless_autocommit(conn)
 
 
 def open_incidents(conn: psycopg.Connection) -> list[Incident]:
@@ -113,7 +114,7 @@ def open_incidents(conn: psycopg.Connection) -> list[Incident]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("select * from incidents where state <> 'resolved' order by first_seen, kind, scope")
         rows = cur.fetchall()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return [_incident(row) for row in rows]
 
 
@@ -121,7 +122,7 @@ def get_incident(conn: psycopg.Connection, kind: str, scope: str = "") -> Incide
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("select * from incidents where kind = %s and scope = %s", (kind, scope))
         row = cur.fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return _incident(row) if row else None
 
 
@@ -132,8 +133,3 @@ def describe_age(delta: timedelta) -> str:
         return f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
-
-
-def _commit(conn: psycopg.Connection) -> None:
-    if not conn.autocommit:
-        conn.commit()

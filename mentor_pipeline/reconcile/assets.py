@@ -11,7 +11,8 @@ from pydantic import Field
 from mentor_pipeline.drift import store as drift_store
 from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsError
 from mentor_pipeline.expiry.assets import expired_cert_transitions
-from mentor_pipeline.nights import NIGHTS, OSLO_TZ
+from mentor_pipeline.nights import NIGHTS
+from mentor_pipeline.timezone import OSLO_TZ
 from mentor_pipeline.operations import liveness
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.reconcile.checks import (

@@ -26,9 +26,9 @@ import pandas as pd
 import psycopg
 
 from mentor_pipeline.operations.throttle_hold import SharedHold
+from mentor_pipeline.progress import CountingClient, Progress
 from mentor_pipeline.reconcile import diff, store
 from mentor_pipeline.reconcile.report import ReconcileReport
-from mentor_pipeline.sync.progress import CountingClient, Progress
 from mentor_pipeline.sync.run import Drain
 from mentor_pipeline.sync.store import enqueue
 from mentor_pipeline.vocabulary import Classification, IncidentKind, RowResult, TriggerEvent

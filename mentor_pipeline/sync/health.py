@@ -38,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from mentor_pipeline import settings as environment
+from mentor_pipeline.db.connection import commit_unless_autocommit
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
 from mentor_pipeline.operations.store import describe_age
 from mentor_pipeline.sync.report import RowOutcome
@@ -93,7 +94,7 @@ def write_outage(conn: psycopg.Connection, now: datetime | None = None) -> Write
         """,
         {"now": now, "patterns": list(OUTAGE_ERROR_PATTERNS)},
     ).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return WriteOutage(row[0], row[1], int(row[2]), row[3]) if row else None
 
 
@@ -112,7 +113,7 @@ def open_kinds(conn: psycopg.Connection, kinds: Sequence[str]) -> set[str]:
     """Which of these unscoped incidents are open (a cheap look before resolving)."""
     rows = conn.execute("select kind from incidents where state <> 'resolved' and scope = '' and kind = any(%s)",
                         (list(kinds),)).fetchall()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return {kind for (kind,) in rows}
 
 
@@ -121,7 +122,7 @@ def unresolved_dead_rows(conn: psycopg.Connection, now: datetime | None = None) 
     (count,) = conn.execute(
         "select count(*) from unresolved_dead_sync_rows(interval '0 seconds', coalesce(%s::timestamptz, now()))",
         (now,)).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return int(count)
 
 
@@ -163,7 +164,7 @@ def freshness(conn: psycopg.Connection, limit: timedelta, now: datetime | None =
         """,
         {"now": now, "limit": limit},
     ).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return Freshness(limit, row[0], row[1], int(row[2]), int(row[3]))
 
 
@@ -247,8 +248,3 @@ class OutageWatch:
         dead_rows = IncidentKind.SYNC_DEAD_ROWS
         if self._alerts is not None and open_kinds(conn, [dead_rows]) and not unresolved_dead_rows(conn, self._clock()):
             self._alerts.resolve(dead_rows, "every dead website sync change has been written since or replaced")
-
-
-def _commit(conn: psycopg.Connection) -> None:
-    if not conn.autocommit:
-        conn.commit()

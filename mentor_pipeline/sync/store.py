@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.rows import class_row
 
+from mentor_pipeline.db.connection import commit_unless_autocommit
 from mentor_pipeline.vocabulary import SyncOutcome, TriggerEvent
 
 # Every `now` parameter: the moment the SQL function decides at; None is the database's now().
@@ -109,7 +110,7 @@ def claim_batch(
     with conn.cursor(row_factory=class_row(QueueRow)) as cur:
         cur.execute(f"select * from claim_sync_batch(%s, %s, %s, {_AT})", (limit, lease, token, now))
         rows = cur.fetchall()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return rows
 
 
@@ -117,7 +118,7 @@ def extend_lease(conn: psycopg.Connection, token: uuid.UUID, lease: timedelta, n
     """Push the lease of the rows still held under `token` to `now` + `lease`; returns how many
     are still held."""
     (held,) = conn.execute(f"select extend_sync_lease(%s, %s, {_AT})", (token, lease, now)).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return held
 
 
@@ -158,7 +159,7 @@ def _record_outcomes(
             (token, payload, policy.max_attempts, policy.backoff_base, policy.backoff_max, now),
         )
         rows = cur.fetchall()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return rows
 
 
@@ -170,7 +171,7 @@ def tick(conn: psycopg.Connection, now: datetime | None = None) -> DueSummary:
     row = conn.execute(
         f"select clock_marked, due_count, max_due_id, expired_leases from website_sync_tick({_AT})", (now,)
     ).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return DueSummary(int(row[1]), row[2], int(row[3]), clock_marked=int(row[0]))
 
 
@@ -181,7 +182,7 @@ def archive_finished(
     (moved,) = conn.execute(
         f"select archive_sync_queue(%s, %s, %s, {_AT})", (policy.done_retention, policy.dead_retention, limit, now)
     ).fetchone()
-    _commit(conn)
+    commit_unless_autocommit(conn)
     return moved
 
 
@@ -252,8 +253,3 @@ def listing_state(
         return {row.mentor_id: row for row in cur.fetchall()}
 
 
-def _commit(conn: psycopg.Connection) -> None:
-    # On a non-autocommit connection, end the transaction now: a claim must be committed
-    # (and its row locks released) before the caller goes anywhere near HTTP.
-    if not conn.autocommit:
-        conn.commit()

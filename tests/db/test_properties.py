@@ -16,7 +16,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -25,10 +24,10 @@ from hypothesis import strategies as st
 
 from mentor_pipeline.expiry.dates import today_in_oslo
 from mentor_pipeline.expiry.run import run_nightly_expiry
+from mentor_pipeline.timezone import OSLO
 from tests.expiry.helpers import plant_thresholds
 from tests.support.factories import mentor as new_mentor
 
-OSLO = ZoneInfo("Europe/Oslo")
 STATUSES = ["active", "paused", "expired_cert"]
 EVENTS = ["status_change", "manual_coordinator_action"]
 DEFAULT_THRESHOLDS = [30, 14, 7]

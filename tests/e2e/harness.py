@@ -28,7 +28,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import psycopg
 from mentor_pipeline.db.connection import project_root, with_database
 from mentor_pipeline.db.seed import seed
 from mentor_pipeline.demo import processes
+from mentor_pipeline.polling import Hopeless, wait_until
 from mentor_pipeline.demo.instance import ensure_database, install_instance
 from mentor_pipeline.demo.stack import seed_emulator_from_database
 from tests.support.db import create_database, drop_database
@@ -63,27 +63,13 @@ RUN_TIMEOUT = 300.0
 LOCATION = "mentor_pipeline"  # workspace.yaml's location_name
 
 
-class CodeLocationError(RuntimeError):
+class CodeLocationError(Hopeless):
     """The code location failed to load (an import error in the definitions)."""
 
 
 def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.5) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except CodeLocationError:
-            raise  # will not get better by waiting
-        except Exception as exc:  # a poll that errors is a poll that has not succeeded yet
-            last_error = exc
-        if time.monotonic() > deadline:
-            detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(interval)
+    """Poll `check` until it returns something truthy; a poll that errors has not succeeded yet."""
+    return wait_until(check, timeout=timeout, what=what, interval=interval, errors_mean_not_yet=True)
 
 
 @dataclass

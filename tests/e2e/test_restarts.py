@@ -76,7 +76,7 @@ def test_a_daemon_killed_mid_drain_costs_the_lease_not_half_an_hour(stack: Stack
 
 
 def test_a_retiring_mentor_leaves_the_website_and_a_newly_active_one_joins_it(stack: Stack):
-    # Statuses outside the seeds' three reach the website through the running daemon too.
+    # Statuses other than active, paused and expired_cert (the original trigger's three) reach the website through the running daemon too.
     retiring = new_mentor(stack, "HLF", "Retiring Mentor", listed_in_dynamics=True, settled=True)
     newcomer = new_mentor(stack, "HLF", "Onboarded Mentor", listed_in_dynamics=False, settled=True)
     with stack.connect() as conn:

@@ -7,14 +7,12 @@ import subprocess
 import sys
 import uuid
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
-
 import psycopg
 
+from mentor_pipeline.timezone import OSLO  # noqa: F401 - the expiry tests import it from here
 from tests.support.db import wait_for_lock_waiters  # noqa: F401 - the expiry tests import it from here
 from tests.support.factories import insert_certification, mentor
 
-OSLO = ZoneInfo("Europe/Oslo")
 # A past night (the run refuses future dates); summer time, so Oslo is UTC+2.
 RUN_DATE = date(2026, 6, 15)
 

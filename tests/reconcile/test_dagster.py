@@ -6,7 +6,6 @@ over HTTP, a webhook receiver for alerts, a test instance."""
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
@@ -15,6 +14,7 @@ from mentor_pipeline.expiry.definitions import defs as expiry_defs
 from mentor_pipeline.reconcile.assets import ForceSyncConfig
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.sync.definitions import defs as sync_defs
+from mentor_pipeline.timezone import OSLO
 from tests.reconcile.helpers import (
     hlf_mentors,
     in_sync_world,
@@ -33,7 +33,6 @@ def instance():
         yield test_instance
 
 
-OSLO = ZoneInfo("Europe/Oslo")
 NIGHT = "2026-03-29"  # the night clocks go forward: 02:00 does not exist in Oslo
 RECONCILIATION = dg.AssetKey("website_reconciliation")
 

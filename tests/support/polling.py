@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import time
+from mentor_pipeline.polling import wait_until
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
     """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    return wait_until(predicate, timeout=timeout, interval=interval)

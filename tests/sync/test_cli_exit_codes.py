@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from mentor_pipeline.cli import main
+from mentor_pipeline.cli import leftover
+from mentor_pipeline.cli.leftover import queue_left
 from mentor_pipeline.operations.store import get_incident
-from mentor_pipeline.sync import leftover
-from mentor_pipeline.sync.leftover import queue_left
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,3 +227,118 @@ def test_reconcile_and_force_sync_report_rows_another_process_holds(db, emulator
         assert "leased by another process until" in summary_line(out)
         assert summary_line(out).startswith(f"mentor-pipeline {argv[0]}: left undone: 20 leased")
     assert sent_writes(emulator) == []  # the held mentors wait for their rows' owner
+
+
+def changes_arrive_once(db, monkeypatch, mentors, status="paused") -> None:
+    """The app is live: right after the drain's last claim, before the command counts what is
+    left, these mentors change (the moment a change is sure to be left to the next drain)."""
+    real = leftover.queue_left
+    pending = [mentors]
+
+    def queue_left_while_the_app_changes(conn, *args, **kwargs):
+        if pending:
+            set_statuses(db, pending.pop(), status)
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(leftover, "queue_left", queue_left_while_the_app_changes)
+
+
+def test_changes_that_arrive_while_sync_runs_are_reported_not_a_failure(db, emulator, dynamics_env, capsys,
+                                                                        monkeypatch):
+    mentors = hlf_mentors(db, 6)
+    seed_contacts(emulator, mentors)
+    due, arriving = mentors[:4], mentors[4:]
+    set_statuses(db, due, "paused")
+    changes_arrive_once(db, monkeypatch, arriving)
+
+    code, out, err = cli(capsys, "sync")
+
+    assert code == 0, out + err
+    assert summary_line(out) == ("mentor-pipeline sync: nothing due is left undone; "
+                                 "2 arrived while running (the next drain takes them)")
+    assert queue_statuses(db) == {"done": 4, "pending": 2}
+    assert {m for m, _ in sent_writes(emulator)} == {str(m) for m in due}
+
+
+def test_a_change_due_at_the_start_and_left_undone_still_fails_beside_the_arrivals(db, emulator, dynamics_env,
+                                                                                   capsys, monkeypatch):
+    from mentor_pipeline.sync.report import DrainReport
+    from mentor_pipeline.sync.run import Drain
+
+    mentors = hlf_mentors(db, 5)
+    seed_contacts(emulator, mentors)
+    due, arriving = mentors[:3], mentors[3:]
+    set_statuses(db, due, "paused")
+    changes_arrive_once(db, monkeypatch, arriving)
+    monkeypatch.setattr(Drain, "run", lambda self, **limits: DrainReport())  # a drain that takes nothing
+
+    code, out, err = cli(capsys, "sync")
+
+    assert code == 4, out + err
+    assert summary_line(out) == ("mentor-pipeline sync: left undone: 3 due and not yet tried; "
+                                 "2 arrived while running (the next drain takes them)")
+
+
+def test_rows_after_the_start_are_arrivals_unless_the_command_queued_them(db):
+    first, second, third = hlf_mentors(db, 3)
+    set_statuses(db, [first], "paused")
+    start = leftover.command_start(db)
+    set_statuses(db, [second, third], "paused")
+    (own,) = db.execute("select id from sync_queue where mentor_id = %s", (second,)).fetchone()
+
+    left = queue_left(db, start)
+    assert (left.due_untried, left.arrived, left.exit_code) == (1, 2, 4)
+    left = queue_left(db, start.with_own([own]))
+    assert (left.due_untried, left.arrived) == (2, 1)
+    assert left.summary() == "left undone: 2 due and not yet tried; 1 arrived while running (the next drain takes them)"
+    # Without a start, every waiting row counts, as before.
+    assert queue_left(db, start.at).due_untried == 3
+
+
+def test_several_drains_add_up_to_one_report_with_the_429_waits_and_the_archived_rows():
+    from mentor_pipeline.cli.breakglass import merge_reports
+    from mentor_pipeline.sync.report import DrainReport
+
+    total = DrainReport()
+    merge_reports(total, DrainReport(batches=2, rate_limit_waits=3, archived=40, seconds=1.5))
+    merge_reports(total, DrainReport(batches=1, rate_limit_waits=1, archived=2, seconds=0.5,
+                                     stopped_reason="stopped after the time budget"))
+    assert (total.batches, total.rate_limit_waits, total.archived, total.seconds) == (3, 4, 42, 2.0)
+    assert total.stopped_reason == "stopped after the time budget"
+
+
+def test_sync_under_live_traffic_exits_0_every_time(db, db_url, emulator, dynamics_env, capsys):
+    """The issue's probe: the app keeps changing mentors while `mentor-pipeline sync` runs (it
+    used to exit 4 in 3-6 runs of 10). What was due at the start is done every time."""
+    import psycopg
+    import threading
+
+    mentors = hlf_mentors(db, 400)
+    seed_contacts(emulator, mentors)
+    due, live = mentors[:300], mentors[300:]
+    emulator.admin.set_faults(latency=0.05)  # each $batch takes a while: changes land mid-drain
+    stop = threading.Event()
+
+    def the_app_keeps_changing_mentors():
+        with psycopg.connect(db_url, autocommit=True) as app:
+            n = 0
+            while not stop.is_set():
+                set_statuses(app, [live[n % len(live)]], "paused" if (n // len(live)) % 2 == 0 else "active")
+                n += 1
+                time.sleep(0.01)
+
+    for status in ("paused", "active", "paused"):
+        set_statuses(db, due, status)
+        app = threading.Thread(target=the_app_keeps_changing_mentors)
+        stop.clear()
+        app.start()
+        try:
+            code, out, err = cli(capsys, "sync")
+        finally:
+            stop.set()
+            app.join()
+        assert code == 0, out + err
+        assert summary_line(out).startswith("mentor-pipeline sync: nothing due is left undone"), out
+        (undone_due,) = db.execute("select count(*) from sync_queue where sync_change_waiting(status)"
+                                   " and mentor_id = any(%s::uuid[])", ([str(m) for m in due],)).fetchone()
+        assert undone_due == 0

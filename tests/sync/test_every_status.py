@@ -36,7 +36,8 @@ def rule_says_listed(db, mentor_ids) -> dict[str, bool]:
         "select mentor_id, should_be_listed from website_desired_listing(%s::uuid[])", (mentor_ids,)).fetchall()}
 
 
-def test_the_app_has_more_statuses_than_the_seeds_name(db):
+def test_the_app_has_more_statuses_than_the_original_trigger_named(db):
+    # The original outbox trigger handled active, paused and expired_cert only.
     assert {"onboarding", "active", "paused", "expired_cert", "retired"} <= set(app_statuses(db))
 
 
