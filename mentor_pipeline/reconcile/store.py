@@ -1,5 +1,5 @@
 """Database access for reconciliation: one Python function per SQL object of
-`supabase/schemas/40_reconciliation.sql` (the listing rule: `10_outbox.sql`), plus the writes of
+`supabase/schemas/40_reconciliation.sql` (the listing rule: `10_rule.sql`), plus the writes of
 the run and its log."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The sync_queue access layer: one Python function per SQL function of the queue protocol
-(supabase/schemas/20_queue.sql; the enqueue and the listing rule: 10_outbox.sql).
+(supabase/schemas/20_queue.sql; the enqueue: 11_outbox.sql; the listing rule: 10_rule.sql).
 
 Every function here is one short statement on the connection it is given. Callers pass an
 autocommit connection (or commit right after), so no transaction and no row lock is ever open

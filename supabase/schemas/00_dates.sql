@@ -1,5 +1,5 @@
 -- The Oslo calendar: what a run date and a certification's expiry date mean, for every rule that
--- counts days (the nightly expiry in 30_expiry.sql, the listing rule's reasons in 10_outbox.sql,
+-- counts days (the nightly expiry in 30_expiry.sql, the listing rule's reasons in 10_rule.sql,
 -- the compensation query in 40_reconciliation.sql). First, because those rules call it.
 --
 -- Dates: a run is for one Oslo calendar date D (the "run date"). A certification is valid as

@@ -416,7 +416,7 @@ as $$
 $$;
 
 -- The drain path's tick (sensor, processor, break-glass command): mark what the clock changed
--- and the re-check notes whose time has come (10_outbox.sql), then say what is due.
+-- and the re-check notes whose time has come (22_clock.sql), then say what is due.
 create function website_sync_tick(p_at timestamptz default now())
 returns table (clock_marked integer, due_count bigint, max_due_id bigint, expired_leases bigint)
 language plpgsql

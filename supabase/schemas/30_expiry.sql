@@ -8,7 +8,7 @@
 -- the status check inside the UPDATE (transitions) do the work, not "check, then insert".
 
 -- Speeds up "which certifications expire inside the reminder window" (and the clock's range scan,
--- 10_outbox.sql).
+-- 22_clock.sql).
 create index certifications_expires_at on certifications (expires_at);
 
 -- ---------------------------------------------------------------------------------------------
