@@ -29,6 +29,15 @@ from mentor_pipeline.sync.store import QueuePolicy
 DYNAMICS_POOL = "dynamics"
 DYNAMICS_TAG = "mentor_pipeline/dynamics"
 
+# What every asset of the website's listing in Dynamics shares (the listing, its reconciliation,
+# the drift found): where the UI groups them, who owns them, what they touch, the one Dynamics pool.
+WEBSITE_SYNC_ASSET = {
+    "group_name": "website_sync",
+    "owners": ["team:hlf-website-sync"],
+    "kinds": {"dynamics365", "postgres"},
+    "pool": DYNAMICS_POOL,
+}
+
 
 def dynamics_run_tags(kind: str) -> dict[str, str]:
     """The job's share of the budget. Job `tags`, not `run_tags`: a run launched from the UI or

@@ -135,6 +135,23 @@ def finish(command: str, start: Start, *, error: bool = False, review: bool = Fa
     return code
 
 
+def run_reconciliation(command: str, work: Callable[..., object], *, dry_run: bool) -> int:
+    """`reconcile` and `force-sync`: sign in, run `work(drain, progress)` with a progress bar,
+    print the summary, and the exit code. A dry run raises no alerts."""
+    from mentor_pipeline.db import connect
+
+    start = database_start()
+    settings = sync_settings()
+    client = open_client()
+    try:
+        report = run_with_progress(
+            lambda bar: work(settings.drain(connect, client, alerts=None if dry_run else alert_sink()), bar))
+    finally:
+        client.close()
+    print_reconciliation(report)
+    return finish_reconciliation(command, report, start, dry_run=dry_run)
+
+
 def finish_reconciliation(command: str, report, start: Start, *, dry_run: bool) -> int:
     """`reconcile` and `force-sync`: what the queue still holds decides, their own queued rows
     counted with what was due at the start; a dry run changed nothing, so only its own findings count."""

@@ -34,17 +34,9 @@ def run(*, mentors: Sequence[str], chapter: str | None, dry_run: bool) -> int:
                 select_mentors(conn, ids, names, chapter)
             except InvalidMentorIds as exc:
                 raise CommandError(str(exc)) from None
-    start = breakglass.database_start()
-    settings = breakglass.sync_settings()
-    client = breakglass.open_client()
-    try:
-        report = breakglass.run_with_progress(lambda bar: force_sync(
-            settings.drain(connect, client, alerts=None if dry_run else breakglass.alert_sink()), mentor_ids=ids,
-            mentor_names=names, chapter=chapter, dry_run=dry_run, progress=bar))
-    finally:
-        client.close()
-    breakglass.print_reconciliation(report)
-    return breakglass.finish_reconciliation("force-sync", report, start, dry_run=dry_run)
+    return breakglass.run_reconciliation(
+        "force-sync", lambda drain, bar: force_sync(drain, mentor_ids=ids, mentor_names=names, chapter=chapter,
+                                                    dry_run=dry_run, progress=bar), dry_run=dry_run)
 
 
 def _is_uuid(text: str) -> bool:

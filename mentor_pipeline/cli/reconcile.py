@@ -19,17 +19,7 @@ def register(subparsers) -> None:
 
 
 def run(*, dry_run: bool) -> int:
-    from mentor_pipeline.db import connect
     from mentor_pipeline.reconcile.run import reconcile
 
-    start = breakglass.database_start()
-    settings = breakglass.sync_settings()
-    client = breakglass.open_client()
-    try:
-        report = breakglass.run_with_progress(lambda bar: reconcile(
-            settings.drain(connect, client, alerts=None if dry_run else breakglass.alert_sink()), dry_run=dry_run,
-            progress=bar))
-    finally:
-        client.close()
-    breakglass.print_reconciliation(report)
-    return breakglass.finish_reconciliation("reconcile", report, start, dry_run=dry_run)
+    return breakglass.run_reconciliation(
+        "reconcile", lambda drain, bar: reconcile(drain, dry_run=dry_run, progress=bar), dry_run=dry_run)

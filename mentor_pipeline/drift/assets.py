@@ -11,7 +11,7 @@ from mentor_pipeline.dynamics.errors import DynamicsAuthError, DynamicsConfigErr
 from mentor_pipeline.operations import liveness
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.store import RUN_FAILURE_INCIDENT_KEY
-from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource
+from mentor_pipeline.resources import WEBSITE_SYNC_ASSET, AppDatabase, DynamicsResource
 from mentor_pipeline.vocabulary import incident_kind_for
 
 TRACKING_CHECK = "change_tracking_readable"
@@ -27,10 +27,7 @@ FIGHT_CHECK = "no_contact_fights_the_pipeline"
         "are marked in sync_queue (triggered_by_event dynamics_drift) and the drain puts them right; every finding "
         "is a row of dynamics_drift."
     ),
-    group_name="website_sync",
-    owners=["team:hlf-website-sync"],
-    kinds={"dynamics365", "postgres"},
-    pool=DYNAMICS_POOL,
+    **WEBSITE_SYNC_ASSET,
     check_specs=[
         dg.AssetCheckSpec(TRACKING_CHECK, asset="dynamics_drift",
                           description="Dataverse answered the delta read: change tracking is on for the contact table."),

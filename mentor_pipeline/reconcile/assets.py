@@ -23,7 +23,7 @@ from mentor_pipeline.reconcile.checks import (
 from mentor_pipeline.reconcile.report import ReconcileReport
 from mentor_pipeline.reconcile.run import force_sync, reconcile
 from mentor_pipeline.reconcile.store import InvalidMentorIds
-from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource, SyncSettings
+from mentor_pipeline.resources import DYNAMICS_POOL, WEBSITE_SYNC_ASSET, AppDatabase, DynamicsResource, SyncSettings
 from mentor_pipeline.sync.assets import report_metadata as drain_metadata
 from mentor_pipeline.vocabulary import incident_kind_for
 
@@ -54,10 +54,7 @@ NIGHTLY = (AFTER_EXPIRY | BY_DEADLINE).with_label("after the night's expiry, or 
         "divergent mentors through sync_queue and log the run in reconciliation_log. Starts when the night's "
         "expired_cert_transitions is materialised, or at 05:00 Oslo without it (metadata `ran_after_expiry`)."
     ),
-    group_name="website_sync",
-    owners=["team:hlf-website-sync"],
-    kinds={"dynamics365", "postgres"},
-    pool=DYNAMICS_POOL,
+    **WEBSITE_SYNC_ASSET,
 )
 def website_reconciliation(
     context: dg.AssetExecutionContext,

@@ -10,7 +10,7 @@ import dagster as dg
 from mentor_pipeline.operations import liveness
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.store import RUN_FAILURE_INCIDENT_KEY
-from mentor_pipeline.resources import DYNAMICS_POOL, AppDatabase, DynamicsResource, SyncSettings
+from mentor_pipeline.resources import WEBSITE_SYNC_ASSET, AppDatabase, DynamicsResource, SyncSettings
 from mentor_pipeline.sync.report import DrainReport
 
 WEBSITE_SYNC_JOB = "website_sync_job"
@@ -23,10 +23,7 @@ WEBSITE_SYNC_JOB = "website_sync_job"
         "(website_listing_rule in SQL) says at the moment of writing. The confirmed state per mentor is in "
         "website_listing_state. Power Pages shows a Dataverse change within 15 minutes of the write."
     ),
-    group_name="website_sync",
-    owners=["team:hlf-website-sync"],
-    kinds={"dynamics365", "postgres"},
-    pool=DYNAMICS_POOL,
+    **WEBSITE_SYNC_ASSET,
 )
 def website_listing(
     context: dg.AssetExecutionContext,
