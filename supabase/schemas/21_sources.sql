@@ -3,20 +3,25 @@
 -- definition of which mentor keys concern the website. After 20_queue.sql: that definition reads
 -- the listing state the drain keeps.
 
--- Which mentor keys concern the website: the one definition every source of change asks.
--- A mentor of an organisation with website sync; with p_mentor_id, also a mentor the website may
--- still show (a listing the pipeline confirmed). The second form is for the two changes that can
--- take a mentor away from a syncing organisation (a move, a deletion): the organisation the
--- mentor is in now may have no website, yet the contact must be unlisted. Every other change
--- keeps the mentor where they are, and an organisation switched off marked all its mentors itself.
--- SQL, so it is inlined where it is asked.
-create function concerns_website(p_organization_id uuid, p_mentor_id uuid default null)
-returns boolean
+-- Which mentor keys concern the website: the one definition every source of change asks. The
+-- key itself when its mentor is in an organisation with website sync; with p_also_listed, also
+-- when the website may still show the mentor (a listing the pipeline confirmed). The second form
+-- is for the two changes that can take a mentor away from a syncing organisation (a move, a
+-- deletion): the organisation the mentor is in now may have no website, yet the contact must be
+-- unlisted. Every other change keeps the mentor where they are, and an organisation switched off
+-- marked all its mentors itself. A set-returning SQL function, asked as
+-- `exists (select from mentor_concerns_website(...))`: the planner inlines it into the asking
+-- query, so the status trigger pays one index probe, as when it restated the test. (A boolean
+-- SQL function that reads tables is not inlined: planned anew on every status change.)
+create function mentor_concerns_website(p_mentor_id uuid, p_organization_id uuid, p_also_listed boolean default false)
+returns table (mentor_id uuid)
 language sql
 stable
+rows 1
 as $$
-    select exists (select from public.organizations o where o.id = p_organization_id and o.website_sync_enabled)
-        or exists (select from public.website_listing_state w where w.mentor_id = p_mentor_id)
+    select p_mentor_id
+     where exists (select from public.organizations o where o.id = p_organization_id and o.website_sync_enabled)
+        or (p_also_listed and exists (select from public.website_listing_state w where w.mentor_id = p_mentor_id))
 $$;
 
 -- Status changes. The seeds' three cases: paused/expired_cert -> remove; a reinstatement (active
@@ -52,7 +57,7 @@ begin
         end if;
     end if;
 
-    if concerns_website(new.organization_id) then
+    if exists (select from mentor_concerns_website(new.id, new.organization_id)) then
         if wanted_operation is not null then
             if queue_website_sync(array[new.id], event, wanted_operation) > 0 then
                 enqueued_operation := wanted_operation;
@@ -92,7 +97,8 @@ security definer
 set search_path = public, pg_temp
 as $$
 begin
-    if concerns_website(old.organization_id, new.id) or concerns_website(new.organization_id) then
+    if exists (select from mentor_concerns_website(new.id, old.organization_id, true))
+       or exists (select from mentor_concerns_website(new.id, new.organization_id)) then
         perform queue_website_sync(array[new.id], sync_event('chapter_change'));
     end if;
     return null;
@@ -114,7 +120,8 @@ set search_path = public, pg_temp
 as $$
 begin
     perform queue_website_sync(array(
-        select g.id from gone g where concerns_website(g.organization_id, g.id)), sync_event('mentor_deleted'), 'remove');
+        select g.id from gone g where exists (select from mentor_concerns_website(g.id, g.organization_id, true))),
+        sync_event('mentor_deleted'), 'remove');
     return null;
 end
 $$;
@@ -147,7 +154,8 @@ begin
     -- Mentors of organisations with website sync; a mentor deleted with its certifications
     -- (cascade) was marked by the deletion trigger already.
     perform queue_website_sync(array(
-        select m.id from mentors m where m.id = any (changed) and concerns_website(m.organization_id)),
+        select m.id from mentors m
+         where m.id = any (changed) and exists (select from mentor_concerns_website(m.id, m.organization_id))),
         sync_event('certification_change'));
     return null;
 end
@@ -205,7 +213,8 @@ set search_path = public, pg_temp
 as $$
 begin
     perform queue_website_sync(array(
-        select m.id from mentors m where m.chapter_id = new.id and concerns_website(m.organization_id)),
+        select m.id from mentors m
+         where m.chapter_id = new.id and exists (select from mentor_concerns_website(m.id, m.organization_id))),
         sync_event('chapter_change'));
     return null;
 end
@@ -221,7 +230,7 @@ execute function enqueue_chapter_rename();
 -- Privileges: the triggers run as their owner (SECURITY DEFINER); nobody calls these directly.
 
 revoke execute on function
-    concerns_website(uuid, uuid),
+    mentor_concerns_website(uuid, uuid, boolean),
     enqueue_website_sync(),
     enqueue_mentor_move(),
     enqueue_mentor_deletion(),

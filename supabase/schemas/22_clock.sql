@@ -120,7 +120,8 @@ begin
     return queue_website_sync(array(
         select m.id from unnest(crossed) c(id)
           join mentors m on m.id = c.id
-         where m.status = 'active' and public.concerns_website(m.organization_id)), 'certification_lapsed', null, p_at);
+         where m.status = 'active' and exists (select from public.mentor_concerns_website(m.id, m.organization_id))),
+        'certification_lapsed', null, p_at);
 end
 $$;
 
