@@ -5,13 +5,11 @@ webhook URLs in httpx's request log."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 
 import pytest
 
 from mentor_pipeline.redaction import redact, redact_url
+from tests.support.cli import run_cli
 
 SECRET = "s3cretPW"
 
@@ -50,12 +48,6 @@ def test_redact_finds_urls_inside_a_message():
     assert redact(message) == 'The resource principal named https://<redacted>@hlf.crm4.dynamics.com was not found ("x").'
 
 
-def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=60)
-
-
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -67,7 +59,7 @@ def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
     ids=["broken-host", "space-in-password", "unknown-parameter", "unreachable"],
 )
 def test_a_bad_database_url_is_one_line_without_its_password(url, message):
-    result = run_cli("mentor", "list", database_url=url)
+    result = run_cli("mentor", "list", env={"DATABASE_URL": url})
     assert result.returncode == 1 and result.stdout == ""
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("mentor-pipeline mentor: error: ") and message in line, line
@@ -78,10 +70,10 @@ def test_a_bad_database_url_is_one_line_without_its_password(url, message):
 
 def test_db_url_hides_the_password_unless_asked():
     with_password = f"postgresql://app:{SECRET}@db.example.org:5432/postgres"  # printed, never dialled
-    shown = run_cli("db", "url", database_url=with_password)
+    shown = run_cli("db", "url", env={"DATABASE_URL": with_password})
     assert shown.returncode == 0 and shown.stdout.strip() == redact_url(with_password)
     assert SECRET not in shown.stdout
-    whole = run_cli("db", "url", "--show-password", database_url=with_password)
+    whole = run_cli("db", "url", "--show-password", env={"DATABASE_URL": with_password})
     assert whole.stdout.strip() == with_password
 
 

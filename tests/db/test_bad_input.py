@@ -4,16 +4,14 @@ line with the next step, and nothing is written."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from mentor_pipeline.cli import main
 from mentor_pipeline.db.connection import SchemaMissing, connect, with_database
 from mentor_pipeline.text import plain
+from tests.support.cli import run_cli
 from tests.support.db import create_database, drop_database
 from tests.support.factories import mentor
 
@@ -39,9 +37,7 @@ def test_an_unmigrated_database_names_the_next_step(unmigrated_url):
 
 
 def test_an_unmigrated_database_is_one_line_in_the_cli_and_stays_empty(unmigrated_url):
-    env = {**os.environ, "DATABASE_URL": unmigrated_url}
-    result = subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", "mentor", "list"], capture_output=True,
-                            text=True, env=env, timeout=60)
+    result = run_cli("mentor", "list", env={"DATABASE_URL": unmigrated_url}, timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     [line] = result.stderr.strip().splitlines()
     assert re.match(r'mentor-pipeline mentor: error: relation "\w+" does not exist in database ', line)

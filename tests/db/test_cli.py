@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
+from tests.support.cli import run_cli
 from tests.support.factories import queue_rows
 
 
-def run_cli(*args: str, env_url: str | None) -> subprocess.CompletedProcess:
-    import os
-
-    env = dict(os.environ)
-    if env_url is not None:
-        env["DATABASE_URL"] = env_url
-    return subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=120)
-
-
 def test_db_url_prints_the_configured_url(db_url):
-    result = run_cli("db", "url", "--show-password", env_url=db_url)
+    result = run_cli("db", "url", "--show-password", env={"DATABASE_URL": db_url})
     assert result.returncode == 0
     assert result.stdout.strip() == db_url
 
 
 def test_migrate_reports_up_to_date_and_seed_is_repeatable(db_url, db):
-    assert run_cli("db", "migrate", env_url=db_url).stdout.strip() == "database is up to date"
-    first = run_cli("db", "seed", env_url=db_url)
-    second = run_cli("db", "seed", env_url=db_url)
+    assert run_cli("db", "migrate", env={"DATABASE_URL": db_url}).stdout.strip() == "database is up to date"
+    first = run_cli("db", "seed", env={"DATABASE_URL": db_url})
+    second = run_cli("db", "seed", env={"DATABASE_URL": db_url})
     assert first.returncode == second.returncode == 0
     assert "demo data loaded" in first.stdout and "(0 new mentors)" in second.stdout
     counts = db.execute(
@@ -54,10 +44,10 @@ def test_migrate_needs_the_apps_tables_or_the_standin_flag(admin_url):
     name = create_database(admin_url)
     try:
         url = with_database(admin_url, name)
-        refused = run_cli("db", "migrate", env_url=url)
+        refused = run_cli("db", "migrate", env={"DATABASE_URL": url})
         assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert "lacks what the pipeline needs: table public.certifications, table public.chapters" in refused.stderr
-        demo = run_cli("db", "migrate", "--with-app-standin", env_url=url)
+        demo = run_cli("db", "migrate", "--with-app-standin", env={"DATABASE_URL": url})
         assert demo.returncode == 0, demo.stderr
         assert demo.stdout.splitlines()[:3] == [
             "applied app stand-in 20261123000000_app_tables.sql", "applied app stand-in 20261206000000_mentor_statuses.sql",
@@ -67,7 +57,7 @@ def test_migrate_needs_the_apps_tables_or_the_standin_flag(admin_url):
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path):
-    result = run_cli("db", "migrate", env_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    result = run_cli("db", "migrate", env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -76,8 +66,8 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
 
 
 def test_set_status_goes_through_the_trigger(db_url, db):
-    run_cli("db", "seed", env_url=db_url)
-    result = run_cli("mentor", "set-status", "Ingrid Hansen", "paused", "--as-coordinator", env_url=db_url)
+    run_cli("db", "seed", env={"DATABASE_URL": db_url})
+    result = run_cli("mentor", "set-status", "Ingrid Hansen", "paused", "--as-coordinator", env={"DATABASE_URL": db_url})
     assert result.returncode == 0, result.stderr
     assert "Ingrid Hansen: active -> paused" in result.stdout
     [row] = [r for r in queue_rows(db) if r["triggered_by_event"] != "certification_change"]
@@ -85,9 +75,9 @@ def test_set_status_goes_through_the_trigger(db_url, db):
 
 
 def test_set_status_with_unknown_mentor_changes_nothing(db_url, db):
-    run_cli("db", "seed", env_url=db_url)
+    run_cli("db", "seed", env={"DATABASE_URL": db_url})
     before = queue_rows(db)
-    result = run_cli("mentor", "set-status", "Nobody Here", "paused", env_url=db_url)
+    result = run_cli("mentor", "set-status", "Nobody Here", "paused", env={"DATABASE_URL": db_url})
     assert result.returncode == 1
     assert "no mentor with id or name 'Nobody Here'" in result.stderr
     assert queue_rows(db) == before

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import date, datetime, timedelta
 import psycopg
@@ -96,12 +93,6 @@ def build_scenario(conn: psycopg.Connection, run_date: date = RUN_DATE) -> None:
             for days in SCENARIO_DAYS:
                 expires_at = None if days is None else expiring_on(run_date, days)
                 mentor_expiring(conn, expires_at, org=org, status=status, name=f"{org} {status} {days}")
-
-
-def cli(*args: str, db_url: str, **popen) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": db_url}
-    return subprocess.Popen([sys.executable, "-m", "mentor_pipeline.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
 def plant_thresholds(conn: psycopg.Connection, org_code: str, days_literal: str) -> None:

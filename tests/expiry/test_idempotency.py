@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from mentor_pipeline.expiry.dates import today_in_oslo
-from tests.expiry.helpers import build_scenario, cli, outcome, run_expiry_sql, wait_for_lock_waiters
+from tests.expiry.helpers import build_scenario, outcome, run_expiry_sql, wait_for_lock_waiters
+from tests.support.cli import start_cli
 from tests.support.db import fresh_database
 
 # Tonight, as the CLI runs it (reminders are sent today, so the night must be today's).
@@ -43,7 +44,7 @@ def test_two_processes_at_the_same_time_equal_one_clean_run(db_url, db, clean_ou
     with psycopg.connect(db_url) as gate:
         # Hold both runs at their first statement so they really overlap, then let them race.
         gate.execute("lock table mentors in exclusive mode")
-        runs = [cli("expiry", "--date", NIGHT.isoformat(), db_url=db_url) for _ in range(2)]
+        runs = [start_cli("expiry", "--date", NIGHT.isoformat(), env={"DATABASE_URL": db_url}) for _ in range(2)]
         wait_for_lock_waiters(db, 2)
         gate.rollback()
     outputs = [run.communicate(timeout=120) for run in runs]
@@ -69,7 +70,7 @@ def test_killed_midway_then_rerun_equals_one_clean_run(db_url, db, clean_outcome
     build_scenario(db, NIGHT)
     with psycopg.connect(db_url) as blocker:
         blocker.execute(f"lock table {blocked_table} in share mode")
-        run = cli("expiry", "--date", NIGHT.isoformat(), db_url=db_url)
+        run = start_cli("expiry", "--date", NIGHT.isoformat(), env={"DATABASE_URL": db_url})
         [backend_pid] = wait_for_lock_waiters(db, 1)
         os.kill(run.pid, signal.SIGKILL)
         run.wait(30)
@@ -83,7 +84,7 @@ def test_killed_midway_then_rerun_equals_one_clean_run(db_url, db, clean_outcome
     assert bool(partial["reminders"]) == committed_before_the_kill["reminders"]
     assert partial["notifications"] == [] and partial["reminders"] == []
 
-    rerun = cli("expiry", "--date", NIGHT.isoformat(), db_url=db_url)
+    rerun = start_cli("expiry", "--date", NIGHT.isoformat(), env={"DATABASE_URL": db_url})
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
     assert outcome(db) == clean_outcome

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 from mentor_pipeline.operations.store import get_incident, raise_incident
+from tests.support.cli import run_cli
 from tests.support.webhook import webhook_receiver
-
-
-def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mentor_pipeline.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
 
 
 def test_list_then_resolve_by_hand_posts_once(db_url, db):

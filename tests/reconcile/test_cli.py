@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from mentor_pipeline.cli import main
 from tests.reconcile.helpers import hlf_mentors, in_sync_world, listed_in_dynamics, set_statuses, writes_sent
+from tests.support.cli import call_cli
 from tests.support.factories import queue_rows
 
 NEW_SECRET = f"new-secret-{uuid.uuid4().hex}"
@@ -35,15 +35,9 @@ def rotated(db, emulator, monkeypatch):
     return mentors
 
 
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_old_secret_fails_with_one_clear_line_and_changes_nothing(db, emulator, rotated, capsys):
     for command in (["sync"], ["reconcile"], ["force-sync"], ["reconcile", "--dry-run"]):
-        code, out, err = cli(capsys, *command)
+        code, out, err = call_cli(capsys, *command)
         assert code == 1, command
         [line] = err.strip().splitlines()
         assert "AADSTS7000215" in line and "DYNAMICS_CLIENT_SECRET" in line and "nothing was changed" in line
@@ -55,22 +49,22 @@ def test_old_secret_fails_with_one_clear_line_and_changes_nothing(db, emulator, 
 def test_new_secret_from_the_environment_drains_reconciles_and_force_syncs(db, emulator, rotated, capsys, monkeypatch):
     monkeypatch.setenv("DYNAMICS_CLIENT_SECRET", NEW_SECRET)
 
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
     assert code == 0, out + err
     assert "applied" in out and "writing to Dynamics" in err  # summary table on stdout, progress on stderr
     assert listed_in_dynamics(emulator)[str(rotated[1])] is False
 
-    code, out, err = cli(capsys, "reconcile", "--dry-run")
+    code, out, err = call_cli(capsys, "reconcile", "--dry-run")
     assert code == 0 and "dry run" in out and "listed_but_should_not" in out and str(rotated[0]) in out
     assert "reading Dynamics listings" in err
     assert listed_in_dynamics(emulator)[str(rotated[0])] is True  # unchanged
 
-    code, out, err = cli(capsys, "reconcile")
+    code, out, err = call_cli(capsys, "reconcile")
     assert code == 0, out + err
     assert listed_in_dynamics(emulator)[str(rotated[0])] is False
     assert {r["triggered_by_event"] for r in queue_rows(db) if r["mentor_id"] == rotated[0]} == {"reconciliation"}
 
-    code, out, err = cli(capsys, "force-sync", "--mentor", str(rotated[2]))
+    code, out, err = call_cli(capsys, "force-sync", "--mentor", str(rotated[2]))
     assert code == 0, out + err
     assert [r["triggered_by_event"] for r in queue_rows(db) if r["mentor_id"] == rotated[2]] == ["force_sync"]
     assert NEW_SECRET not in out + err
@@ -78,12 +72,12 @@ def test_new_secret_from_the_environment_drains_reconciles_and_force_syncs(db, e
 
 def test_force_sync_exit_codes_for_bad_ids_and_missing_contacts(db, emulator, rotated, capsys, monkeypatch):
     monkeypatch.setenv("DYNAMICS_CLIENT_SECRET", NEW_SECRET)
-    code, out, err = cli(capsys, "force-sync", "--mentor", "nope", "--mentor", str(rotated[2]))
+    code, out, err = call_cli(capsys, "force-sync", "--mentor", "nope", "--mentor", str(rotated[2]))
     assert code == 1 and "nope (no mentor with this exact name)" in err and "nothing was applied" in err
     assert writes_sent(emulator) == [] and emulator.admin.requests() == []
 
     [no_contact] = hlf_mentors(db, 1)
-    code, out, err = cli(capsys, "force-sync", "--mentor", str(no_contact))
+    code, out, err = call_cli(capsys, "force-sync", "--mentor", str(no_contact))
     assert code == 5 and "dead" in out and "no contact in Dynamics" in out
     assert "mentor-pipeline force-sync: left undone: 1 dead" in out
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mentor_pipeline.cli import main
 from tests.reconcile.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, writes_sent
+from tests.support.cli import call_cli
 from tests.support.factories import queue_rows
 
 
@@ -18,8 +18,7 @@ def cli_env(emulator, monkeypatch, db_url):
 
 
 def reconcile_cli(capsys) -> tuple[int, str]:
-    code = main(["reconcile"])
-    out, err = capsys.readouterr()
+    code, out, err = call_cli(capsys, "reconcile")
     return code, out + err
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mentor_pipeline.cli import main
 from mentor_pipeline.cli import leftover
 from mentor_pipeline.cli.leftover import queue_left
 from mentor_pipeline.operations.store import get_incident
+from tests.support.cli import call_cli
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,12 +30,6 @@ def dynamics_env(emulator, monkeypatch):
     for name, value in emulator.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def summary_line(out: str) -> str:
@@ -57,7 +51,7 @@ def test_nothing_due_left_is_exit_0(db, emulator, dynamics_env, capsys):
     mentors = hlf_mentors(db, 30)
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
     assert code == 0, out + err
     assert summary_line(out) == "mentor-pipeline sync: nothing due is left undone"
     assert queue_statuses(db) == {"done": 30}
@@ -71,7 +65,7 @@ def test_a_sync_after_a_crash_reports_the_leased_rows_then_wait_finishes_them(db
     lease_to_a_crashed_process(db, 600)  # held for the whole of both commands, however slow the machine
     (until,) = db.execute("select max(locked_until) from sync_queue").fetchone()
 
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
     assert code == 3, out + err
     assert summary_line(out) == (f"mentor-pipeline sync: left undone: 3,000 leased by another process until "
                                  f"{until:%H:%M:%S} UTC (mentor-pipeline sync --wait finishes them)")
@@ -83,7 +77,7 @@ def test_a_sync_after_a_crash_reports_the_leased_rows_then_wait_finishes_them(db
 
     monkeypatch.setattr(leftover, "wait_for_foreign_leases",
                         functools.partial(leftover.wait_for_foreign_leases, sleep=the_lease_runs_out))
-    code, out, err = cli(capsys, "sync", "--wait")
+    code, out, err = call_cli(capsys, "sync", "--wait")
     assert code == 0, out + err
     assert "waiting for 3,000 row(s) leased by another process" in err
     assert summary_line(out) == "mentor-pipeline sync: nothing due is left undone"
@@ -95,12 +89,12 @@ def test_dead_rows_are_exit_5(db, emulator, dynamics_env, capsys):
     with_contact, without_contact = hlf_mentors(db, 2, status="paused")
     seed_contacts(emulator, [with_contact], listed=False)
     set_statuses(db, [with_contact, without_contact], "active")  # listing a missing contact: dead
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
     assert code == 5, out + err
     assert summary_line(out) == ("mentor-pipeline sync: left undone: 1 dead "
                                  "(need a person: select * from sync_queue where status = 'dead')")
     # An old dead row is not this command's news: the next sync is clean.
-    assert cli(capsys, "sync")[0] == 0
+    assert call_cli(capsys, "sync")[0] == 0
 
 
 def test_rows_waiting_for_their_retry_are_exit_4_with_the_next_retry(db, emulator, dynamics_env, capsys):
@@ -110,7 +104,7 @@ def test_rows_waiting_for_their_retry_are_exit_4_with_the_next_retry(db, emulato
     db.execute("update sync_queue set attempts = 2, last_error = 'unavailable: HTTP 503',"
                " available_at = date_trunc('second', now()) + interval '10 minutes'")
     (retry_at,) = db.execute("select min(available_at) from sync_queue").fetchone()
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
     assert code == 4, out + err
     assert summary_line(out) == (f"mentor-pipeline sync: left undone: 5 still pending after failed attempts "
                                  f"(next retry {retry_at:%H:%M:%S} UTC)")
@@ -126,7 +120,7 @@ def test_the_break_glass_sync_alerts_on_the_bound_the_environment_sets(db, emula
     emulator.admin.configure(request_limit=1, window_seconds=3)
     monkeypatch.setenv("MENTOR_PIPELINE_STALL_ALERT_MINUTES", "0.02")
 
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
 
     assert code == 0, out + err
     assert queue_statuses(db) == {"done": 2}
@@ -222,7 +216,7 @@ def test_reconcile_and_force_sync_report_rows_another_process_holds(db, emulator
     set_statuses(db, mentors, "paused")
     lease_to_a_crashed_process(db, 600)
     for argv in (["force-sync", "--mentor", str(mentors[0])], ["reconcile"]):
-        code, out, err = cli(capsys, *argv)
+        code, out, err = call_cli(capsys, *argv)
         assert code == 3, out + err
         assert "leased by another process until" in summary_line(out)
         assert summary_line(out).startswith(f"mentor-pipeline {argv[0]}: left undone: 20 leased")
@@ -251,7 +245,7 @@ def test_changes_that_arrive_while_sync_runs_are_reported_not_a_failure(db, emul
     set_statuses(db, due, "paused")
     changes_arrive_once(db, monkeypatch, arriving)
 
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
 
     assert code == 0, out + err
     assert summary_line(out) == ("mentor-pipeline sync: nothing due is left undone; "
@@ -272,7 +266,7 @@ def test_a_change_due_at_the_start_and_left_undone_still_fails_beside_the_arriva
     changes_arrive_once(db, monkeypatch, arriving)
     monkeypatch.setattr(Drain, "run", lambda self, **limits: DrainReport())  # a drain that takes nothing
 
-    code, out, err = cli(capsys, "sync")
+    code, out, err = call_cli(capsys, "sync")
 
     assert code == 4, out + err
     assert summary_line(out) == ("mentor-pipeline sync: left undone: 3 due and not yet tried; "
@@ -333,7 +327,7 @@ def test_sync_under_live_traffic_exits_0_every_time(db, db_url, emulator, dynami
         stop.clear()
         app.start()
         try:
-            code, out, err = cli(capsys, "sync")
+            code, out, err = call_cli(capsys, "sync")
         finally:
             stop.set()
             app.join()
