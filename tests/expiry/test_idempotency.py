@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from mentor_pipeline.expiry.dates import today_in_oslo
-from tests.expiry.helpers import build_scenario, cli, outcome, run_expiry_sql, wait_for_lock_waiters
+from tests.expiry.helpers import build_scenario, cli, outcome, run_expiry_sql
+from tests.support.db import wait_for_lock_waiters
 from tests.support.db import fresh_database
 
 # Tonight, as the CLI runs it (reminders are sent today, so the night must be today's).

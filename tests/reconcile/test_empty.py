@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from mentor_pipeline.cli import main
-from tests.reconcile.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, writes_sent
+from tests.reconcile.helpers import writes_sent
 from tests.support.factories import queue_rows
+from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts
 
 
 @pytest.fixture
