@@ -3,6 +3,9 @@
 With DATABASE_URL set the tests use that server; otherwise they start an embedded PostgreSQL
 (pgserver) in a temporary folder for the session. Each test gets its own database, copied from
 a migrated template, and drops it afterwards.
+
+The fixtures of the emulator, the webhook receiver and the alert sink live in tests/support/stack.py,
+the end-to-end stack's in tests/e2e/plugin.py: plugins for every test (`pytest_plugins`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import pytest
 from mentor_pipeline.db.connection import with_database
 from tests.support.db import create_migrated_template, drop_database, fresh_database, test_server
 from tests.support.pooler import running_pgbouncer
+
+pytest_plugins = ["tests.support.stack", "tests.e2e.plugin"]
 
 # The go-live date every Dagster process needs (mentor_pipeline/nights.py): early enough for the
 # nights the tests run; the subprocesses they start (webserver, daemon, CLI) inherit it.

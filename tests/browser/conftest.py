@@ -3,7 +3,7 @@
 Playwright's own browser download does not work here, so the test launches the system Chromium
 (`executable_path`). When it is missing, the setup installs it with apt if running as root and
 otherwise skips, saying how to enable the test. The running stack is the end-to-end suite's
-(tests/e2e/harness.py): one per session, whichever folder asks first.
+`stack` fixture (tests/e2e/plugin.py): one per session, whichever folder asks first.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 
 from mentor_pipeline.db.connection import project_root
-from tests.e2e import harness
-from tests.e2e.conftest import stack  # noqa: F401 - the one shared stack fixture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -87,15 +85,9 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def pytest_collection_modifyitems(items):
-    harness.run_stack_tests_last(items)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
     if report.when == "call":
         item.rep_call = report  # lets the page fixture save a screenshot of a failure
-        if report.failed and harness._shared["stack"] is not None:
-            report.sections.append(("Dagster process logs", harness._shared["stack"].log_tails()))
     return report

@@ -1,16 +1,9 @@
-"""Fixtures: a fresh emulator per test (fast: in-process uvicorn on a free loopback port)."""
+"""Fixtures for the client tests: a `sleep` hook that records the waits (the emulator fixture:
+tests/support/stack.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-from tests.support.emulator import running_emulator
-
-
-@pytest.fixture
-def emulator():
-    with running_emulator() as handle:
-        yield handle
 
 
 class RecordingSleep:

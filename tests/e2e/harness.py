@@ -18,8 +18,8 @@ What runs (nothing is mocked):
 The tests drive it through the database, as the app does, and read the outcome from the
 emulator (contact state, request log, public page), the webhook receiver and Dagster's GraphQL API.
 
-Both `tests/e2e` and `tests/browser` need the stack; pytest would build a session fixture once
-per conftest that defines it, so the stack is reference-counted here and started once.
+Both `tests/e2e` and `tests/browser` need the stack: the `stack` session fixture that starts it
+is defined once, in tests/e2e/plugin.py (a plugin of tests/conftest.py), so pytest starts it once.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -310,7 +310,7 @@ class Stack:
 def run_stack_tests_last(items: list) -> None:
     """Move the tests that use the stack to the end of the session (end-to-end, browser, then the
     checks over everything they left behind in test_suite_end), so the stack starts once, after everything else, and stops when they are done instead of
-    ticking through the rest of the suite. Idempotent: both conftests call it."""
+    ticking through the rest of the suite."""
     def rank(item) -> int:
         if "stack" not in getattr(item, "fixturenames", ()):
             return 0
@@ -321,28 +321,11 @@ def run_stack_tests_last(items: list) -> None:
     items.sort(key=rank)  # stable: the order within each group is kept
 
 
-_shared: dict = {"stack": None, "users": 0, "exit": None}
-
-
-def acquire(admin_url: str, migrated_template: str, pooler_url: str, scratch: Path) -> Stack:
-    """The session's stack, started on first use."""
-    if _shared["stack"] is None:
-        exit_stack = contextlib.ExitStack()
-        try:
-            _shared["stack"] = _start(admin_url, migrated_template, pooler_url, scratch, exit_stack)
-        except BaseException:
-            exit_stack.close()
-            raise
-        _shared["exit"] = exit_stack
-    _shared["users"] += 1
-    return _shared["stack"]
-
-
-def release() -> None:
-    _shared["users"] -= 1
-    if _shared["users"] <= 0 and _shared["exit"] is not None:
-        exit_stack, _shared["exit"], _shared["stack"] = _shared["exit"], None, None
-        exit_stack.close()
+@contextlib.contextmanager
+def running_stack(admin_url: str, migrated_template: str, pooler_url: str, scratch: Path) -> Iterator[Stack]:
+    """The stack, started on entry and stopped (processes, emulator, receiver, databases) on exit."""
+    with contextlib.ExitStack() as exit_stack:
+        yield _start(admin_url, migrated_template, pooler_url, scratch, exit_stack)
 
 
 def _start(admin_url: str, migrated_template: str, pooler_url: str, scratch: Path,

@@ -6,8 +6,7 @@ import uuid
 from datetime import date, datetime, timedelta
 import psycopg
 
-from mentor_pipeline.timezone import OSLO  # noqa: F401 - the expiry tests import it from here
-from tests.support.db import wait_for_lock_waiters  # noqa: F401 - the expiry tests import it from here
+from mentor_pipeline.timezone import OSLO
 from tests.support.factories import insert_certification, mentor
 
 # A past night (the run refuses future dates); summer time, so Oslo is UTC+2.

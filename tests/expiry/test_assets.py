@@ -16,7 +16,8 @@ from mentor_pipeline.expiry.schedules import nightly_expiry_schedule
 from mentor_pipeline.nights import NIGHTS
 from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.resources import AppDatabase
-from tests.expiry.helpers import OSLO, build_scenario, expiring_on, mentor_expiring, outcome, run_expiry_sql
+from mentor_pipeline.timezone import OSLO
+from tests.expiry.helpers import build_scenario, expiring_on, mentor_expiring, outcome, run_expiry_sql
 from tests.support.db import fresh_database
 from tests.support.webhook import webhook_receiver
 

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from mentor_pipeline.expiry.dates import today_in_oslo
-from tests.expiry.helpers import build_scenario, outcome, run_expiry_sql, wait_for_lock_waiters
+from tests.expiry.helpers import build_scenario, outcome, run_expiry_sql
 from tests.support.cli import start_cli
-from tests.support.db import fresh_database
+from tests.support.db import fresh_database, wait_for_lock_waiters
 
 # Tonight, as the CLI runs it (reminders are sent today, so the night must be today's).
 NIGHT = today_in_oslo()

@@ -17,8 +17,8 @@ from tests.expiry.helpers import (
     reminders_of,
     run_expiry_sql,
     status_of,
-    wait_for_lock_waiters,
 )
+from tests.support.db import wait_for_lock_waiters
 from tests.support.factories import queue_rows, set_status
 
 

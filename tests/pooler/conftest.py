@@ -1,14 +1,11 @@
-"""Fixtures for the pipeline through the transaction pooler: the Dataverse emulator over real
-HTTP, and a connection to the pooled test database for the tests' own reads and writes."""
+"""Fixtures for the pipeline through the transaction pooler: a connection to the pooled test
+database for the tests' own reads and writes (the emulator and client: tests/support/stack.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from mentor_pipeline.db.connection import connect
-from tests.support.stack import client, emulator
-
-__all__ = ["client", "emulator"]
 
 
 @pytest.fixture

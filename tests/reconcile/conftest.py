@@ -1,13 +1,11 @@
 """Fixtures for reconciliation and force sync: real PostgreSQL, the Dataverse emulator over real
-HTTP, a real webhook receiver for alerts, and short queue timings."""
+HTTP, a real webhook receiver for alerts (tests/support/stack.py), and short queue timings."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support.stack import alerts, client, connect, emulator, stack_resources, webhook
-
-__all__ = ["alerts", "client", "connect", "emulator", "webhook"]
+from tests.support.stack import stack_resources
 
 
 @pytest.fixture

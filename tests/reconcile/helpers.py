@@ -1,19 +1,9 @@
-"""Helpers for the reconciliation tests (on top of tests/sync/helpers.py)."""
+"""Helpers for the reconciliation tests; the ones they share with the sync tests live in
+tests/sync/helpers.py (import those from there)."""
 
 from __future__ import annotations
 
-from tests.sync.helpers import (
-    FAST,
-    hlf_mentors,
-    listed_in_dynamics,
-    queue_statuses,
-    seed_contacts,
-    sent_writes,
-    set_statuses,
-)
-
-__all__ = ["FAST", "hlf_mentors", "listed_in_dynamics", "queue_statuses", "seed_contacts", "sent_writes",
-           "set_statuses", "writes_sent", "in_sync_world"]
+from tests.sync.helpers import hlf_mentors, seed_contacts
 
 
 def writes_sent(emulator) -> list[dict]:

@@ -12,9 +12,10 @@ import uuid
 
 import pytest
 
-from tests.reconcile.helpers import hlf_mentors, in_sync_world, listed_in_dynamics, set_statuses, writes_sent
+from tests.reconcile.helpers import in_sync_world, writes_sent
 from tests.support.cli import call_cli
 from tests.support.factories import queue_rows
+from tests.sync.helpers import hlf_mentors, listed_in_dynamics, set_statuses
 
 NEW_SECRET = f"new-secret-{uuid.uuid4().hex}"
 

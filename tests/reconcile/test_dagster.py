@@ -15,16 +15,9 @@ from mentor_pipeline.reconcile.assets import ForceSyncConfig
 from mentor_pipeline.reconcile.definitions import defs as reconcile_defs
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.timezone import OSLO
-from tests.reconcile.helpers import (
-    hlf_mentors,
-    in_sync_world,
-    listed_in_dynamics,
-    seed_contacts,
-    sent_writes,
-    set_statuses,
-    writes_sent,
-)
+from tests.reconcile.helpers import in_sync_world, writes_sent
 from tests.support.factories import queue_rows
+from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reconcile.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, writes_sent
+from tests.reconcile.helpers import writes_sent
 from tests.support.cli import call_cli
 from tests.support.factories import queue_rows
+from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts
 
 
 @pytest.fixture

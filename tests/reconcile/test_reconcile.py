@@ -9,17 +9,16 @@ import pytest
 from mentor_pipeline.reconcile import InvalidMentorIds, force_sync, reconcile
 from mentor_pipeline.reconcile.store import run_log
 from mentor_pipeline.sync import Drain
-from tests.reconcile.helpers import (
+from tests.reconcile.helpers import in_sync_world, writes_sent
+from tests.support.factories import queue_rows
+from tests.sync.helpers import (
     FAST,
     hlf_mentors,
-    in_sync_world,
     listed_in_dynamics,
     seed_contacts,
     sent_writes,
     set_statuses,
-    writes_sent,
 )
-from tests.support.factories import queue_rows
 
 
 def _run(connect, client, alerts=None, **kwargs):

@@ -16,10 +16,10 @@ from dagster_graphql import DagsterGraphQLClient
 
 from mentor_pipeline.demo import processes
 from mentor_pipeline.demo.instance import ensure_database, write_instance_yaml
-from tests.reconcile.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes
 from tests.support.db import drop_database
 from tests.support.factories import queue_rows
 from tests.support.ports import reserved_port
+from tests.sync.helpers import hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes
 
 # gql (under dagster_graphql's client) deprecates its own call style; not a Dagster warning.
 pytestmark = pytest.mark.filterwarnings("ignore:Using variable_values and operation_name:DeprecationWarning")

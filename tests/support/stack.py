@@ -1,6 +1,10 @@
-"""Fixtures shared by the sync and reconciliation suites: the Dataverse emulator over real HTTP,
-a client without client-side resends, a real webhook receiver for alerts, and the Dagster
-resources that point at all of them. A conftest imports the fixtures it wants by name."""
+"""Fixtures shared across the suites: the Dataverse emulator over real HTTP, a client without
+client-side resends, a real webhook receiver for alerts, and the Dagster resources that point at
+all of them. A pytest plugin: tests/conftest.py names it in `pytest_plugins`, so every test can ask
+for these fixtures by name and no conftest imports them.
+
+A test that needs the emulator started with other options says so with a marker:
+`pytestmark = pytest.mark.emulator(seed_contacts=1)` (the keywords are `EmulatorOptions` fields)."""
 
 from __future__ import annotations
 
@@ -13,9 +17,17 @@ from tests.support.emulator import running_emulator
 from tests.support.webhook import webhook_receiver
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "emulator(**options): start the `emulator` fixture with these EmulatorOptions fields"
+    )
+
+
 @pytest.fixture
-def emulator():
-    with running_emulator() as handle:
+def emulator(request):
+    """A fresh emulator per test (fast: in-process uvicorn on a free loopback port)."""
+    marker = request.node.get_closest_marker("emulator")
+    with running_emulator(**(marker.kwargs if marker else {})) as handle:
         yield handle
 
 

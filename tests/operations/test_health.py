@@ -19,20 +19,15 @@ from mentor_pipeline.operations.alerts import AlertSink
 from mentor_pipeline.operations.health import CLEARED_BY_A_HEALTHY_CHECK, check_dynamics_credentials
 from mentor_pipeline.resources import dynamics_resource_for
 from mentor_pipeline.vocabulary import incident_kind_for
-from tests.support.emulator import running_emulator
 from tests.support.webhook import webhook_receiver
+
+pytestmark = pytest.mark.emulator(seed_contacts=1)
 
 
 @pytest.fixture
 def sink(db_url):
     """An alert sink on the test database, posting to `hook` (set by each test)."""
     return lambda hook: AlertSink(database_url=db_url, webhook_url=hook.url)
-
-
-@pytest.fixture
-def emulator():
-    with running_emulator(seed_contacts=1) as emu:
-        yield emu
 
 
 def test_valid_credentials_pass_quietly(emulator, sink):
