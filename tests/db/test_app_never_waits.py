@@ -155,11 +155,15 @@ def _drains(_world):
 
 
 def _sample_lock_waits(db_url: str, stop: threading.Event, seen: list[str]) -> None:
+    """Every session seen waiting on another transaction's lock: row, transaction, tuple, relation
+    or advisory. Not `extend`: a backend waiting for another to add a page to a table it also
+    inserts into waits on the disk, not on a transaction (any two inserting sessions can)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         while not stop.is_set():
-            seen.extend(q for (q,) in conn.execute(
-                "select left(query, 120) from pg_stat_activity"
-                " where datname = current_database() and wait_event_type = 'Lock'").fetchall())
+            seen.extend(f"{event}: {query}" for query, event in conn.execute(
+                "select left(query, 120), wait_event from pg_stat_activity"
+                " where datname = current_database() and wait_event_type = 'Lock'"
+                " and wait_event <> 'extend'").fetchall())
             time.sleep(0.005)
 
 
