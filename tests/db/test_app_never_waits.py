@@ -155,15 +155,18 @@ def _drains(_world):
 
 
 def _sample_lock_waits(db_url: str, stop: threading.Event, seen: list[str]) -> None:
-    """Every session seen waiting on another transaction's lock: row, transaction, tuple, relation
-    or advisory. Not `extend`: a backend waiting for another to add a page to a table it also
-    inserts into waits on the disk, not on a transaction (any two inserting sessions can)."""
+    """Every session seen waiting on a lock another session holds (a row, a transaction, an
+    advisory lock), with what the holder runs. Not a wait for a new page of a table two sessions
+    insert into (`extend`): that waits on the disk, not on a transaction, and has no holder."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         while not stop.is_set():
-            seen.extend(f"{event}: {query}" for query, event in conn.execute(
-                "select left(query, 120), wait_event from pg_stat_activity"
-                " where datname = current_database() and wait_event_type = 'Lock'"
-                " and wait_event <> 'extend'").fetchall())
+            seen.extend(f"{event}: {query} (held by: {holder})" for query, event, holder in conn.execute(
+                "select left(w.query, 120), w.wait_event,"
+                "       (select string_agg(left(h.query, 120), '; ') from pg_stat_activity h"
+                "         where h.pid = any (pg_blocking_pids(w.pid)))"
+                "  from pg_stat_activity w"
+                " where w.datname = current_database() and w.wait_event_type = 'Lock'"
+                "   and cardinality(pg_blocking_pids(w.pid)) > 0").fetchall())
             time.sleep(0.005)
 
 
