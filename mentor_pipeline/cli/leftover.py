@@ -39,7 +39,7 @@ class Leftover:
     expired_leases: int
     dead_since: int
     # Waiting rows that arrived after the command started (not counted above): the next drain's.
-    arrived: int = 0
+    arrived: int
 
     @property
     def exit_code(self) -> int:
@@ -95,45 +95,17 @@ def command_start(conn: psycopg.Connection) -> Start:
     return Start(now, last_id)
 
 
-# What is left (sync_queue_left counts every waiting row) and, in the same statement (so one
-# snapshot), the waiting rows that arrived after the start in its categories: subtracted from
-# its counts, they leave what was due at the start.
-_LEFT_AND_ARRIVED = """
-    select left_.*, arrived.*
-      from sync_queue_left(%(since)s, coalesce(%(at)s::timestamptz, now())) as left_,
-           lateral (select count(*) filter (where q.status = 'pending' and q.available_at <= moment.at
-                                              and q.attempts = 0) as due_untried,
-                           count(*) filter (where q.status = 'pending' and (q.attempts > 0
-                                              or q.available_at > moment.at)) as retry_pending,
-                           count(*) filter (where q.status = 'processing' and q.locked_until >= moment.at) as leased,
-                           count(*) filter (where q.status = 'processing' and q.locked_until < moment.at)
-                               as expired_leases
-                      from (select coalesce(%(at)s::timestamptz, now()) as at) as moment
-                      left join sync_queue q
-                        on q.id > %(last_id)s and not q.id = any(%(own)s::bigint[])
-                       and sync_change_waiting(q.status)) as arrived
-"""
-
-
 def queue_left(conn: psycopg.Connection, since: datetime | Start, now: datetime | None = None) -> Leftover:
     """What is left as of `now` (None: the database's clock); dead rows count from `since`.
     Given a `Start`, rows that arrived after it are counted apart (`arrived`), not as left undone."""
-    if not isinstance(since, Start):
-        with conn.cursor(row_factory=class_row(Leftover)) as cur:
-            cur.execute("select * from sync_queue_left(%s, coalesce(%s::timestamptz, now()))", (since, now))
-            left = cur.fetchone()
-        commit_unless_autocommit(conn)
-        return left
-    row = conn.execute(_LEFT_AND_ARRIVED, {"since": since.at, "at": now, "last_id": since.last_id,
-                                           "own": sorted(since.own)}).fetchone()
+    start = since if isinstance(since, Start) else None
+    with conn.cursor(row_factory=class_row(Leftover)) as cur:
+        cur.execute("select * from sync_queue_left(%s, coalesce(%s::timestamptz, now()), %s, %s::bigint[])",
+                    (start.at if start else since, now, start.last_id if start else None,
+                     sorted(start.own) if start else []))
+        left = cur.fetchone()
     commit_unless_autocommit(conn)
-    left, (due, retry, leased, expired) = Leftover(*row[:7]), row[7:]
-    return replace(
-        left, due_untried=left.due_untried - due, retry_pending=left.retry_pending - retry,
-        leased=left.leased - leased, expired_leases=left.expired_leases - expired,
-        next_retry_at=left.next_retry_at if left.retry_pending > retry else None,
-        leased_until=left.leased_until if left.leased > leased else None,
-        arrived=due + retry + leased + expired)
+    return left
 
 
 def wait_for_foreign_leases(conn: psycopg.Connection, left: Leftover, start: Start, *, poll_seconds: float = 1.0,
