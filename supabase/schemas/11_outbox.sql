@@ -80,6 +80,21 @@ as $$
     select p_status in ('pending', 'processing')
 $$;
 
+-- Every status change of the app, as its transaction made it, until the drain path's tick moves
+-- it into the audit trail and the outbox (move_status_changes, 21_sources.sql). The status trigger
+-- appends here and nowhere else: one plain insert into a table with only its primary key, the
+-- cheapest write a trigger-based outbox can make, so a status change costs the app one write. The
+-- audit row and the website row follow at the next tick (every poll, every drain).
+create table mentor_status_inbox (
+    id bigint generated always as identity primary key,
+    mentor_id uuid not null,
+    organization_id uuid not null,
+    old_status text not null,
+    new_status text not null,
+    triggered_by_event text not null,
+    changed_at timestamptz not null default now()
+);
+
 -- The audit trail of status transitions. It outlives the mentor row too, and each status change
 -- pays no foreign-key checks (each a key-share row lock on mentors and organizations) for its
 -- audit row: the trigger takes both ids from the row being changed.
@@ -180,11 +195,13 @@ $$;
 
 alter table sync_queue enable row level security;
 alter table mentor_status_audit enable row level security;
+alter table mentor_status_inbox enable row level security;
 
-revoke all on sync_queue, mentor_status_audit from anon, authenticated;
+revoke all on sync_queue, mentor_status_audit, mentor_status_inbox from anon, authenticated;
 -- Under Supabase's default grants the app roles get every sequence created in public: nextval or
 -- setval on sync_queue_id_seq would let any signed-in user break every later status change.
-revoke all on sequence sync_queue_id_seq, mentor_status_audit_id_seq from anon, authenticated;
+revoke all on sequence sync_queue_id_seq, mentor_status_audit_id_seq, mentor_status_inbox_id_seq
+    from anon, authenticated;
 -- PUBLIC too: PostgreSQL grants EXECUTE to everyone on every new function. The triggers run as
 -- their owner (SECURITY DEFINER); the pipeline is the owner or service_role.
 revoke execute on function

@@ -84,6 +84,9 @@ declare
     absorbed_ids bigint[];
     claimed sync_queue[];
 begin
+    -- The status changes committed so far first, as the tick does: a claim takes every change
+    -- the app has committed.
+    perform move_status_changes();
     loop
         begin
             -- A stale lease for a mentor who has a newer pending row: the newer row carries
@@ -415,16 +418,20 @@ as $$
            (select count(*) from sync_queue where status = 'processing' and locked_until < p_at)
 $$;
 
--- The drain path's tick (sensor, processor, break-glass command): mark what the clock changed
--- and the re-check notes whose time has come (22_clock.sql), then say what is due.
+-- The drain path's tick (sensor, processor, break-glass command): move the status changes the
+-- inbox holds (21_sources.sql), so what it says is due includes every status change committed so
+-- far; mark what the clock changed and the re-check notes whose time has come (22_clock.sql);
+-- then say what is due.
 create function website_sync_tick(p_at timestamptz default now())
 returns table (clock_marked integer, due_count bigint, max_due_id bigint, expired_leases bigint)
 language plpgsql
 set search_path = public, pg_temp
 as $$
 declare
-    marked integer := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
+    marked integer;
 begin
+    perform move_status_changes();
+    marked := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
     return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
 end
 $$;

@@ -24,60 +24,22 @@ as $$
         or (p_also_listed and exists (select from public.website_listing_state w where w.mentor_id = p_mentor_id))
 $$;
 
--- Status changes. The seeds' three cases: paused/expired_cert -> remove; a reinstatement (active
--- after paused/expired_cert) -> restore only when the most recent certification is valid now,
--- otherwise no write, a warning in the audit trail and a re-check note (22_clock.sql). Every other
--- transition (onboarding -> active, active -> retired, a status the app adds later) asks the rule,
--- as every other source of change does: the website follows the rule for every status value.
--- Mentors of organisations with website sync only. Every status change writes its audit row.
--- SECURITY DEFINER with a pinned search_path: the app updates statuses as Supabase's
--- `authenticated` role, which cannot touch sync_queue, yet the enqueue must still happen in the
--- same transaction. Callers mark their updates with
--- `set local mentor_pipeline.triggered_by_event = '...'` (default 'status_change').
+-- Status changes: the app's transaction appends the change to mentor_status_inbox (11_outbox.sql)
+-- and nothing else, so a status change costs the app one write; the drain path's tick moves it
+-- (move_status_changes, below). SECURITY DEFINER with a pinned search_path: the app updates
+-- statuses as Supabase's `authenticated` role, which cannot touch the pipeline's tables, yet the
+-- change must be recorded in the same transaction. Callers mark their updates with
+-- `set local mentor_pipeline.triggered_by_event = '...'` (default 'status_change'); sync_event
+-- refuses an unknown or forged event (the statement fails, nothing changes).
 create function enqueue_website_sync()
 returns trigger
 language plpgsql
 security definer
 set search_path = public, pg_temp
 as $$
-declare
-    event text := sync_event('status_change');
-    wanted_operation text;
-    warning_text text;
-    enqueued_operation text;
 begin
-    if new.status in ('paused', 'expired_cert') then
-        wanted_operation := 'remove';
-    elsif new.status = 'active' and old.status in ('paused', 'expired_cert') then
-        -- Reinstated: the status alone proves nothing; the most recent certification decides.
-        if has_valid_certification(new.id) then
-            wanted_operation := 'restore';
-        else
-            warning_text := 'reinstated without a valid certification: website listing not restored';
-        end if;
-    end if;
-
-    if exists (select from mentor_concerns_website(new.id, new.organization_id)) then
-        if wanted_operation is not null then
-            if queue_website_sync(array[new.id], event, wanted_operation) > 0 then
-                enqueued_operation := wanted_operation;
-            end if;
-        elsif warning_text is not null then
-            -- A renewal committed meanwhile would have found the mentor still paused.
-            insert into website_sync_rechecks (event, mentor_ids) values (event, array[new.id]);
-        else
-            -- Any other transition: the rule's answer (add or remove) for this mentor now, as the
-            -- row just appended says.
-            perform queue_website_sync(array[new.id], event);
-            select q.operation into enqueued_operation
-              from sync_queue q where q.mentor_id = new.id and q.status = 'pending'
-             order by q.id desc
-             limit 1;
-        end if;
-    end if;
-
-    insert into mentor_status_audit (mentor_id, organization_id, old_status, new_status, triggered_by_event, sync_operation, warning)
-    values (new.id, new.organization_id, old.status, new.status, event, enqueued_operation, warning_text);
+    insert into mentor_status_inbox (mentor_id, organization_id, old_status, new_status, triggered_by_event)
+    values (new.id, new.organization_id, old.status, new.status, sync_event('status_change'));
     return null;
 end
 $$;
@@ -87,6 +49,86 @@ after update of status on mentors
 for each row
 when (old.status is distinct from new.status)
 execute function enqueue_website_sync();
+
+-- Moves the status changes the inbox holds into the audit trail and the outbox, oldest first;
+-- returns how many it moved. What the trigger decided, decided here, each change at its own
+-- time (changed_at): paused/expired_cert -> remove; a reinstatement (active after
+-- paused/expired_cert) -> restore only when the most recent certification is valid, otherwise
+-- no write, a warning in the audit and a re-check note (22_clock.sql); every other transition
+-- asks the rule. Mentors of organisations with website sync only; every change gets its audit
+-- row. One mover at a time, and none waits for another: a caller that finds another mover at
+-- work moves nothing (what that one moves is there once it commits). The app's inserts never
+-- wait on a move, and a change still uncommitted stays for the next one.
+create function move_status_changes()
+returns integer
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    moved integer;
+begin
+    if not pg_try_advisory_xact_lock(hashtext('mentor_pipeline.move_status_changes')) then
+        return 0;
+    end if;
+    with changes as (
+        delete from mentor_status_inbox returning *
+    ),
+    classified as (
+        select c.*,
+               exists (select from mentor_concerns_website(c.mentor_id, c.organization_id)) as concerns,
+               case when c.new_status in ('paused', 'expired_cert') then 'remove'
+                    when c.new_status = 'active' and c.old_status in ('paused', 'expired_cert') then 'reinstated'
+               end as kind
+          from changes c
+    ),
+    -- Every other transition: the rule's answer, one read per app transaction (its changed_at).
+    ruled as (
+        select d.mentor_id, t.changed_at, case when d.should_be_listed then 'add' else 'remove' end as operation
+          from (select changed_at, array_agg(distinct mentor_id) as ids
+                  from classified
+                 where concerns and kind is null
+                 group by changed_at) t
+         cross join lateral website_desired_listing(t.ids, t.changed_at) d
+    ),
+    decided as (
+        select c.*,
+               case when c.kind = 'remove' then 'remove'
+                    when c.kind = 'reinstated' then
+                        case when has_valid_certification(c.mentor_id, c.changed_at) then 'restore' end
+                    else r.operation
+               end as operation
+          from classified c
+          left join ruled r on r.mentor_id = c.mentor_id and r.changed_at = c.changed_at and c.kind is null
+    ),
+    queued as (
+        insert into sync_queue (mentor_id, operation, triggered_by_event, available_at)
+        select d.mentor_id, d.operation, d.triggered_by_event, d.changed_at
+          from decided d
+         where d.concerns and d.operation is not null
+         order by d.id
+    ),
+    -- A renewal committed while the reinstatement was uncommitted may have found the mentor
+    -- still paused.
+    noted as (
+        insert into website_sync_rechecks (event, mentor_ids)
+        select d.triggered_by_event, array[d.mentor_id]
+          from decided d
+         where d.concerns and d.kind = 'reinstated' and d.operation is null
+         order by d.id
+    )
+    insert into mentor_status_audit (mentor_id, organization_id, old_status, new_status, triggered_by_event,
+                                     sync_operation, warning, changed_at)
+    select d.mentor_id, d.organization_id, d.old_status, d.new_status, d.triggered_by_event,
+           case when d.concerns then d.operation end,
+           case when d.kind = 'reinstated' and d.operation is null
+                then 'reinstated without a valid certification: website listing not restored' end,
+           d.changed_at
+      from decided d
+     order by d.id;
+    get diagnostics moved = row_count;
+    return moved;
+end
+$$;
 
 -- A mentor moved to another chapter or organisation: the page groups by chapter, and the
 -- organisation decides whether the mentor is listed at all.
@@ -232,6 +274,7 @@ execute function enqueue_chapter_rename();
 revoke execute on function
     mentor_concerns_website(uuid, uuid, boolean),
     enqueue_website_sync(),
+    move_status_changes(),
     enqueue_mentor_move(),
     enqueue_mentor_deletion(),
     enqueue_certification_change(),

@@ -91,8 +91,16 @@ def set_status(conn: psycopg.Connection, mentor_id: uuid.UUID, status: str) -> N
     conn.execute("update mentors set status = %s where id = %s", (status, mentor_id))
 
 
+def move_status_changes(conn: psycopg.Connection) -> int:
+    """What the drain path's tick does first: move the status changes the app's transactions
+    recorded in mentor_status_inbox into the audit trail and sync_queue. Returns how many."""
+    return conn.execute("select move_status_changes()").fetchone()[0]
+
+
 def queue_rows(conn: psycopg.Connection, mentor_id: uuid.UUID | None = None) -> list[dict]:
-    """sync_queue rows (all, or one mentor's) as dicts, oldest first."""
+    """sync_queue rows (all, or one mentor's) as dicts, oldest first, as the pipeline sees them
+    after its tick (the status changes committed so far moved in first)."""
+    move_status_changes(conn)
     with conn.cursor(row_factory=dict_row) as cur:
         if mentor_id is None:
             cur.execute("select * from sync_queue order by id")
@@ -103,7 +111,9 @@ def queue_rows(conn: psycopg.Connection, mentor_id: uuid.UUID | None = None) -> 
 
 def next_writes(conn: psycopg.Connection, mentor_id: uuid.UUID | None = None, at: datetime | None = None) -> list[dict]:
     """The rows a claim at `at` (default now) would take (all, or one mentor's), oldest first: one
-    per mentor, its newest waiting change. The claim is rolled back, so nothing changes."""
+    per mentor, its newest waiting change. The status changes committed so far are moved in
+    first, as the tick does; the claim is rolled back."""
+    move_status_changes(conn)
     with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
         cur.execute("select * from claim_sync_batch(100000, interval '1 minute', gen_random_uuid(),"
                     " coalesce(%(at)s, now())) where %(mentor)s::uuid is null or mentor_id = %(mentor)s order by id",
