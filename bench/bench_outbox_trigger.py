@@ -6,8 +6,10 @@ pgbench (shipped with pgserver) drives several clients that flip random HLF ment
 order that rotates per round so drift on a noisy machine hits all of them:
   off     no trigger on the status column;
   floor   a trigger that does one plain INSERT (the cheapest outbox there is);
-  outbox  the pipeline's status trigger (its queue row and its audit row).
-We report the median of the per-round ratios outbox/off, floor/off and outbox/floor.
+  outbox  the pipeline's status trigger (one row into mentor_status_inbox).
+We report the median of the per-round ratios outbox/off, floor/off and outbox/floor, and what the
+pipeline pays later, off the app's path: the tick's move of each outbox round's changes into the
+audit trail and sync_queue (move_status_changes), in changes per second.
 Goals (issue 23): the PostgREST shape >= 0.85 of off, the bare shape within 5% of the floor.
 
 `--index-cost` measures instead what an index of the pipeline's on mentors that holds `status`
@@ -120,7 +122,7 @@ def set_arm(url: str, arm: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for trigger, wanted in (("mentors_enqueue_website_sync", "outbox"), ("bench_floor", "floor")):
             conn.execute(f"alter table mentors {'enable' if arm == wanted else 'disable'} trigger {trigger}")
-        conn.execute("vacuum analyze mentors, sync_queue, mentor_status_audit, bench_floor_log")
+        conn.execute("vacuum analyze mentors, sync_queue, mentor_status_audit, mentor_status_inbox, bench_floor_log")
 
 
 def hot_share(url: str) -> tuple[int, int]:
@@ -129,6 +131,16 @@ def hot_share(url: str) -> tuple[int, int]:
         conn.execute("select pg_stat_clear_snapshot()")
         return conn.execute("select n_tup_upd, n_tup_hot_upd from pg_stat_user_tables"
                             " where relname = 'mentors'").fetchone()
+
+
+def move_inbox(url: str, shape: str, round_number: int) -> float:
+    """The tick's share, timed: move the round's status changes out of the inbox; changes/s."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        started = time.perf_counter()
+        (moved,) = conn.execute("select move_status_changes()").fetchone()
+        seconds = time.perf_counter() - started
+    print(f"{shape:9} round {round_number + 1}: the tick moved {moved} changes in {seconds:.2f} s", flush=True)
+    return moved / seconds if seconds else 0.0
 
 
 def script_file(shape: str, mentors: int) -> Path:
@@ -142,6 +154,7 @@ def measure_trigger(url: str, args) -> list[str]:
     for shape in args.shape or sorted(SCRIPTS):
         script = script_file(shape, args.mentors)
         ratios: dict[str, list[float]] = {"outbox/off": [], "floor/off": [], "outbox/floor": []}
+        moves: list[float] = []
         for round_number in range(args.rounds):
             tps = {}
             # Rotate the order so no arm always runs first (caches) or last (bloat).
@@ -149,11 +162,14 @@ def measure_trigger(url: str, args) -> list[str]:
                 set_arm(url, arm)
                 tps[arm] = run_round(url, script, args.clients, args.seconds)
                 print(f"{shape:9} round {round_number + 1}: {arm:6} {tps[arm]:8.0f} updates/s", flush=True)
+                if arm == "outbox":
+                    moves.append(move_inbox(url, shape, round_number))
             for name in ratios:
                 top, bottom = name.split("/")
                 ratios[name].append(tps[top] / tps[bottom])
         summary.append(f"{shape:9} median of {args.rounds} paired rounds: "
-                       + ", ".join(f"{name} {statistics.median(values):.3f}" for name, values in ratios.items()))
+                       + ", ".join(f"{name} {statistics.median(values):.3f}" for name, values in ratios.items())
+                       + f"; the tick moves {statistics.median(moves):.0f} changes/s")
     return summary
 
 

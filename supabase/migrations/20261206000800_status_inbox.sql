@@ -40,7 +40,8 @@ end
 $$;
 
 -- Moves the status changes the inbox holds into the audit trail and the outbox, oldest first;
--- returns how many it moved. What the trigger decided, decided here, each change at its own
+-- returns how many it moved: the oldest p_limit at most, so one call is a short transaction
+-- whatever piled up while no tick ran (the tick calls it until the inbox is empty). What the trigger decided, decided here, each change at its own
 -- time (changed_at): paused/expired_cert -> remove; a reinstatement (active after
 -- paused/expired_cert) -> restore only when the most recent certification is valid, otherwise
 -- no write, a warning in the audit and a re-check note (22_clock.sql); every other transition
@@ -48,7 +49,7 @@ $$;
 -- row. One mover at a time, and none waits for another: a caller that finds another mover at
 -- work moves nothing (what that one moves is there once it commits). The app's inserts never
 -- wait on a move, and a change still uncommitted stays for the next one.
-create function move_status_changes()
+create function move_status_changes(p_limit integer default 10000)
 returns integer
 language plpgsql
 set search_path = public, pg_temp
@@ -60,7 +61,9 @@ begin
         return 0;
     end if;
     with changes as (
-        delete from mentor_status_inbox returning *
+        delete from mentor_status_inbox
+         where id in (select i.id from mentor_status_inbox i order by i.id limit p_limit)
+        returning *
     ),
     classified as (
         select c.*,
@@ -127,9 +130,14 @@ language plpgsql
 set search_path = public, pg_temp
 as $$
 declare
+    batch constant integer := 10000;
     marked integer;
 begin
-    perform move_status_changes();
+    -- Batch after batch while they come full: what piled up while no tick ran, never chasing
+    -- the app's live traffic (what arrives meanwhile is the next tick's).
+    loop
+        exit when move_status_changes(batch) < batch;
+    end loop;
     marked := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
     return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
 end
@@ -279,4 +287,4 @@ begin
 end
 $$;
 
-revoke execute on function move_status_changes() from public, anon, authenticated;
+revoke execute on function move_status_changes(integer) from public, anon, authenticated;

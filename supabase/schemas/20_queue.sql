@@ -418,7 +418,7 @@ as $$
            (select count(*) from sync_queue where status = 'processing' and locked_until < p_at)
 $$;
 
--- The drain path's tick (sensor, processor, break-glass command): move the status changes the
+-- The drain path's tick (sensor, processor, break-glass command): move every status change the
 -- inbox holds (21_sources.sql), so what it says is due includes every status change committed so
 -- far; mark what the clock changed and the re-check notes whose time has come (22_clock.sql);
 -- then say what is due.
@@ -428,9 +428,14 @@ language plpgsql
 set search_path = public, pg_temp
 as $$
 declare
+    batch constant integer := 10000;
     marked integer;
 begin
-    perform move_status_changes();
+    -- Batch after batch while they come full: what piled up while no tick ran, never chasing
+    -- the app's live traffic (what arrives meanwhile is the next tick's).
+    loop
+        exit when move_status_changes(batch) < batch;
+    end loop;
     marked := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
     return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
 end

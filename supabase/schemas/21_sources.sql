@@ -51,7 +51,8 @@ when (old.status is distinct from new.status)
 execute function enqueue_website_sync();
 
 -- Moves the status changes the inbox holds into the audit trail and the outbox, oldest first;
--- returns how many it moved. What the trigger decided, decided here, each change at its own
+-- returns how many it moved: the oldest p_limit at most, so one call is a short transaction
+-- whatever piled up while no tick ran (the tick calls it until the inbox is empty). What the trigger decided, decided here, each change at its own
 -- time (changed_at): paused/expired_cert -> remove; a reinstatement (active after
 -- paused/expired_cert) -> restore only when the most recent certification is valid, otherwise
 -- no write, a warning in the audit and a re-check note (22_clock.sql); every other transition
@@ -59,7 +60,7 @@ execute function enqueue_website_sync();
 -- row. One mover at a time, and none waits for another: a caller that finds another mover at
 -- work moves nothing (what that one moves is there once it commits). The app's inserts never
 -- wait on a move, and a change still uncommitted stays for the next one.
-create function move_status_changes()
+create function move_status_changes(p_limit integer default 10000)
 returns integer
 language plpgsql
 set search_path = public, pg_temp
@@ -71,7 +72,9 @@ begin
         return 0;
     end if;
     with changes as (
-        delete from mentor_status_inbox returning *
+        delete from mentor_status_inbox
+         where id in (select i.id from mentor_status_inbox i order by i.id limit p_limit)
+        returning *
     ),
     classified as (
         select c.*,
@@ -274,7 +277,7 @@ execute function enqueue_chapter_rename();
 revoke execute on function
     mentor_concerns_website(uuid, uuid, boolean),
     enqueue_website_sync(),
-    move_status_changes(),
+    move_status_changes(integer),
     enqueue_mentor_move(),
     enqueue_mentor_deletion(),
     enqueue_certification_change(),

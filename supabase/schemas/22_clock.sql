@@ -13,10 +13,10 @@
 --     an organisation's switch to website sync was uncommitted marked nothing, and the switch
 --     marked the mentors without that change: a drain writing the switch's rows before the change
 --     committed left a mentor paused, deleted or moved meanwhile listed (a renewed one unlisted);
---   * a reinstatement without a valid certification writes nothing (a warning in the audit). A
---     renewal committed while the reinstatement was uncommitted was written as "not listed" (the
---     mentor was still paused), and then the reinstatement committed: an active, certified
---     mentor stayed unlisted.
+--   * a reinstatement without a valid certification writes nothing (a warning in the audit). The
+--     tick's move decides that (move_status_changes, 21_sources.sql) after the reinstatement
+--     committed, but a renewal still uncommitted then was written as "not listed" if its own
+--     trigger ran while the mentor was still paused: an active, certified mentor stayed unlisted.
 -- Both lasted until the nightly reconciliation. Waiting for the other transaction is not an
 -- option (the app never waits on the pipeline, and a lock here would also be a deadlock risk), so
 -- such a change leaves a note, and the drain path's tick marks its keys once more when every

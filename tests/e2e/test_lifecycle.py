@@ -259,12 +259,17 @@ def test_nightly_expiry_reminds_once_each_then_expires_and_renewal_restores(stac
         assert notifications(stack, mentor) == {30: 1, 14: 1, 7: 1}
     assert len(queue(stack, hlf)) == 1
 
-    # Reinstated without a renewal: nothing reaches the website (the trigger records a warning).
+    # Reinstated without a renewal: nothing reaches the website (the daemon's tick moves the change
+    # into the audit trail with a warning).
     set_status(stack, hlf, "active")
-    with stack.connect() as conn:
-        warning = conn.execute(
-            "select warning from mentor_status_audit where mentor_id = %s order by id desc limit 1", (hlf,)
-        ).fetchone()[0]
+
+    def reinstatement_audit():
+        with stack.connect() as conn:
+            return conn.execute("select new_status, warning from mentor_status_audit where mentor_id = %s"
+                                " order by id desc limit 1", (hlf,)).fetchone()
+
+    _, warning = wait_for(lambda: (row := reinstatement_audit()) and row[0] == "active" and row,
+                          timeout=SYNC_TIMEOUT, what="the reinstatement in the audit trail")
     assert warning, "reinstatement without a valid certification is recorded as a warning"
     assert len(queue(stack, hlf)) == 1
     set_status(stack, hlf, "expired_cert")  # the coordinator undoes the mistake
