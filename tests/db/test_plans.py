@@ -377,3 +377,28 @@ def test_the_freshness_and_outage_checks_read_no_table_per_row(db):
         assert freshness(db, timedelta(minutes=30)).waiting == 1000
         write_outage(db)
     assert per_row_full_reads(plans) == []
+
+
+# -- the status inbox ------------------------------------------------------------------------
+
+MOVE = "select move_status_changes()"
+
+
+def change_statuses(conn: psycopg.Connection, ids: list[str]) -> None:
+    """A spell of the app's status changes: pauses, reinstatements (paused, then active with a
+    valid certification) and other transitions (active -> retired), 100 each, one transaction each
+    kind, as the inbox holds them for the tick."""
+    conn.execute("update mentors set status = 'paused' where id = any(%s::uuid[])", (ids[:200],))
+    conn.execute("update mentors set status = 'active' where id = any(%s::uuid[])", (ids[100:200],))
+    conn.execute("update mentors set status = 'retired' where id = any(%s::uuid[])", (ids[200:300],))
+
+
+def test_the_move_reads_the_changes_not_the_mentors(db):
+    first = grow(db, 2000)
+    change_statuses(db, first)
+    small = checked(db, MOVE)
+    more = grow(db, 2000 * GROWTH)
+    change_statuses(db, more)
+    assert_buffers_follow_rows(small, checked(db, MOVE))
+    assert db.execute("select count(*) from sync_queue where status = 'pending' and mentor_id = any(%s::uuid[])",
+                      (more[:300],)).fetchone()[0] == 400  # 200 pauses, 100 reinstatements, 100 retirements
