@@ -1,4 +1,6 @@
-"""The outbox trigger: status changes become sync_queue rows in the same transaction.
+"""The outbox trigger: a status change is one mentor_status_inbox row in the app's transaction;
+the pipeline's move turns it into its audit row and, for organisations with website sync, its
+sync_queue row.
 
 Each test runs against a fresh, migrated database on a real PostgreSQL server.
 """
@@ -13,7 +15,7 @@ import pytest
 
 from mentor_pipeline.sync import store
 from tests.support.db import wait_for_lock_waiters
-from tests.support.factories import certify, mentor, next_writes, queue_rows, set_status
+from tests.support.factories import certify, mentor, move_status_changes, next_writes, queue_rows, set_status
 
 
 def audit_rows(db, mentor_id):
@@ -130,6 +132,7 @@ def test_newest_wanted_state_wins_while_pending(db):
 def test_change_while_a_row_is_processing_adds_a_new_pending_row(db):
     mentor_id = mentor(db)
     set_status(db, mentor_id, "paused")
+    move_status_changes(db)
     db.execute("update sync_queue set status = 'processing', locked_until = now() + interval '1 minute'")
     set_status(db, mentor_id, "active")
 
@@ -139,8 +142,9 @@ def test_change_while_a_row_is_processing_adds_a_new_pending_row(db):
 
 def test_one_row_per_mentor_in_flight_is_enforced_by_the_database(db):
     mentor_id = mentor(db)
-    set_status(db, mentor_id, "paused")
-    set_status(db, mentor_id, "active")
+    for status in ["paused", "active"]:
+        set_status(db, mentor_id, status)
+        move_status_changes(db)
     db.execute("update sync_queue set status = 'processing' where id = (select min(id) from sync_queue)")
     with pytest.raises(psycopg.errors.UniqueViolation, match="sync_queue_one_processing_per_mentor"):
         db.execute("update sync_queue set status = 'processing' where status = 'pending'")
@@ -223,16 +227,19 @@ def test_concurrent_updates_of_one_mentor_serialise_on_the_mentor_and_one_write_
 def test_the_pipeline_marking_a_mentor_never_waits_for_an_uncommitted_app_change(db_url, db):
     mentor_id = mentor(db)
     with psycopg.connect(db_url) as app, psycopg.connect(db_url) as pipeline:
-        set_status(app, mentor_id, "paused")  # the trigger's row, uncommitted
+        set_status(app, mentor_id, "paused")  # the trigger's inbox row, uncommitted
         pipeline.execute("set lock_timeout = '200ms'")
+        assert move_status_changes(pipeline) == 0  # no wait: the uncommitted change stays for the next move
         store.enqueue(pipeline, [mentor_id], "reconciliation", "add")  # no wait: it appends
         pipeline.commit()
         app.commit()
 
-    # The app's row took its id first; the next drain writes the mentor once, reading the rule then.
+    # The app's change is queued by the move after its commit, behind the reconciliation's row; the
+    # next drain writes the mentor once, with the newest change.
     assert [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, mentor_id)] == [
-        ("remove", "status_change"), ("add", "reconciliation")]
-    assert [w["triggered_by_event"] for w in next_writes(db, mentor_id)] == ["reconciliation"]
+        ("add", "reconciliation"), ("remove", "status_change")]
+    assert [(w["operation"], w["triggered_by_event"]) for w in next_writes(db, mentor_id)] == [
+        ("remove", "status_change")]
 
 
 def test_many_mentors_each_get_their_own_row(db):
