@@ -8,6 +8,7 @@ Each test runs against a fresh, migrated database on a real PostgreSQL server.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import psycopg
@@ -249,3 +250,91 @@ def test_many_mentors_each_get_their_own_row(db):
     rows = queue_rows(db)
     assert sorted(r["mentor_id"] for r in rows) == sorted(mentors)
     assert {r["operation"] for r in rows} == {"remove"}
+
+
+# --- the status inbox: one write for the app, moved exactly once by the pipeline ---------------
+
+def inbox_rows(conn):
+    return conn.execute("select mentor_id, old_status, new_status, triggered_by_event from mentor_status_inbox"
+                        " order by id").fetchall()
+
+
+def records(conn, mentor_id):
+    """(inbox, sync_queue, audit) rows of the mentor, counted without moving."""
+    return conn.execute(
+        "select (select count(*) from mentor_status_inbox where mentor_id = %(m)s),"
+        " (select count(*) from sync_queue where mentor_id = %(m)s),"
+        " (select count(*) from mentor_status_audit where mentor_id = %(m)s)", {"m": mentor_id}).fetchone()
+
+
+def test_a_status_change_is_one_inbox_row_in_the_apps_transaction_until_the_move(db_url, db):
+    mentor_id = mentor(db)
+    with psycopg.connect(db_url) as app:
+        set_status(app, mentor_id, "paused")
+        app.rollback()
+    assert records(db, mentor_id) == (0, 0, 0)
+
+    with psycopg.connect(db_url) as app:
+        set_status(app, mentor_id, "paused")
+        # The app's whole cost: its own update and one inbox row.
+        assert app.execute("select relname, n_tup_ins, n_tup_upd, n_tup_del from pg_stat_xact_user_tables"
+                           " where n_tup_ins + n_tup_upd + n_tup_del > 0 order by relname").fetchall() == [
+            ("mentor_status_inbox", 1, 0, 0), ("mentors", 0, 1, 0)]
+    assert inbox_rows(db) == [(mentor_id, "active", "paused", "status_change")]
+    assert records(db, mentor_id) == (1, 0, 0)
+
+    assert move_status_changes(db) == 1
+    assert records(db, mentor_id) == (0, 1, 1)
+    assert audit_rows(db, mentor_id) == [("active", "paused", "status_change", "remove", None)]
+
+
+def test_a_change_committed_during_a_move_or_uncommitted_then_is_moved_once_by_the_next(db_url, db):
+    first, second = mentor(db), mentor(db)
+    with psycopg.connect(db_url) as app, psycopg.connect(db_url) as pipeline:
+        set_status(app, first, "paused")
+        app.commit()
+        set_status(app, second, "paused")  # uncommitted while the move runs
+        assert move_status_changes(pipeline) == 1  # the first only; the move's transaction stays open
+        app.commit()  # committed while the move is in progress
+        pipeline.commit()
+
+    assert inbox_rows(db) == [(second, "active", "paused", "status_change")]
+    assert move_status_changes(db) == 1
+    assert move_status_changes(db) == 0
+    for mentor_id in (first, second):
+        assert records(db, mentor_id) == (0, 1, 1)
+        assert [r["operation"] for r in queue_rows(db, mentor_id)] == ["remove"]
+
+
+def test_a_second_mover_moves_nothing_and_never_waits_for_the_first(db_url, db):
+    first, second = mentor(db), mentor(db)
+    set_status(db, first, "paused")
+    with psycopg.connect(db_url) as mover, psycopg.connect(db_url) as other:
+        assert move_status_changes(mover) == 1  # holds the move (and the inbox row it deleted)
+        set_status(db, second, "paused")
+        other.execute("set lock_timeout = '1s'")
+        started = time.monotonic()
+        assert move_status_changes(other) == 0  # would raise LockNotAvailable had it waited
+        assert time.monotonic() - started < 1
+        other.commit()
+        assert inbox_rows(db) == [(first, "active", "paused", "status_change"),
+                                  (second, "active", "paused", "status_change")]  # the first move uncommitted
+        mover.commit()
+        assert move_status_changes(other) == 1  # the next move takes what the second mover left
+        other.commit()
+
+    for mentor_id in (first, second):
+        assert records(db, mentor_id) == (0, 1, 1)
+
+
+def test_the_app_role_can_neither_read_the_inbox_nor_move_it(db_url, db):
+    mentor_id = mentor(db)
+    set_status(db, mentor_id, "paused")
+    with psycopg.connect(db_url) as conn:
+        for statement in ["select * from mentor_status_inbox", "delete from mentor_status_inbox",
+                          "select move_status_changes()"]:
+            conn.execute("set local role authenticated")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute(statement)
+            conn.rollback()
+    assert records(db, mentor_id) == (1, 0, 0)
