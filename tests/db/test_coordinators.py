@@ -16,7 +16,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from mentor_pipeline.sync import store
-from tests.support.factories import mentor, organization, queue_rows, set_status
+from tests.support.factories import mentor, move_status_changes, organization, queue_rows, set_status
 
 HLF_COORDINATOR = uuid.UUID("00000000-0000-4000-8000-00000000c001")
 NHF_COORDINATOR = uuid.UUID("00000000-0000-4000-8000-00000000c002")
@@ -84,7 +84,8 @@ def test_asking_twice_while_one_is_pending_rewrites_the_same_row(db_url, db, coo
 
 def test_a_request_during_a_retry_backoff_queues_a_change_due_now_that_absorbs_the_retry(db_url, db, coordinators):
     mentor_id = mentor(db, "HLF")
-    set_status(db, mentor_id, "paused")  # the outbox trigger queues 'remove'
+    set_status(db, mentor_id, "paused")
+    move_status_changes(db)  # the tick queues its 'remove'
     db.execute("update sync_queue set attempts = 3, available_at = now() + interval '10 minutes',"
                " last_error = 'HTTP 503' where mentor_id = %s", (mentor_id,))
 

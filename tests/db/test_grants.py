@@ -15,8 +15,9 @@ APP_TABLES = {"organizations", "chapters", "mentors", "certifications"}
 # What the app uses on purpose (supabase/schemas/60_coordinators.sql): authenticated reads its own
 # coordinators rows (RLS) and calls the dashboard's two functions, which check who is asking.
 APP_FACING = {"anon": set(), "authenticated": {"coordinators", "request_website_sync(uuid)", "website_sync_status(uuid)"}}
-SEQUENCES = ["sync_queue_id_seq", "mentor_status_audit_id_seq", "cert_expiry_reminders_id_seq",
-             "certification_state_runs_id_seq", "coordinator_notifications_id_seq", "reconciliation_log_id_seq"]
+SEQUENCES = ["sync_queue_id_seq", "mentor_status_audit_id_seq", "mentor_status_inbox_id_seq",
+             "cert_expiry_reminders_id_seq", "certification_state_runs_id_seq", "coordinator_notifications_id_seq",
+             "reconciliation_log_id_seq"]
 
 
 def test_supabase_default_grants_are_in_force_for_new_objects(db):
@@ -69,7 +70,7 @@ def test_no_pipeline_sequence_is_granted_to_app_roles(db, role):
 @pytest.mark.parametrize("role", APP_ROLES)
 def test_no_pipeline_table_or_view_is_granted_to_app_roles(db, role):
     relations = pipeline_objects(db, "rvmp")
-    assert {"sync_queue", "certification_state", "organization_expiry_thresholds"} <= set(relations)
+    assert {"sync_queue", "mentor_status_inbox", "certification_state", "organization_expiry_thresholds"} <= set(relations)
     granted = [r for r in relations if db.execute(
         "select has_table_privilege(%s, %s, 'select, insert, update, delete, truncate, references, trigger')",
         (role, r)).fetchone()[0]]

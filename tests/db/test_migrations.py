@@ -154,6 +154,7 @@ def test_pipeline_migrations_apply_on_top_of_the_apps_own_tables(admin_url):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 with db.transaction():
                     db.execute("select * from sync_queue")
+        assert db.execute("select move_status_changes()").fetchone() == (1,)  # the pipeline's tick
         assert db.execute("select operation, triggered_by_event from sync_queue where mentor_id = %s",
                           (mentor,)).fetchall() == [("remove", "status_change")]
         [rule] = db.execute("select should_be_listed, reason from website_desired_listing(array[%s]::uuid[])",

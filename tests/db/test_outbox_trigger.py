@@ -1,4 +1,6 @@
-"""The outbox trigger: status changes become sync_queue rows in the same transaction.
+"""The outbox trigger: a status change is one mentor_status_inbox row in the app's transaction;
+the pipeline's move turns it into its audit row and, for organisations with website sync, its
+sync_queue row.
 
 Each test runs against a fresh, migrated database on a real PostgreSQL server.
 """
@@ -6,6 +8,7 @@ Each test runs against a fresh, migrated database on a real PostgreSQL server.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import psycopg
@@ -13,7 +16,7 @@ import pytest
 
 from mentor_pipeline.sync import store
 from tests.support.db import wait_for_lock_waiters
-from tests.support.factories import certify, mentor, next_writes, queue_rows, set_status
+from tests.support.factories import certify, mentor, move_status_changes, next_writes, queue_rows, set_status
 
 
 def audit_rows(db, mentor_id):
@@ -130,6 +133,7 @@ def test_newest_wanted_state_wins_while_pending(db):
 def test_change_while_a_row_is_processing_adds_a_new_pending_row(db):
     mentor_id = mentor(db)
     set_status(db, mentor_id, "paused")
+    move_status_changes(db)
     db.execute("update sync_queue set status = 'processing', locked_until = now() + interval '1 minute'")
     set_status(db, mentor_id, "active")
 
@@ -139,8 +143,9 @@ def test_change_while_a_row_is_processing_adds_a_new_pending_row(db):
 
 def test_one_row_per_mentor_in_flight_is_enforced_by_the_database(db):
     mentor_id = mentor(db)
-    set_status(db, mentor_id, "paused")
-    set_status(db, mentor_id, "active")
+    for status in ["paused", "active"]:
+        set_status(db, mentor_id, status)
+        move_status_changes(db)
     db.execute("update sync_queue set status = 'processing' where id = (select min(id) from sync_queue)")
     with pytest.raises(psycopg.errors.UniqueViolation, match="sync_queue_one_processing_per_mentor"):
         db.execute("update sync_queue set status = 'processing' where status = 'pending'")
@@ -223,16 +228,19 @@ def test_concurrent_updates_of_one_mentor_serialise_on_the_mentor_and_one_write_
 def test_the_pipeline_marking_a_mentor_never_waits_for_an_uncommitted_app_change(db_url, db):
     mentor_id = mentor(db)
     with psycopg.connect(db_url) as app, psycopg.connect(db_url) as pipeline:
-        set_status(app, mentor_id, "paused")  # the trigger's row, uncommitted
+        set_status(app, mentor_id, "paused")  # the trigger's inbox row, uncommitted
         pipeline.execute("set lock_timeout = '200ms'")
+        assert move_status_changes(pipeline) == 0  # no wait: the uncommitted change stays for the next move
         store.enqueue(pipeline, [mentor_id], "reconciliation", "add")  # no wait: it appends
         pipeline.commit()
         app.commit()
 
-    # The app's row took its id first; the next drain writes the mentor once, reading the rule then.
+    # The app's change is queued by the move after its commit, behind the reconciliation's row; the
+    # next drain writes the mentor once, with the newest change.
     assert [(r["operation"], r["triggered_by_event"]) for r in queue_rows(db, mentor_id)] == [
-        ("remove", "status_change"), ("add", "reconciliation")]
-    assert [w["triggered_by_event"] for w in next_writes(db, mentor_id)] == ["reconciliation"]
+        ("add", "reconciliation"), ("remove", "status_change")]
+    assert [(w["operation"], w["triggered_by_event"]) for w in next_writes(db, mentor_id)] == [
+        ("remove", "status_change")]
 
 
 def test_many_mentors_each_get_their_own_row(db):
@@ -242,3 +250,91 @@ def test_many_mentors_each_get_their_own_row(db):
     rows = queue_rows(db)
     assert sorted(r["mentor_id"] for r in rows) == sorted(mentors)
     assert {r["operation"] for r in rows} == {"remove"}
+
+
+# --- the status inbox: one write for the app, moved exactly once by the pipeline ---------------
+
+def inbox_rows(conn):
+    return conn.execute("select mentor_id, old_status, new_status, triggered_by_event from mentor_status_inbox"
+                        " order by id").fetchall()
+
+
+def records(conn, mentor_id):
+    """(inbox, sync_queue, audit) rows of the mentor, counted without moving."""
+    return conn.execute(
+        "select (select count(*) from mentor_status_inbox where mentor_id = %(m)s),"
+        " (select count(*) from sync_queue where mentor_id = %(m)s),"
+        " (select count(*) from mentor_status_audit where mentor_id = %(m)s)", {"m": mentor_id}).fetchone()
+
+
+def test_a_status_change_is_one_inbox_row_in_the_apps_transaction_until_the_move(db_url, db):
+    mentor_id = mentor(db)
+    with psycopg.connect(db_url) as app:
+        set_status(app, mentor_id, "paused")
+        app.rollback()
+    assert records(db, mentor_id) == (0, 0, 0)
+
+    with psycopg.connect(db_url) as app:
+        set_status(app, mentor_id, "paused")
+        # The app's whole cost: its own update and one inbox row.
+        assert app.execute("select relname, n_tup_ins, n_tup_upd, n_tup_del from pg_stat_xact_user_tables"
+                           " where n_tup_ins + n_tup_upd + n_tup_del > 0 order by relname").fetchall() == [
+            ("mentor_status_inbox", 1, 0, 0), ("mentors", 0, 1, 0)]
+    assert inbox_rows(db) == [(mentor_id, "active", "paused", "status_change")]
+    assert records(db, mentor_id) == (1, 0, 0)
+
+    assert move_status_changes(db) == 1
+    assert records(db, mentor_id) == (0, 1, 1)
+    assert audit_rows(db, mentor_id) == [("active", "paused", "status_change", "remove", None)]
+
+
+def test_a_change_committed_during_a_move_or_uncommitted_then_is_moved_once_by_the_next(db_url, db):
+    first, second = mentor(db), mentor(db)
+    with psycopg.connect(db_url) as app, psycopg.connect(db_url) as pipeline:
+        set_status(app, first, "paused")
+        app.commit()
+        set_status(app, second, "paused")  # uncommitted while the move runs
+        assert move_status_changes(pipeline) == 1  # the first only; the move's transaction stays open
+        app.commit()  # committed while the move is in progress
+        pipeline.commit()
+
+    assert inbox_rows(db) == [(second, "active", "paused", "status_change")]
+    assert move_status_changes(db) == 1
+    assert move_status_changes(db) == 0
+    for mentor_id in (first, second):
+        assert records(db, mentor_id) == (0, 1, 1)
+        assert [r["operation"] for r in queue_rows(db, mentor_id)] == ["remove"]
+
+
+def test_a_second_mover_moves_nothing_and_never_waits_for_the_first(db_url, db):
+    first, second = mentor(db), mentor(db)
+    set_status(db, first, "paused")
+    with psycopg.connect(db_url) as mover, psycopg.connect(db_url) as other:
+        assert move_status_changes(mover) == 1  # holds the move (and the inbox row it deleted)
+        set_status(db, second, "paused")
+        other.execute("set lock_timeout = '1s'")
+        started = time.monotonic()
+        assert move_status_changes(other) == 0  # would raise LockNotAvailable had it waited
+        assert time.monotonic() - started < 1
+        other.commit()
+        assert inbox_rows(db) == [(first, "active", "paused", "status_change"),
+                                  (second, "active", "paused", "status_change")]  # the first move uncommitted
+        mover.commit()
+        assert move_status_changes(other) == 1  # the next move takes what the second mover left
+        other.commit()
+
+    for mentor_id in (first, second):
+        assert records(db, mentor_id) == (0, 1, 1)
+
+
+def test_the_app_role_can_neither_read_the_inbox_nor_move_it(db_url, db):
+    mentor_id = mentor(db)
+    set_status(db, mentor_id, "paused")
+    with psycopg.connect(db_url) as conn:
+        for statement in ["select * from mentor_status_inbox", "delete from mentor_status_inbox",
+                          "select move_status_changes()"]:
+            conn.execute("set local role authenticated")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute(statement)
+            conn.rollback()
+    assert records(db, mentor_id) == (1, 0, 0)

@@ -27,6 +27,7 @@ from mentor_pipeline.expiry.run import run_nightly_expiry
 from mentor_pipeline.timezone import OSLO
 from tests.expiry.helpers import plant_thresholds
 from tests.support.factories import mentor as new_mentor
+from tests.support.factories import move_status_changes
 
 STATUSES = ["active", "paused", "expired_cert"]
 EVENTS = ["status_change", "manual_coordinator_action"]
@@ -186,6 +187,7 @@ def check_one_world(conn: psycopg.Connection, people: list[dict], configs: dict)
             conn.execute("select set_config('mentor_pipeline.triggered_by_event', %s, true)", (event,))
             conn.execute("update mentors set status = %s where id = %s", (new, mentor_id))
         conn.execute("select set_config('mentor_pipeline.triggered_by_event', '', true)")
+        move_status_changes(conn)  # the pipeline's tick after the app's changes
         expected[mentor_id] = expected_changes(spec, latest[mentor_id], now)
 
     def pending():
@@ -213,6 +215,7 @@ def check_one_world(conn: psycopg.Connection, people: list[dict], configs: dict)
                 e.pending = ("remove", "nightly_expiry")
 
     result = run_nightly_expiry(conn, run_date)
+    move_status_changes(conn)  # the tick after the night's transitions
 
     statuses = dict(conn.execute("select id, status from mentors").fetchall())
     assert statuses == {m: e.status for m, e in expected.items()}
@@ -238,6 +241,7 @@ def check_one_world(conn: psycopg.Connection, people: list[dict], configs: dict)
 
     # Never twice: the same night again adds nothing and changes nothing.
     again = run_nightly_expiry(conn, run_date)
+    assert move_status_changes(conn) == 0
     assert (again.reminders.reminders, again.transitions.total) == (0, 0)
     assert conn.execute("select count(*) from cert_expiry_reminders").fetchone() == (len(want),)
 

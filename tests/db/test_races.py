@@ -15,7 +15,7 @@ import pytest
 from mentor_pipeline.operations.store import raise_incident
 from mentor_pipeline.sync import store
 from mentor_pipeline.sync.store import Outcome, QueuePolicy
-from tests.support.factories import certify, mentor, next_writes, queue_rows, set_status
+from tests.support.factories import certify, mentor, move_status_changes, next_writes, queue_rows, set_status
 from tests.support.polling import wait_for
 from tests.sync.helpers import db_now
 
@@ -359,6 +359,7 @@ def test_the_nightly_transition_leaves_a_mentor_a_coordinator_is_pausing_alone(d
         expiry.join(30)
         night.commit()
     assert expiry.error is None
+    assert move_status_changes(db) == 1  # the tick after both: the coordinator's change only
     assert db.execute("select status from mentors where id = %s", (m,)).fetchone() == ("paused",)
     assert db.execute("select old_status, new_status, triggered_by_event from mentor_status_audit"
                       " where mentor_id = %s", (m,)).fetchall() == [("active", "paused", "manual_coordinator_action")]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.factories import mentor, queue_rows
 
-PIPELINE_TABLES = ["sync_queue", "mentor_status_audit", "cert_expiry_reminders"]
+PIPELINE_TABLES = ["sync_queue", "mentor_status_audit", "mentor_status_inbox", "cert_expiry_reminders"]
 
 
 def test_every_public_table_has_row_level_security(db):
@@ -23,7 +23,7 @@ def test_every_public_table_has_row_level_security(db):
 @pytest.mark.parametrize("table", PIPELINE_TABLES)
 def test_app_roles_cannot_read_or_write_pipeline_tables(db_url, db, role, table):
     mentor(db)
-    db.execute("update mentors set status = 'paused'")  # something to read in sync_queue and the audit
+    db.execute("update mentors set status = 'paused'")  # something to read in the inbox (until the move)
     with psycopg.connect(db_url) as conn:
         conn.execute(f"set role {role}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -78,6 +78,7 @@ def test_a_hostile_search_path_cannot_redirect_the_trigger(db_url, db):
     db.execute("create policy coordinators_update_mentors on mentors for all to authenticated using (true)")
     db.execute("create schema evil")
     db.execute("create table evil.sync_queue (like public.sync_queue)")
+    db.execute("create table evil.mentor_status_inbox (like public.mentor_status_inbox)")
     db.execute("grant usage on schema evil to authenticated")
 
     with psycopg.connect(db_url) as conn:
@@ -88,6 +89,7 @@ def test_a_hostile_search_path_cannot_redirect_the_trigger(db_url, db):
 
     assert len(queue_rows(db, mentor_id)) == 1
     assert db.execute("select count(*) from evil.sync_queue").fetchone()[0] == 0
+    assert db.execute("select count(*) from evil.mentor_status_inbox").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("event, allowed", [
