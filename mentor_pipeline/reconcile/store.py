@@ -111,6 +111,10 @@ def app_state(
 ) -> pd.DataFrame:
     """`reconciliation_app_state()` at `now` (default: the database's now()) as a frame (every
     HLF mentor, or the given ones)."""
+    # The status changes committed so far move from the inbox first, as the tick does: they are
+    # in the queue before the run diffs and enqueues (left to the queue, not divergent), so the
+    # run's rows come after them.
+    conn.execute("select move_status_changes()")
     with conn.cursor(binary=True) as cur:
         cur.execute(
             "select mentor_id::text, status, should_be_listed, chapter_name, confirmed_listed, in_queue, confirmed_matches"

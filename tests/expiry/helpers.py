@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import psycopg
 
 from mentor_pipeline.timezone import OSLO
-from tests.support.factories import insert_certification, mentor
+from tests.support.factories import insert_certification, mentor, move_status_changes
 
 # A past night (the run refuses future dates); summer time, so Oslo is UTC+2.
 RUN_DATE = date(2026, 6, 15)
@@ -59,7 +59,9 @@ def run_expiry_sql(conn: psycopg.Connection, run_date: date = RUN_DATE, *, on_ti
 
 
 def outcome(conn: psycopg.Connection) -> dict[str, list]:
-    """Everything a run produces, keyed by names rather than generated ids, for comparing databases."""
+    """Everything a run produces, keyed by names rather than generated ids, for comparing databases:
+    as the pipeline sees it after its tick (the status changes committed so far moved in first)."""
+    move_status_changes(conn)
     queries = {
         "statuses": "select m.full_name, m.status from mentors m order by 1",
         "reminders": "select m.full_name, r.threshold_day, r.certification_expiry_date, r.run_date"

@@ -59,8 +59,8 @@ def test_two_processes_at_the_same_time_equal_one_clean_run(db_url, db, clean_ou
 @pytest.mark.parametrize(
     ("blocked_table", "committed_before_the_kill"),
     [
-        # The trigger's enqueue waits: killed inside the transition, with mentors already updated.
-        ("sync_queue", {"transitions": False, "reminders": False}),
+        # The trigger's inbox insert waits: killed inside the transition, with mentors already updated.
+        ("mentor_status_inbox", {"transitions": False, "reminders": False}),
         # Killed inside the reminders statement, after transitions and the state snapshot committed.
         ("coordinator_notifications", {"transitions": True, "reminders": False}),
     ],

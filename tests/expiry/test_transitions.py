@@ -19,10 +19,13 @@ from tests.expiry.helpers import (
     status_of,
 )
 from tests.support.db import wait_for_lock_waiters
-from tests.support.factories import queue_rows, set_status
+from tests.support.factories import move_status_changes, queue_rows, set_status
 
 
 def audit(db, mentor_id):
+    """The mentor's audit rows, as the pipeline sees them after its tick (the status changes
+    committed so far moved in first)."""
+    move_status_changes(db)
     return db.execute(
         "select old_status, new_status, triggered_by_event, sync_operation from mentor_status_audit"
         " where mentor_id = %s order by id", (mentor_id,)).fetchall()

@@ -17,7 +17,7 @@ from mentor_pipeline.sync import Drain, QueuePolicy
 from tests.expiry.helpers import expiring_on, mentor_expiring, outcome, reminders_of, status_of
 from tests.reconcile.helpers import writes_sent
 from tests.support.cli import cli_argv
-from tests.support.factories import queue_rows
+from tests.support.factories import move_status_changes, queue_rows
 from tests.sync.helpers import (
     FAST,
     drains_at_once,
@@ -80,6 +80,7 @@ def test_reconciliation_through_the_pooler_re_syncs_a_lost_removal(pooled_db, em
     mentors = hlf_mentors(pooled_db, 5)
     seed_contacts(emulator, mentors, listed=True)
     set_statuses(pooled_db, [mentors[0]], "paused")
+    move_status_changes(pooled_db)  # the tick queues the removal
     pooled_db.execute("delete from sync_queue")  # the removal was lost: Dynamics still lists them
     for name, value in emulator.env().items():
         monkeypatch.setenv(name, value)
