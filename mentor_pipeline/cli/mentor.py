@@ -72,7 +72,8 @@ def _set_status(args) -> int:
         # row (with any warning) it becomes can be read back here.
         conn.execute("select move_status_changes()")
         queued = conn.execute(
-            "select operation from sync_queue where mentor_id = %s and status = 'pending'", (mentor_id,)
+            "select operation from sync_queue where mentor_id = %s and status = 'pending' order by id desc limit 1",
+            (mentor_id,),
         ).fetchone()
         warning = conn.execute(
             "select warning from mentor_status_audit where mentor_id = %s order by id desc limit 1", (mentor_id,)
