@@ -155,6 +155,9 @@ class Freshness:
 
 def freshness(conn: psycopg.Connection, limit: timedelta, now: datetime | None = None) -> Freshness:
     """How long the changes still waiting have waited, at `now` (None: the database's clock)."""
+    # The status changes committed so far wait to reach the website too: into the queue first, as
+    # the tick does.
+    conn.execute("select move_status_changes()")
     row = conn.execute(
         """
         select t.now, min(q.created_at), count(q.id), count(q.id) filter (where q.created_at < t.now - %(limit)s)

@@ -20,6 +20,7 @@ from mentor_pipeline.cli import leftover
 from mentor_pipeline.cli.leftover import queue_left
 from mentor_pipeline.operations.store import get_incident
 from tests.support.cli import call_cli
+from tests.support.factories import move_status_changes
 from tests.sync.helpers import hlf_mentors, queue_statuses, seed_contacts, sent_writes, set_statuses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,9 @@ def undone(db) -> int:
 
 
 def lease_to_a_crashed_process(db, seconds: float) -> None:
-    """What a processor that died mid-batch leaves: its rows leased to its token until the lease runs out."""
+    """What a processor that died mid-batch leaves: its rows leased to its token until the lease runs out.
+    Its claim moved the status changes committed before it into the queue first."""
+    move_status_changes(db)
     db.execute("update sync_queue set status = 'processing', lease_token = %s,"
                " locked_until = now() + make_interval(secs => %s) where status = 'pending'", (uuid.uuid4(), seconds))
 
@@ -101,6 +104,7 @@ def test_rows_waiting_for_their_retry_are_exit_4_with_the_next_retry(db, emulato
     mentors = hlf_mentors(db, 5)
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
+    move_status_changes(db)  # the tick after the app's change
     db.execute("update sync_queue set attempts = 2, last_error = 'unavailable: HTTP 503',"
                " available_at = date_trunc('second', now()) + interval '10 minutes'")
     (retry_at,) = db.execute("select min(available_at) from sync_queue").fetchone()
@@ -132,6 +136,7 @@ def test_the_break_glass_sync_alerts_on_the_bound_the_environment_sets(db, emula
 def test_the_highest_code_wins_and_every_part_is_named(db):
     mentors = hlf_mentors(db, 4)
     set_statuses(db, mentors, "paused")
+    move_status_changes(db)  # the tick after the app's change
     ids = [row[0] for row in db.execute("select id from sync_queue order by id")]
     db.execute("update sync_queue set status = 'dead', processed_at = now() where id = %s", (ids[0],))
     db.execute("update sync_queue set attempts = 1, available_at = now() + interval '1 minute' where id = %s", (ids[1],))
@@ -149,6 +154,7 @@ def test_the_highest_code_wins_and_every_part_is_named(db):
 def test_what_is_left_is_decided_at_the_moment_given_not_the_wall_clock(db):
     mentors = hlf_mentors(db, 2)
     set_statuses(db, mentors, "paused")
+    move_status_changes(db)  # the tick after the app's change
     waiting, leased = [row[0] for row in db.execute("select id from sync_queue order by id")]
     (now,) = db.execute("select date_trunc('second', now())").fetchone()
     db.execute("update sync_queue set available_at = %s + interval '10 minutes' where id = %s", (now, waiting))
@@ -232,6 +238,7 @@ def changes_arrive_once(db, monkeypatch, mentors, status="paused") -> None:
     def queue_left_while_the_app_changes(conn, *args, **kwargs):
         if pending:
             set_statuses(db, pending.pop(), status)
+            move_status_changes(db)  # the sensor's tick after the app's change
         return real(conn, *args, **kwargs)
 
     monkeypatch.setattr(leftover, "queue_left", queue_left_while_the_app_changes)
@@ -276,8 +283,10 @@ def test_a_change_due_at_the_start_and_left_undone_still_fails_beside_the_arriva
 def test_rows_after_the_start_are_arrivals_unless_the_command_queued_them(db):
     first, second, third = hlf_mentors(db, 3)
     set_statuses(db, [first], "paused")
+    move_status_changes(db)  # the command's tick before its start
     start = leftover.command_start(db)
     set_statuses(db, [second, third], "paused")
+    move_status_changes(db)  # the tick after the app's change
     (own,) = db.execute("select id from sync_queue where mentor_id = %s", (second,)).fetchone()
 
     left = queue_left(db, start)

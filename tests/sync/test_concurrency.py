@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 
 from mentor_pipeline.sync import Drain, QueuePolicy
-from tests.support.factories import queue_rows, set_status
+from tests.support.factories import move_status_changes, queue_rows, set_status
 from tests.support.polling import wait_for
 from tests.sync.helpers import (
     drains_at_once,
@@ -33,6 +33,10 @@ def test_four_processors_apply_2000_rows_each_exactly_once(db, connect, emulator
     mentors = hlf_mentors(db, 2000)
     seed_contacts(emulator, mentors)
     set_statuses(db, mentors, "paused")
+    # The sensor's tick, which queued the changes before it asked for runs. (Left to the drains'
+    # own ticks, one moves all 2000 in its transaction while the others move nothing and find
+    # an empty queue.)
+    move_status_changes(db)
     policy = QueuePolicy(batch_size=100, lease=timedelta(seconds=30))
     emulator.admin.set_faults(latency=0.05)  # each $batch takes a little while: the four overlap
     reports = drains_at_once(4, connect, emulator, policy, archive=False)

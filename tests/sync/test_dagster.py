@@ -16,7 +16,7 @@ from mentor_pipeline.sync import Drain
 from mentor_pipeline.sync.assets import website_listing
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.sync.sensors import sync_queue_sensor
-from tests.support.factories import queue_rows
+from tests.support.factories import move_status_changes, queue_rows
 from tests.support.stack import stack_resources
 from tests.sync.helpers import hlf_mentors, seed_contacts, sent_writes, set_statuses
 
@@ -167,6 +167,7 @@ def test_sensor_checks_the_credentials_even_when_nothing_is_due(db, db_url, inst
 def test_sensor_requests_a_run_for_expired_leases(db, db_url, instance):
     mentors = hlf_mentors(db, 1)
     set_statuses(db, mentors, "paused")
+    move_status_changes(db)  # the claim of the processor that died moved the change first
     db.execute("update sync_queue set status = 'processing', locked_until = now() - interval '1 second'")
     result = evaluate(instance, db_url)
     assert isinstance(result, dg.SensorResult)

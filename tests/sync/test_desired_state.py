@@ -12,7 +12,7 @@ import pytest
 from mentor_pipeline.reconcile import reconcile
 from mentor_pipeline.sync import Drain
 from mentor_pipeline.sync.store import desired_listing
-from tests.support.factories import certify, next_writes, queue_rows
+from tests.support.factories import certify, move_status_changes, next_writes, queue_rows
 from tests.sync.helpers import FAST, hlf_mentors, listed_in_dynamics, seed_contacts, sent_writes, set_statuses
 
 
@@ -30,6 +30,7 @@ def test_a_deleted_mentor_is_unlisted_and_the_change_survives_the_delete(db, con
     [mentor] = hlf_mentors(db, 1)
     seed_contacts(emulator, [mentor])
     set_statuses(db, [mentor], "paused")
+    move_status_changes(db)  # the tick after the app's change, before the delete
     db.execute("delete from mentors where id = %s", (mentor,))
 
     assert pending(db, mentor) == [("remove", "mentor_deleted")]
@@ -61,6 +62,7 @@ def test_the_clock_scan_marks_each_crossing_once_and_only_for_syncing_active_men
     at = datetime.now(timezone.utc)
     [hlf, hlf_paused] = hlf_mentors(db, 2)
     set_statuses(db, [hlf_paused], "paused")
+    move_status_changes(db)  # the tick after the app's change
     [nhf] = hlf_mentors(db, 1, org="NHF")
     db.execute("update website_sync_clock set checked_until = %s", (at,))
     db.execute("update certifications set expires_at = %s + interval '1 minute'", (at,))
@@ -79,6 +81,7 @@ def test_a_renewal_recorded_in_advance_counts_from_its_issue_date(db, connect, c
     seed_contacts(emulator, [mentor], listed=False)
     certify(db, mentor, expires_in=timedelta(days=730), issued_ago=timedelta(days=-30))  # issued next month
     set_statuses(db, [mentor], "active")
+    move_status_changes(db)  # the tick after the app's change
 
     [wish] = desired_listing(db, [mentor]).values()
     assert not wish.should_be_listed and wish.reason.startswith("certification lapsed")

@@ -18,6 +18,7 @@ from mentor_pipeline.sync.checks import FRESHNESS_CHECK
 from mentor_pipeline.sync.definitions import defs as sync_defs
 from mentor_pipeline.sync.health import check_freshness, freshness
 from mentor_pipeline.sync.sensors import website_sync_health_sensor
+from tests.support.factories import move_status_changes
 from tests.sync.helpers import FAST, db_now, hlf_mentors, seed_contacts, set_statuses
 
 LIMIT = timedelta(minutes=15)
@@ -39,6 +40,7 @@ def tick(instance, db_url, alerts, cursor=None):
 def test_the_oldest_waiting_change_sets_the_age_and_the_limit_the_verdict(db):
     mentors = hlf_mentors(db, 3)
     set_statuses(db, mentors[:2], "paused")
+    move_status_changes(db)  # the tick after the app's change: queued before `now`
     now = db_now(db)
 
     fresh = freshness(db, LIMIT, now)
@@ -79,6 +81,7 @@ def test_dead_and_done_rows_are_not_waiting(db, connect, client, emulator):
 def test_the_sensor_reports_the_check_without_a_run_and_the_instance_records_it(db, db_url, instance, alerts, webhook):
     [mentor] = hlf_mentors(db, 1)
     set_statuses(db, [mentor], "paused")
+    move_status_changes(db)  # the tick after the app's change
     db.execute("update sync_queue set created_at = created_at - interval '20 minutes'")
 
     result = tick(instance, db_url, alerts)

@@ -13,7 +13,7 @@ from mentor_pipeline.operations.store import get_incident
 from mentor_pipeline.sync import Drain, enqueue
 from mentor_pipeline.sync.health import write_outage
 from mentor_pipeline.sync.store import QueuePolicy
-from tests.support.factories import queue_rows
+from tests.support.factories import move_status_changes, queue_rows
 from tests.sync.helpers import db_now, hlf_mentors, listed_in_dynamics, seed_contacts, set_statuses
 
 BOUND = timedelta(minutes=2)
@@ -161,6 +161,7 @@ def test_sync_dead_rows_resolves_once_no_dead_row_is_left(db, connect, client, e
 def test_which_failures_count_as_an_outage(db, error, counts):
     [mentor] = hlf_mentors(db, 1)
     set_statuses(db, [mentor], "paused")
+    move_status_changes(db)  # the failed attempt's claim moved the change first
     db.execute("update sync_queue set attempts = 1, last_error = %s", (error,))
     outage = write_outage(db, db_now(db) + timedelta(minutes=10))
     assert (outage is not None) is counts

@@ -11,7 +11,7 @@ import pytest
 
 from mentor_pipeline.sync import store
 from mentor_pipeline.sync.store import Outcome, QueuePolicy
-from tests.support.factories import queue_rows, set_status
+from tests.support.factories import move_status_changes, queue_rows, set_status
 from tests.sync.helpers import FAST, db_now, hlf_mentors, queue_statuses, set_statuses
 
 LEASE = timedelta(seconds=30)
@@ -45,6 +45,7 @@ def test_claim_leases_due_rows_oldest_first_and_commits(db, db_url):
 def test_claim_skips_rows_not_yet_due(db):
     [mentor] = hlf_mentors(db, 1)
     set_status(db, mentor, "paused")
+    move_status_changes(db)  # the tick after the app's change
     db.execute("update sync_queue set available_at = now() + interval '1 hour'")
     assert claim(db)[1] == []
     assert store.tick(db).due_count == 0
@@ -143,6 +144,7 @@ def test_retry_while_a_newer_row_is_pending_supersedes_the_old_row(db):
     set_status(db, mentor, "paused")
     token, [row] = claim(db)
     set_status(db, mentor, "active")
+    move_status_changes(db)  # the sensor's tick while the write is in flight
     [rec] = store.record_outcomes(db, token, [Outcome(row.id, "retry", "HTTP 503")], FAST)
     assert rec.status == "superseded"
     assert [r["status"] for r in queue_rows(db, mentor)] == ["superseded", "pending"]
@@ -248,6 +250,7 @@ def test_the_tick_counts_due_rows_and_expired_leases(db):
 def test_sensor_check_is_an_index_only_scan(db):
     mentors = hlf_mentors(db, 50)
     set_statuses(db, mentors, "paused")
+    move_status_changes(db)  # the tick after the app's change
     db.execute("vacuum analyze sync_queue")
     db.execute("set enable_seqscan = off")
     plans = [
@@ -285,6 +288,9 @@ def test_concurrent_claimers_never_share_a_row(db_url, db):
 def test_a_claim_racing_an_uncommitted_claim_takes_the_next_rows_not_none(db_url, db):
     mentors = hlf_mentors(db, 6)
     set_statuses(db, mentors, "paused")
+    # The tick after the app's change: the rows are in the queue before either claim. (Moved by
+    # the first claim instead, they would be its uncommitted rows, which no other claim sees.)
+    move_status_changes(db)
     with psycopg.connect(db_url) as first, psycopg.connect(db_url, autocommit=True) as second:
         # The first claimer holds its locks (not committed yet) while the second one looks.
         held = first.execute("select id from claim_sync_batch(3, interval '30 seconds', gen_random_uuid())").fetchall()
