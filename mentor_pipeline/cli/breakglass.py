@@ -109,8 +109,10 @@ def database_start() -> Start:
     that arrive after it are reported as such, not as left undone."""
     from mentor_pipeline.cli.leftover import command_start
     from mentor_pipeline.db import connect
+    from mentor_pipeline.sync.store import tick
 
     with connect(autocommit=True) as conn:
+        tick(conn)  # the status changes committed before the command are in the queue before its start
         return command_start(conn)
 
 

@@ -46,10 +46,13 @@ $$;
 -- paused/expired_cert) -> restore only when the most recent certification is valid, otherwise
 -- no write, a warning in the audit and a re-check note (22_clock.sql); every other transition
 -- asks the rule. Mentors of organisations with website sync only; every change gets its audit
--- row. One mover at a time, and none waits for another: a caller that finds another mover at
--- work moves nothing (what that one moves is there once it commits). The app's inserts never
--- wait on a move, and a change still uncommitted stays for the next one.
-create function move_status_changes(p_limit integer default 10000)
+-- row. One mover at a time: with p_wait the caller waits for a move in progress to commit (the
+-- tick: what it says is due then includes every change committed before it), without it a caller
+-- that finds another mover at work moves nothing (a claim: it never waits). The app's inserts
+-- never wait on a move, and a change still uncommitted stays for the next one. The queue row
+-- counts from the change (created_at, available_at): freshness and lag include the wait for the
+-- tick.
+create function move_status_changes(p_limit integer default 10000, p_wait boolean default false)
 returns integer
 language plpgsql
 set search_path = public, pg_temp
@@ -57,7 +60,9 @@ as $$
 declare
     moved integer;
 begin
-    if not pg_try_advisory_xact_lock(hashtext('mentor_pipeline.move_status_changes')) then
+    if p_wait then
+        perform pg_advisory_xact_lock(hashtext('mentor_pipeline.move_status_changes'));
+    elsif not pg_try_advisory_xact_lock(hashtext('mentor_pipeline.move_status_changes')) then
         return 0;
     end if;
     with changes as (
@@ -93,8 +98,8 @@ begin
           left join ruled r on r.mentor_id = c.mentor_id and r.changed_at = c.changed_at and c.kind is null
     ),
     queued as (
-        insert into sync_queue (mentor_id, operation, triggered_by_event, available_at)
-        select d.mentor_id, d.operation, d.triggered_by_event, d.changed_at
+        insert into sync_queue (mentor_id, operation, triggered_by_event, available_at, created_at)
+        select d.mentor_id, d.operation, d.triggered_by_event, d.changed_at, d.changed_at
           from decided d
          where d.concerns and d.operation is not null
          order by d.id
@@ -136,7 +141,7 @@ begin
     -- Batch after batch while they come full: what piled up while no tick ran, never chasing
     -- the app's live traffic (what arrives meanwhile is the next tick's).
     loop
-        exit when move_status_changes(batch) < batch;
+        exit when move_status_changes(batch, p_wait => true) < batch;
     end loop;
     marked := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
     return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;
@@ -287,4 +292,4 @@ begin
 end
 $$;
 
-revoke execute on function move_status_changes(integer) from public, anon, authenticated;
+revoke execute on function move_status_changes(integer, boolean) from public, anon, authenticated;

@@ -434,7 +434,7 @@ begin
     -- Batch after batch while they come full: what piled up while no tick ran, never chasing
     -- the app's live traffic (what arrives meanwhile is the next tick's).
     loop
-        exit when move_status_changes(batch) < batch;
+        exit when move_status_changes(batch, p_wait => true) < batch;
     end loop;
     marked := enqueue_certification_clock(p_at) + recheck_website_sync(p_at);
     return query select marked, d.due_count, d.max_due_id, d.expired_leases from sync_queue_due(p_at) d;

@@ -57,10 +57,13 @@ execute function enqueue_website_sync();
 -- paused/expired_cert) -> restore only when the most recent certification is valid, otherwise
 -- no write, a warning in the audit and a re-check note (22_clock.sql); every other transition
 -- asks the rule. Mentors of organisations with website sync only; every change gets its audit
--- row. One mover at a time, and none waits for another: a caller that finds another mover at
--- work moves nothing (what that one moves is there once it commits). The app's inserts never
--- wait on a move, and a change still uncommitted stays for the next one.
-create function move_status_changes(p_limit integer default 10000)
+-- row. One mover at a time: with p_wait the caller waits for a move in progress to commit (the
+-- tick: what it says is due then includes every change committed before it), without it a caller
+-- that finds another mover at work moves nothing (a claim: it never waits). The app's inserts
+-- never wait on a move, and a change still uncommitted stays for the next one. The queue row
+-- counts from the change (created_at, available_at): freshness and lag include the wait for the
+-- tick.
+create function move_status_changes(p_limit integer default 10000, p_wait boolean default false)
 returns integer
 language plpgsql
 set search_path = public, pg_temp
@@ -68,7 +71,9 @@ as $$
 declare
     moved integer;
 begin
-    if not pg_try_advisory_xact_lock(hashtext('mentor_pipeline.move_status_changes')) then
+    if p_wait then
+        perform pg_advisory_xact_lock(hashtext('mentor_pipeline.move_status_changes'));
+    elsif not pg_try_advisory_xact_lock(hashtext('mentor_pipeline.move_status_changes')) then
         return 0;
     end if;
     with changes as (
@@ -104,8 +109,8 @@ begin
           left join ruled r on r.mentor_id = c.mentor_id and r.changed_at = c.changed_at and c.kind is null
     ),
     queued as (
-        insert into sync_queue (mentor_id, operation, triggered_by_event, available_at)
-        select d.mentor_id, d.operation, d.triggered_by_event, d.changed_at
+        insert into sync_queue (mentor_id, operation, triggered_by_event, available_at, created_at)
+        select d.mentor_id, d.operation, d.triggered_by_event, d.changed_at, d.changed_at
           from decided d
          where d.concerns and d.operation is not null
          order by d.id
@@ -277,7 +282,7 @@ execute function enqueue_chapter_rename();
 revoke execute on function
     mentor_concerns_website(uuid, uuid, boolean),
     enqueue_website_sync(),
-    move_status_changes(integer),
+    move_status_changes(integer, boolean),
     enqueue_mentor_move(),
     enqueue_mentor_deletion(),
     enqueue_certification_change(),
