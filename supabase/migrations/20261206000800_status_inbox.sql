@@ -292,4 +292,63 @@ begin
 end
 $$;
 
+-- The coordinator's status RPC counts a status change still in the inbox as a change waiting.
+create or replace function website_sync_status(mentor_id uuid)
+returns table (wanted_listed boolean, confirmed_listed boolean, confirmed_at timestamptz,
+               change_waiting boolean, waiting_operation text, waiting_since timestamptz,
+               public_page_by timestamptz, state text)
+language plpgsql
+stable
+security definer
+set search_path = public, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    target mentors := coordinated_mentor(website_sync_status.mentor_id);
+begin
+    return query
+    with wanted as (
+        select d.should_be_listed, d.chapter_name from mentor_website_desired_state d
+         where d.mentor_id = target.id and d.website_sync_enabled
+    ),
+    waiting as (
+        -- One probe per partial index (pending, processing: sync_change_waiting's pair), which
+        -- the pair as one test matches neither of: it read all of sync_queue per call.
+        select w.operation, w.created_at
+          from (select false as in_inbox, q.id, q.operation, q.created_at from sync_queue q
+                 where q.mentor_id = target.id and q.status = 'pending'
+                union all
+                select false, q.id, q.operation, q.created_at from sync_queue q
+                 where q.mentor_id = target.id and q.status = 'processing'
+                union all
+                -- A status change the tick has not moved yet (seconds; its operation is decided
+                -- then): newer than any queue row. The inbox holds seconds of changes: no index.
+                select true, i.id, null, i.changed_at from mentor_status_inbox i
+                 where i.mentor_id = target.id) w
+         order by w.in_inbox desc, w.id desc
+         limit 1
+    ),
+    confirmed as (
+        select w.listed, w.chapter_name, w.last_synced_at from website_listing_state w where w.mentor_id = target.id
+    )
+    select (select should_be_listed from wanted),
+           c.listed,
+           c.last_synced_at,
+           exists (select 1 from waiting),
+           (select operation from waiting),
+           (select created_at from waiting),
+           case when not exists (select 1 from waiting) then c.last_synced_at + portal_cache_delay() end,
+           case
+               when not exists (select 1 from wanted) then 'website_off'
+               when exists (select 1 from waiting) then 'waiting'
+               when c.listed is null then 'never_synced'
+               when (select listing_matches_rule(c.listed, c.chapter_name, w.should_be_listed, w.chapter_name)
+                       from wanted w) then 'in_sync'
+               else 'differs'
+           end
+      from (select 1) one
+      left join confirmed c on true;
+end
+$$;
+
 revoke execute on function move_status_changes(integer, boolean) from public, anon, authenticated;

@@ -159,7 +159,8 @@ $$;
 --   wanted_listed     the app's wish (mentor_website_desired_state); null: no website
 --   confirmed_listed  the listing Dynamics last confirmed; null: never written by the pipeline
 --   confirmed_at      when that write was confirmed
---   change_waiting    a queued or in-flight write exists; waiting_operation says which
+--   change_waiting    a queued or in-flight write exists, or a status change the tick has not
+--                     moved yet; waiting_operation says which write (null for such a change)
 --   public_page_by    confirmed_at + the portal cache, when nothing waits; null while a change
 --                     waits (the page shows it within ~15 min after its write, seconds away)
 --   state             website_off | waiting | in_sync | differs | never_synced (in_sync: the
@@ -186,12 +187,17 @@ begin
         -- One probe per partial index (pending, processing: sync_change_waiting's pair), which
         -- the pair as one test matches neither of: it read all of sync_queue per call.
         select w.operation, w.created_at
-          from (select q.id, q.operation, q.created_at from sync_queue q
+          from (select false as in_inbox, q.id, q.operation, q.created_at from sync_queue q
                  where q.mentor_id = target.id and q.status = 'pending'
                 union all
-                select q.id, q.operation, q.created_at from sync_queue q
-                 where q.mentor_id = target.id and q.status = 'processing') w
-         order by w.id desc
+                select false, q.id, q.operation, q.created_at from sync_queue q
+                 where q.mentor_id = target.id and q.status = 'processing'
+                union all
+                -- A status change the tick has not moved yet (seconds; its operation is decided
+                -- then): newer than any queue row. The inbox holds seconds of changes: no index.
+                select true, i.id, null, i.changed_at from mentor_status_inbox i
+                 where i.mentor_id = target.id) w
+         order by w.in_inbox desc, w.id desc
          limit 1
     ),
     confirmed as (

@@ -196,6 +196,24 @@ def test_status_follows_a_request_from_waiting_to_confirmed(db_url, db, coordina
     assert done["public_page_by"] == confirmed_at + timedelta(minutes=15)
 
 
+def test_a_status_change_the_tick_has_not_moved_yet_is_a_change_waiting(db_url, db, coordinators):
+    mentor_id = mentor(db, "HLF")
+    request_sync(db_url, HLF_COORDINATOR, mentor_id)
+    _confirm_queued_write(db, listed=True)
+    assert sync_status(db_url, HLF_COORDINATOR, mentor_id)["state"] == "in_sync"
+
+    set_status(db, mentor_id, "paused")  # in the inbox until the tick
+    (changed_at,) = db.execute("select changed_at from mentor_status_inbox where mentor_id = %s", (mentor_id,)).fetchone()
+    waiting = sync_status(db_url, HLF_COORDINATOR, mentor_id)
+    assert (waiting["change_waiting"], waiting["waiting_operation"], waiting["waiting_since"], waiting["state"]) == (
+        True, None, changed_at, "waiting")
+
+    move_status_changes(db)
+    moved = sync_status(db_url, HLF_COORDINATOR, mentor_id)
+    assert (moved["change_waiting"], moved["waiting_operation"], moved["waiting_since"], moved["state"]) == (
+        True, "remove", changed_at, "waiting")
+
+
 def test_status_shows_a_website_that_differs_from_the_app(db_url, db, coordinators):
     mentor_id = mentor(db, "HLF")
     # Reconciliation read Dynamics and found the mentor unlisted; nothing is queued yet.
