@@ -39,19 +39,19 @@ begin
 end
 $$;
 
--- Moves the status changes the inbox holds into the audit trail and the outbox, oldest first;
--- returns how many it moved: the oldest p_limit at most, so one call is a short transaction
--- whatever piled up while no tick ran (the tick calls it until the inbox is empty). What the trigger decided, decided here, each change at its own
--- time (changed_at): paused/expired_cert -> remove; a reinstatement (active after
--- paused/expired_cert) -> restore only when the most recent certification is valid, otherwise
--- no write, a warning in the audit and a re-check note (22_clock.sql); every other transition
--- asks the rule. Mentors of organisations with website sync only; every change gets its audit
--- row. One mover at a time: with p_wait the caller waits for a move in progress to commit (the
--- tick: what it says is due then includes every change committed before it), without it a caller
--- that finds another mover at work moves nothing (a claim: it never waits). The app's inserts
--- never wait on a move, and a change still uncommitted stays for the next one. The queue row
--- counts from the change (created_at, available_at): freshness and lag include the wait for the
--- tick.
+-- Moves the status changes the inbox holds into the audit trail and the outbox, oldest first,
+-- at most p_limit (one call is a short transaction whatever piled up while no tick ran; the tick
+-- calls it batch after batch); returns how many it moved. It decides what the trigger used to,
+-- each change at its own time (changed_at): paused/expired_cert -> remove; a reinstatement
+-- (active after paused/expired_cert) -> restore only when the most recent certification is
+-- valid, otherwise no write, a warning in the audit and a re-check note (22_clock.sql); every
+-- other transition asks the rule. Website rows for organisations with website sync only; every
+-- change gets its audit row. The queue row counts from the change (created_at, available_at), so
+-- freshness and lag include the wait for the tick.
+-- One mover at a time. With p_wait the caller waits for a move in progress to commit (the tick:
+-- what it then says is due includes every change committed before it); without it, a caller
+-- that finds another mover at work moves nothing (a claim never waits). The app's inserts never
+-- wait on a move, and a change still uncommitted stays for the next one.
 create function move_status_changes(p_limit integer default 10000, p_wait boolean default false)
 returns integer
 language plpgsql
