@@ -7,6 +7,7 @@ what reaches the website; this command adds no rules of its own.
 from __future__ import annotations
 
 from mentor_pipeline.db import connect
+from mentor_pipeline.sync.store import move_status_changes
 from mentor_pipeline.text import plain
 from mentor_pipeline.vocabulary import TriggerEvent
 
@@ -70,7 +71,7 @@ def _set_status(args) -> int:
         conn.execute("update mentors set status = %s, updated_at = now() where id = %s", (args.status, mentor_id))
         # The change is in the inbox; move it as the tick would, so the queue row and the audit
         # row (with any warning) it becomes can be read back here.
-        conn.execute("select move_status_changes()")
+        move_status_changes(conn)
         queued = conn.execute(
             "select operation from sync_queue where mentor_id = %s and status = 'pending' order by id desc limit 1",
             (mentor_id,),

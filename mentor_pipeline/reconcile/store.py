@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mentor_pipeline.reconcile.diff import app_frame
+from mentor_pipeline.sync.store import move_status_changes
 
 
 class InvalidMentorIds(ValueError):
@@ -114,7 +115,7 @@ def app_state(
     # The status changes committed so far move from the inbox first, as the tick does: they are
     # in the queue before the run diffs and enqueues (left to the queue, not divergent), so the
     # run's rows come after them.
-    conn.execute("select move_status_changes()")
+    move_status_changes(conn)
     with conn.cursor(binary=True) as cur:
         cur.execute(
             "select mentor_id::text, status, should_be_listed, chapter_name, confirmed_listed, in_queue, confirmed_matches"

@@ -42,6 +42,7 @@ from mentor_pipeline.db.connection import commit_unless_autocommit
 from mentor_pipeline.dynamics.throttle import LOG_WAITS_OVER_SECONDS
 from mentor_pipeline.operations.store import describe_age
 from mentor_pipeline.sync.report import RowOutcome
+from mentor_pipeline.sync.store import move_status_changes
 from mentor_pipeline.vocabulary import IncidentKind, RowResult
 
 DEFAULT_BOUND = timedelta(minutes=environment.STALL_ALERT_MINUTES.default)
@@ -157,7 +158,7 @@ def freshness(conn: psycopg.Connection, limit: timedelta, now: datetime | None =
     """How long the changes still waiting have waited, at `now` (None: the database's clock)."""
     # The status changes committed so far wait to reach the website too: into the queue first, as
     # the tick does.
-    conn.execute("select move_status_changes()")
+    move_status_changes(conn)
     row = conn.execute(
         """
         select t.now, min(q.created_at), count(q.id), count(q.id) filter (where q.created_at < t.now - %(limit)s)

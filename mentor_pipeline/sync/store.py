@@ -163,8 +163,18 @@ def _record_outcomes(
     return rows
 
 
+def move_status_changes(conn: psycopg.Connection) -> int:
+    """Move the status changes the app committed into the audit trail and sync_queue
+    (`move_status_changes`), as the tick does first; returns how many. Never waits: when another
+    process is moving them, it moves nothing (theirs are there once it commits)."""
+    (moved,) = conn.execute("select move_status_changes()").fetchone()
+    commit_unless_autocommit(conn)
+    return moved
+
+
 def tick(conn: psycopg.Connection, now: datetime | None = None) -> DueSummary:
-    """The drain path's clock tick (`website_sync_tick`), which writes: it marks mentors whose
+    """The drain path's tick (`website_sync_tick`), which writes: it moves every status change the
+    app committed into sync_queue (waiting for a move in progress), marks mentors whose
     certification lapsed (or took effect) since the last tick and the keys of the re-check notes
     whose racing transactions have ended (deleting those notes); then it counts due pending rows
     and expired leases from the partial indexes (what the sensor and a lingering drain look at)."""

@@ -94,7 +94,7 @@ def set_status(conn: psycopg.Connection, mentor_id: uuid.UUID, status: str) -> N
 def move_status_changes(conn: psycopg.Connection) -> int:
     """What the drain path's tick does first: move the status changes the app's transactions
     recorded in mentor_status_inbox into the audit trail and sync_queue. Returns how many."""
-    return conn.execute("select move_status_changes()").fetchone()[0]
+    return conn.execute("select move_status_changes()").fetchone()[0]  # in the caller's transaction, if any
 
 
 def queue_rows(conn: psycopg.Connection, mentor_id: uuid.UUID | None = None) -> list[dict]:
