@@ -69,9 +69,9 @@ def _set_status(args) -> int:
             conn.execute("select set_config('mentor_pipeline.triggered_by_event', %s, true)",
                          (TriggerEvent.MANUAL_COORDINATOR_ACTION,))
         conn.execute("update mentors set status = %s, updated_at = now() where id = %s", (args.status, mentor_id))
-        # The change is in the inbox; move it as the tick would, so the queue row and the audit
-        # row (with any warning) it becomes can be read back here.
-        move_status_changes(conn)
+        # The change is in the inbox; move it as the tick would (after any move in progress), so
+        # the queue row and the audit row (with any warning) it becomes can be read back here.
+        move_status_changes(conn, wait=True)
         queued = conn.execute(
             "select operation from sync_queue where mentor_id = %s and status = 'pending' order by id desc limit 1",
             (mentor_id,),

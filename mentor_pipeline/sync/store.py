@@ -163,11 +163,12 @@ def _record_outcomes(
     return rows
 
 
-def move_status_changes(conn: psycopg.Connection) -> int:
+def move_status_changes(conn: psycopg.Connection, *, wait: bool = False) -> int:
     """Move the status changes the app committed into the audit trail and sync_queue
-    (`move_status_changes`), as the tick does first; returns how many. Never waits: when another
-    process is moving them, it moves nothing (theirs are there once it commits)."""
-    (moved,) = conn.execute("select move_status_changes()").fetchone()
+    (`move_status_changes`, one batch), as the tick does first; returns how many. When another
+    process is moving them, it moves nothing (theirs are there once it commits), or with `wait`
+    waits for that move to commit first."""
+    (moved,) = conn.execute("select move_status_changes(p_wait => %s)", (wait,)).fetchone()
     commit_unless_autocommit(conn)
     return moved
 

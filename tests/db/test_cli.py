@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 
-from tests.support.cli import run_cli
+import psycopg
+
+from tests.support.cli import run_cli, start_cli
 from tests.support.factories import queue_rows
 
 
@@ -72,6 +75,18 @@ def test_set_status_goes_through_the_trigger(db_url, db):
     assert "Ingrid Hansen: active -> paused" in result.stdout
     [row] = [r for r in queue_rows(db) if r["triggered_by_event"] != "certification_change"]
     assert (row["operation"], row["triggered_by_event"]) == ("remove", "manual_coordinator_action")
+
+
+def test_set_status_during_another_move_waits_for_it_and_reports_its_own_change(db_url, db):
+    run_cli("db", "seed", env={"DATABASE_URL": db_url})
+    with psycopg.connect(db_url) as mover:  # the sensor's tick, moving at that moment
+        mover.execute("select move_status_changes()")
+        cli = start_cli("mentor", "set-status", "Ingrid Hansen", "paused", env={"DATABASE_URL": db_url})
+        time.sleep(1.5)
+        assert cli.poll() is None, "set-status waits for the move in progress"
+    out, err = cli.communicate(timeout=30)
+    assert cli.returncode == 0, err
+    assert "website sync queued: remove" in out
 
 
 def test_set_status_with_unknown_mentor_changes_nothing(db_url, db):
